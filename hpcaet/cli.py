@@ -1,0 +1,167 @@
+"""Command line: ``hpcaet demo | simulate | info``.
+
+Every command has ``--help``. Long work logs progress lines; ``-v`` shows more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from contextlib import nullcontext
+from importlib import resources
+from pathlib import Path
+
+from hpcaet.errors import HpcaetError
+
+log = logging.getLogger("hpcaet")
+
+
+def packaged_config(name: str) -> Path:
+    """Path of a config shipped with the package (``demo`` or ``paper``)."""
+    path = Path(str(resources.files("hpcaet") / "configs" / f"{name}.yaml"))
+    if not path.exists():
+        raise HpcaetError(f"no packaged config {name!r}; shipped: demo, paper.")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except HpcaetError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted; run the same command again to resume")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hpcaet",
+        description="Scanning atomic electron tomography of 2D heterostructures.",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="run every available stage on a small phantom (local Dask cluster)",
+        description="Simulate a small MoS2–WSe2 heterojunction and run every available "
+                    "stage on it with a local Dask cluster; prints where the outputs are.")
+    demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    _cluster_options(demo)
+    demo.set_defaults(func=_cmd_demo)
+
+    sim = sub.add_parser(
+        "simulate", help="build a phantom and simulate its raw tilt series",
+        description="Build the heterojunction phantom of a config and simulate its tilt "
+                    "series; writes OUT/truth_atoms.nc and OUT/tilt_series.nc.")
+    sim.add_argument("--config", required=True,
+                     help="YAML config (e.g. configs/demo.yaml, configs/paper.yaml)")
+    sim.add_argument("--out", required=True, help="run directory, e.g. runs/demo")
+    _cluster_options(sim)
+    sim.set_defaults(func=_cmd_simulate)
+
+    info = sub.add_parser("info", help="describe an hpcaet netCDF file",
+                          description="Print the kind, sizes, variables and attributes "
+                                      "of an hpcaet netCDF file, after validating it.")
+    info.add_argument("file", help="a .nc file written by hpcaet")
+    info.set_defaults(func=_cmd_info)
+    return p
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None,
+                   help="Dask workers (default: parallel.workers of the config)")
+    p.add_argument("--no-cluster", action="store_true",
+                   help="run in this process, without Dask")
+    p.add_argument("--force", action="store_true", help="re-run finished stages")
+
+
+def _load(config_path, args):
+    from hpcaet.config import load_config
+
+    overrides = {}
+    if args.workers is not None:
+        overrides["parallel"] = {"workers": args.workers}
+    return load_config(config_path, overrides=overrides)
+
+
+def _run(config, args, stages):
+    from hpcaet.parallel import dask_client
+    from hpcaet.pipeline import run_stages
+
+    start = time.perf_counter()
+    context = nullcontext(None) if args.no_cluster else dask_client(config.parallel)
+    with context as client:
+        outputs = run_stages(config, args.out, stages=stages, client=client,
+                             force=args.force)
+    log.info("finished in %.1f s", time.perf_counter() - start)
+    return outputs
+
+
+def _cmd_simulate(args) -> int:
+    config = _load(args.config, args)
+    outputs = _run(config, args, ("simulate",))
+    _print_outputs(args.out, outputs)
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from hpcaet.pipeline import STAGES
+
+    config = _load(packaged_config("demo"), args)
+    outputs = _run(config, args, tuple(STAGES))
+    _print_outputs(args.out, outputs)
+    return 0
+
+
+def _cmd_info(args) -> int:
+    from hpcaet.io import read_dataset
+
+    ds = read_dataset(args.file)
+    print(f"{args.file}: {ds.attrs.get('hpcaet_kind')}")
+    print(ds)
+    return 0
+
+
+def _print_outputs(out: str, outputs: dict[str, Path]) -> None:
+    print(f"\nRun directory: {Path(out).resolve()}")
+    for name, path in outputs.items():
+        print(f"  {name:<18} {path}")
+    figures = sorted(Path(out, "figures").glob("*.png"))
+    for fig in figures:
+        print(f"  {'figure':<18} {fig}")
+    print(f"Inspect a file with: hpcaet info {next(iter(outputs.values()), out)}")
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.INFO if verbosity == 0 else logging.DEBUG
+    tags = []
+    if os.environ.get("SLURM_JOB_ID"):
+        tags.append(f"job {os.environ['SLURM_JOB_ID']}")
+    for var in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"):
+        if os.environ.get(var):
+            tags.append(f"rank {os.environ[var]}")
+            break
+    tag = f"[{' '.join(tags)}] " if tags else ""
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr,
+        format=f"%(asctime)s {tag}%(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    logging.getLogger("hpcaet").setLevel(level)
+    if verbosity < 2:
+        # Dask configures its loggers when imported, in this process and in workers.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

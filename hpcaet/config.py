@@ -1,0 +1,345 @@
+"""Typed, validated configuration.
+
+Every setting lives in ``hpcaet/defaults.yaml`` (commented, with units); a user config
+names only what it changes. Loading merges the two, rejects unknown keys and wrong
+types with a :class:`~hpcaet.errors.ConfigError` that names the key, and returns
+frozen dataclasses. Numerical cores never read the config: stage layers pass values.
+
+Examples
+--------
+>>> from hpcaet.config import load_config
+>>> cfg = load_config(overrides={"imaging": {"frames": 4}})
+>>> cfg.imaging.frames, cfg.imaging.pixel_size
+(4, 0.32)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hpcaet.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "PhantomConfig",
+    "SpeciesConfig",
+    "ImagingConfig",
+    "ParallelConfig",
+    "SlurmConfig",
+    "load_config",
+    "config_to_dict",
+    "DEFAULTS_PATH",
+]
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    field: tuple[float, float]
+    a_mos2: float
+    a_wse2: float
+    chalcogen_height_mos2: float
+    chalcogen_height_wse2: float
+    wse2_polygon: tuple[tuple[float, float], ...]
+    interface_width: float
+    ripple_amplitude: float
+    ripple_wavelength: float
+    ripple_decay: float
+    ripple_floor: float
+    vacancies: int
+    vacancy_decay: float
+    substitutions: int
+    thermal_rms: float
+    top_bottom_asymmetry: float
+
+    def __post_init__(self):
+        _positive(self, "a_mos2", "a_wse2", "chalcogen_height_mos2", "chalcogen_height_wse2",
+                  "interface_width", "ripple_wavelength", "ripple_decay", "vacancy_decay")
+        _nonnegative(self, "ripple_amplitude", "vacancies", "substitutions", "thermal_rms")
+        if min(self.field) < 4 * max(self.a_mos2, self.a_wse2):
+            raise ConfigError(
+                f"phantom.field must span at least four unit cells; got {list(self.field)} Å. "
+                "Give a larger field, e.g. [40.0, 40.0]."
+            )
+        if not 0 <= self.ripple_floor <= 1:
+            raise ConfigError(f"phantom.ripple_floor must be in [0, 1]; got {self.ripple_floor}.")
+        if len(self.wse2_polygon) < 3:
+            raise ConfigError(
+                f"phantom.wse2_polygon needs at least 3 vertices; got {len(self.wse2_polygon)}."
+            )
+
+
+@dataclass(frozen=True)
+class SpeciesConfig:
+    cross_section: dict[str, float]
+    b_factor: dict[str, float]
+
+    def __post_init__(self):
+        for name in ("cross_section", "b_factor"):
+            table = getattr(self, name)
+            for element in ("Mo", "W", "S", "Se"):
+                if element not in table:
+                    raise ConfigError(
+                        f"species.{name} lacks {element!r}; it has {sorted(table)}. "
+                        "Give a value for each of Mo, W, S and Se."
+                    )
+            bad = {k: v for k, v in table.items() if not v >= 0}
+            if bad:
+                raise ConfigError(f"species.{name} values must be >= 0; got {bad}.")
+
+
+@dataclass(frozen=True)
+class ImagingConfig:
+    shape: tuple[int, int]
+    pixel_size: float
+    frames: int
+    voltage: float
+    convergence_angle: float
+    detector_inner_angle: float
+    detector_outer_angle: float
+    dose: float
+    read_noise: float
+    probe_fwhm: float
+    angles: str | tuple[tuple[float, float, float], ...]
+    nominal_error: float
+    drift_max: float
+    vibration_amplitude: float
+    vibration_width: float
+    background_level: float
+    background_scale: float
+    offset_max: float
+
+    def __post_init__(self):
+        _positive(self, "pixel_size", "frames", "voltage", "convergence_angle", "dose",
+                  "detector_outer_angle", "background_scale")
+        _nonnegative(self, "read_noise", "probe_fwhm", "nominal_error", "drift_max",
+                     "vibration_amplitude", "vibration_width", "background_level",
+                     "offset_max", "detector_inner_angle")
+        if min(self.shape) < 16:
+            raise ConfigError(f"imaging.shape must be at least 16 x 16; got {list(self.shape)}.")
+        if self.detector_inner_angle >= self.detector_outer_angle:
+            raise ConfigError(
+                f"imaging.detector_inner_angle ({self.detector_inner_angle} mrad) must be "
+                f"below detector_outer_angle ({self.detector_outer_angle} mrad)."
+            )
+        if isinstance(self.angles, str) and self.angles != "table_s2":
+            raise ConfigError(
+                f"imaging.angles must be 'table_s2' or a list of [z, y, x] triples in degrees; "
+                f"got {self.angles!r}."
+            )
+
+
+@dataclass(frozen=True)
+class SlurmConfig:
+    queue: str | None
+    account: str | None
+    walltime: str
+    cores: int
+    memory: str
+    job_extra_directives: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ParallelConfig:
+    scheduler: str
+    address: str | None
+    workers: int
+    threads_per_worker: int
+    memory_limit: str
+    slurm: SlurmConfig
+
+    def __post_init__(self):
+        if self.scheduler not in ("local", "address", "slurm"):
+            raise ConfigError(
+                f"parallel.scheduler must be 'local', 'address' or 'slurm'; got "
+                f"{self.scheduler!r}."
+            )
+        if self.scheduler == "address" and not self.address:
+            raise ConfigError(
+                "parallel.scheduler is 'address' but parallel.address is empty; give the "
+                "scheduler address, e.g. tcp://10.0.0.1:8786."
+            )
+        _positive(self, "workers", "threads_per_worker")
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    seed: int
+    phantom: PhantomConfig
+    species: SpeciesConfig
+    imaging: ImagingConfig
+    parallel: ParallelConfig
+
+
+def load_config(
+    path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
+) -> Config:
+    """Load a config file over the defaults.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A YAML file naming the settings it changes. Without it, the defaults.
+    overrides : dict, optional
+        Nested settings applied last (e.g. from the command line).
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, wrong type, value out of range, or an unreadable file.
+    """
+    merged = _read_yaml(DEFAULTS_PATH)
+    if path is not None:
+        _merge(merged, _read_yaml(Path(path)), where="", source=str(path))
+    if overrides:
+        _merge(merged, overrides, where="", source="overrides")
+    return _build(Config, merged, "")
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A plain, YAML-ready dict of a config (tuples become lists)."""
+
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {str(path)!r} must hold a mapping of settings; got "
+            f"{type(data).__name__}."
+        )
+    return data
+
+
+def _merge(base: dict, update: dict, *, where: str, source: str) -> None:
+    for key, value in update.items():
+        name = f"{where}{key}"
+        if key not in base:
+            known = ", ".join(sorted(base))
+            raise ConfigError(
+                f"unknown setting {name!r} in {source}; known here: {known}. "
+                "Check the spelling against hpcaet/defaults.yaml."
+            )
+        if isinstance(base[key], dict) and key not in ("cross_section", "b_factor"):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {name!r} in {source} must be a mapping; got {value!r}.")
+            _merge(base[key], value, where=f"{name}.", source=source)
+        elif isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"setting {name!r} in {source} must be a mapping; got {value!r}.")
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+
+
+def _build(cls, data: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        name = f"{where}{f.name}"
+        if f.name not in data:
+            raise ConfigError(f"setting {name!r} is missing from hpcaet/defaults.yaml.")
+        kwargs[f.name] = _coerce(hints[f.name], data[f.name], name)
+    return cls(**kwargs)
+
+
+def _coerce(tp, value, name: str):
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"setting {name!r} must be a mapping; got {value!r}.")
+        return _build(tp, value, f"{name}.")
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            try:
+                return _coerce(option, value, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"setting {name!r} = {value!r} fits none of its types: {errors}")
+    if tp is type(None):
+        if value is not None:
+            raise ConfigError(f"setting {name!r} must be null; got {value!r}.")
+        return None
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"setting {name!r} must be a list; got {value!r}.")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{name}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(
+                f"setting {name!r} must have {len(args)} entries; got {len(value)} ({value!r})."
+            )
+        return tuple(_coerce(a, v, f"{name}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"setting {name!r} must be a mapping; got {value!r}.")
+        return {str(k): _coerce(args[1], v, f"{name}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"setting {name!r} must be true or false; got {value!r}.")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"setting {name!r} must be an integer; got {value!r}.")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"setting {name!r} must be a number; got {value!r}.")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"setting {name!r} must be a number; got {value!r}.") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"setting {name!r} must be a string; got {value!r}.")
+        return value
+    raise ConfigError(f"setting {name!r} has an unsupported type {tp!r}.")  # pragma: no cover
+
+
+def _positive(obj, *names):
+    for name in names:
+        value = getattr(obj, name)
+        if not value > 0:
+            section = type(obj).__name__.removesuffix("Config").lower()
+            raise ConfigError(f"{section}.{name} must be positive; got {value!r}.")
+
+
+def _nonnegative(obj, *names):
+    for name in names:
+        value = getattr(obj, name)
+        if not value >= 0:
+            section = type(obj).__name__.removesuffix("Config").lower()
+            raise ConfigError(f"{section}.{name} must be >= 0; got {value!r}.")
+

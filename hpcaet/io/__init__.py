@@ -1,0 +1,47 @@
+"""Datasets of hpcaet: schemas, validation, builders and netCDF files.
+
+Every stage exchanges :class:`xarray.Dataset` objects of one of the kinds in
+:data:`KINDS`; :func:`describe` documents a kind, :func:`validate` checks a Dataset,
+the ``make_*`` functions build valid Datasets from numpy arrays, and
+:func:`write_dataset` / :func:`read_dataset` store them atomically as netCDF-4.
+"""
+
+from hpcaet.io.netcdf import DatasetNotFoundError, read_dataset, write_dataset
+from hpcaet.io.schemas import (
+    KINDS,
+    SCHEMA_VERSION,
+    SCHEMAS,
+    VACANCY,
+    AttributeSpec,
+    FieldSpec,
+    KindSpec,
+    describe,
+    make_atom_model,
+    make_eels,
+    make_phonons,
+    make_strain,
+    make_tilt_series,
+    make_volume,
+    validate,
+)
+
+__all__ = [
+    "KINDS",
+    "SCHEMA_VERSION",
+    "SCHEMAS",
+    "VACANCY",
+    "AttributeSpec",
+    "KindSpec",
+    "FieldSpec",
+    "DatasetNotFoundError",
+    "describe",
+    "validate",
+    "make_tilt_series",
+    "make_volume",
+    "make_atom_model",
+    "make_strain",
+    "make_phonons",
+    "make_eels",
+    "read_dataset",
+    "write_dataset",
+]

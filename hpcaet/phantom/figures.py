@@ -1,0 +1,60 @@
+"""Figures of the phantom and of a tilt series (PNG, no global matplotlib state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+__all__ = ["plot_phantom", "plot_tilt_series"]
+
+_COLOURS = {"Mo": "tab:blue", "W": "tab:red", "S": "gold", "Se": "tab:green",
+            "vac": "black"}
+
+
+def plot_phantom(model: xr.Dataset, path: str | Path) -> Path:
+    """Top view coloured by species (vacancies as black crosses) and a side view."""
+    pos = model["position"].values
+    species = model["species"].values.astype(str)
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
+    top, side = fig.subplots(1, 2, width_ratios=[1, 1])
+    for name, colour in _COLOURS.items():
+        sel = species == name
+        if not sel.any():
+            continue
+        marker, size = ("x", 30) if name == "vac" else ("o", 12 if name in ("S", "Se") else 22)
+        top.scatter(pos[sel, 0], pos[sel, 1], s=size, c=colour, marker=marker,
+                    label=f"{name} ({sel.sum()})", linewidths=1)
+        side.scatter(pos[sel, 0], pos[sel, 2], s=size / 2, c=colour, marker=marker)
+    top.set_aspect("equal")
+    top.set(xlabel="x [Å]", ylabel="y [Å]", title="phantom, top view")
+    top.legend(loc="upper right", fontsize=8)
+    side.set(xlabel="x [Å]", ylabel="z [Å]", title="side view (ripple)")
+    return _save(fig, path)
+
+
+def plot_tilt_series(series: xr.Dataset, path: str | Path) -> Path:
+    """One panel per tilt: the frame sum (or the processed image) with its angles."""
+    data = series["frames"].sum("frame") if "frames" in series else series["images"]
+    n = data.sizes["tilt"]
+    cols = min(n, 6)
+    rows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(2.6 * cols, 2.8 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
+    angles = (series["true_euler"] if "true_euler" in series else series["euler"]).values
+    for j, ax in enumerate(axes):
+        ax.set_axis_off()
+        if j >= n:
+            continue
+        ax.imshow(data.isel(tilt=j).values, cmap="gray")
+        ax.set_title("#%d (%.1f, %.1f, %.1f)°" % (j + 1, *angles[j]), fontsize=8)
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path

@@ -1,0 +1,173 @@
+"""Stage layer of the phantom: config in, AtomModel and TiltSeries Datasets out.
+
+The tilts are simulated as one Dask task each (the atoms are scattered once); each
+task is a pure function of its inputs and its own seed, so a run gives the same
+series on any cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import ase
+import numpy as np
+import xarray as xr
+
+from hpcaet.config import Config
+from hpcaet.errors import ConfigError, InputError
+from hpcaet.forward import species_table
+from hpcaet.io import make_atom_model, make_tilt_series
+from hpcaet.parallel import gather_with_progress
+from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
+from hpcaet.phantom.simulate import draw_distortions, simulate_tilt
+from hpcaet.phantom.tables import TABLE_S2_CALIBRATED, TABLE_S2_NOMINAL
+
+__all__ = ["make_phantom", "simulate_tilt_series", "atoms_to_model", "model_to_atoms",
+           "true_angles"]
+
+log = logging.getLogger(__name__)
+
+VACANCY = "vac"
+#: Seed streams of one run: phantom, distortions, per-tilt noise, nominal angles.
+_STREAM_PHANTOM, _STREAM_DISTORT, _STREAM_NOISE, _STREAM_NOMINAL = range(4)
+
+
+def _rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, stream, *extra]))
+
+
+def make_phantom(config: Config) -> xr.Dataset:
+    """Build the heterojunction phantom of ``config.phantom`` as an AtomModel."""
+    spec = HeterojunctionSpec(**{k: getattr(config.phantom, k)
+                                 for k in HeterojunctionSpec.__dataclass_fields__})
+    atoms = build_heterojunction(spec, rng=_rng(config.seed, _STREAM_PHANTOM))
+    model = atoms_to_model(atoms, b_factor=config.species.b_factor,
+                           cross_section=config.species.cross_section)
+    counts = {s: int((model.species == s).sum()) for s in ("Mo", "W", "S", "Se", VACANCY)}
+    log.info("phantom: %d sites: %s", model.sizes["atom"], counts)
+    return model
+
+
+def atoms_to_model(
+    atoms: ase.Atoms, *, b_factor: dict[str, float], cross_section: dict[str, float]
+) -> xr.Dataset:
+    """Turn phantom ``ase.Atoms`` (vacancies as ``"X"``) into an AtomModel Dataset."""
+    species = np.array([VACANCY if s == "X" else s for s in atoms.get_chemical_symbols()])
+    table = {VACANCY: 0.0, **b_factor}
+    # A vacancy site keeps the B-factor of the chalcogen it replaces, for flipping.
+    b = species_table(np.where(species == VACANCY, "S", species), table)
+    model = make_atom_model(
+        position=atoms.positions,
+        species=species,
+        b_factor=b,
+        layer=atoms.arrays["layer"],
+        region=atoms.arrays["region"],
+        pair=atoms.arrays["pair"],
+        cross_section={**cross_section, VACANCY: 0.0},
+    )
+    if "interface_distance" in atoms.arrays:
+        model["interface_distance"] = ("atom", atoms.arrays["interface_distance"],
+                                       {"units": "Å", "long_name":
+                                        "signed distance to the interface, > 0 in WSe2"})
+    return model
+
+
+def model_to_atoms(model: xr.Dataset, *, keep_vacancies: bool = False) -> ase.Atoms:
+    """An ``ase.Atoms`` of an AtomModel; vacancy sites are dropped or kept as ``"X"``."""
+    species = model["species"].values.astype(str)
+    keep = np.ones(len(species), bool) if keep_vacancies else species != VACANCY
+    symbols = ["X" if s == VACANCY else s for s in species[keep]]
+    atoms = ase.Atoms(symbols=symbols, positions=model["position"].values[keep], pbc=False)
+    for name in ("layer", "region", "b_factor"):
+        atoms.set_array(name, model[name].values[keep])
+    return atoms
+
+
+def true_angles(config: Config) -> tuple[np.ndarray, np.ndarray | None]:
+    """True Euler angles and stage readings (None for a custom list) [deg]."""
+    if config.imaging.angles == "table_s2":
+        return TABLE_S2_CALIBRATED.copy(), TABLE_S2_NOMINAL.copy()
+    euler = np.asarray(config.imaging.angles, dtype=float)
+    if euler.ndim != 2 or euler.shape[1] != 3 or len(euler) < 2:
+        raise ConfigError(
+            f"imaging.angles must be at least two [z, y, x] triples; got {euler.tolist()}."
+        )
+    return euler, None
+
+
+def simulate_tilt_series(model: xr.Dataset, config: Config, *, client=None) -> xr.Dataset:
+    """Simulate the tilt series of an AtomModel with every distortion recorded.
+
+    Parameters
+    ----------
+    model : xarray.Dataset
+        AtomModel (the ground truth).
+    config : Config
+        Uses ``imaging``, ``species`` and ``seed``.
+    client : distributed.Client, optional
+        Spread the tilts over this cluster; without one they run here, in turn.
+
+    Returns
+    -------
+    xarray.Dataset
+        TiltSeries with ``frames`` (noisy counts), the nominal ``euler`` angles
+        (true angles plus an error of up to ``imaging.nominal_error``), the stage
+        readings, and the truth: ``true_euler``, ``true_drift``, ``true_offset``,
+        ``true_vibration_*``, ``true_background`` and ``clean_images``.
+    """
+    im = config.imaging
+    euler, stage = true_angles(config)
+    n_tilt = len(euler)
+    species = model["species"].values.astype(str)
+    cross = dict(zip(model["element"].values.astype(str), model["cross_section"].values))
+    weights = species_table(species, cross)
+    positions = model["position"].values
+    b_factors = model["b_factor"].values
+    if np.any(b_factors <= 0):
+        raise InputError("every atom needs a positive B-factor to be imaged; got "
+                         f"{int(np.sum(b_factors <= 0))} atoms with B <= 0.")
+    distortions = draw_distortions(
+        euler, drift_max=im.drift_max, offset_max=im.offset_max, pixel_size=im.pixel_size,
+        vibration_amplitude=im.vibration_amplitude, vibration_width=im.vibration_width,
+        rng=_rng(config.seed, _STREAM_DISTORT),
+    )
+    kwargs = dict(shape=tuple(im.shape), pixel_size=im.pixel_size, frames=im.frames,
+                  dose_per_frame=im.dose / (n_tilt * im.frames), read_noise=im.read_noise,
+                  probe_fwhm=im.probe_fwhm, background_level=im.background_level,
+                  background_scale=im.background_scale)
+    seeds = [np.random.SeedSequence([config.seed, _STREAM_NOISE, j]) for j in range(n_tilt)]
+    if client is None:
+        results = []
+        for j in range(n_tilt):
+            results.append(simulate_tilt(positions, weights, b_factors, euler[j],
+                                         distortions[j], rng=seeds[j], **kwargs))
+            log.info("simulate: tilt %d/%d done", j + 1, n_tilt)
+    else:
+        atoms = client.scatter([positions, weights, b_factors], broadcast=True)
+        futures = [client.submit(simulate_tilt, *atoms, euler[j], distortions[j], rng=seeds[j],
+                                 key=f"simulate-tilt-{j}-{config.seed}", pure=False, **kwargs)
+                   for j in range(n_tilt)]
+        results = gather_with_progress(futures, label="simulate")
+
+    nominal = euler + _rng(config.seed, _STREAM_NOMINAL).uniform(
+        -im.nominal_error, im.nominal_error, euler.shape)
+    return make_tilt_series(
+        frames=np.stack([r.frames for r in results]),
+        euler=nominal,
+        stage_tilt=stage,
+        pixel_size=im.pixel_size,
+        voltage=im.voltage,
+        convergence_angle=im.convergence_angle,
+        detector_inner_angle=im.detector_inner_angle,
+        detector_outer_angle=im.detector_outer_angle,
+        dose=im.dose,
+        read_noise=im.read_noise,
+        true_euler=euler,
+        true_drift=np.stack([r.drift for r in results]),
+        true_offset=np.stack([d.offset for d in distortions]),
+        true_vibration_direction=np.array([d.vibration_direction for d in distortions]),
+        true_vibration_amplitude=np.array([d.vibration_amplitude for d in distortions]),
+        true_vibration_width=np.array([d.vibration_width for d in distortions]),
+        true_background=np.stack([r.background for r in results]),
+        clean_images=np.stack([r.clean for r in results]),
+    )
