@@ -70,6 +70,23 @@ def _parser() -> argparse.ArgumentParser:
     _cluster_options(sim)
     sim.set_defaults(func=_cmd_simulate)
 
+    from hpcaet.pipeline import STAGES
+
+    for name, stage in STAGES.items():
+        if name == "simulate":
+            continue
+        sp = sub.add_parser(
+            name, help=stage.help,
+            description=f"{stage.help}. Reads the run directory's config.yaml and "
+                        f"{', '.join(stage.inputs) or 'nothing'}; writes "
+                        f"{', '.join(stage.outputs)}.")
+        sp.add_argument("--run", required=True, dest="out",
+                        help="run directory made by 'hpcaet simulate' or 'hpcaet run'")
+        sp.add_argument("--config", default=None,
+                        help="config to use instead of the run directory's config.yaml")
+        _cluster_options(sp)
+        sp.set_defaults(func=_cmd_stage, stage=name)
+
     info = sub.add_parser("info", help="describe an hpcaet netCDF file",
                           description="Print the kind, sizes, variables and attributes "
                                       "of an hpcaet netCDF file, after validating it.")
@@ -111,6 +128,19 @@ def _run(config, args, stages):
 def _cmd_simulate(args) -> int:
     config = _load(args.config, args)
     outputs = _run(config, args, ("simulate",))
+    _print_outputs(args.out, outputs)
+    return 0
+
+
+def _cmd_stage(args) -> int:
+    config_path = args.config or Path(args.out) / "config.yaml"
+    if not Path(config_path).exists():
+        raise HpcaetError(
+            f"{config_path} not found; make the run directory first with "
+            f"'hpcaet simulate --config CONFIG --out {args.out}' or pass --config."
+        )
+    config = _load(config_path, args)
+    outputs = _run(config, args, (args.stage,))
     _print_outputs(args.out, outputs)
     return 0
 

@@ -32,6 +32,11 @@ __all__ = [
     "SpeciesConfig",
     "ImagingConfig",
     "ParallelConfig",
+    "PreprocessConfig",
+    "ReconstructConfig",
+    "AtomsConfig",
+    "StructureConfig",
+    "EelsConfig",
     "SlurmConfig",
     "load_config",
     "config_to_dict",
@@ -171,6 +176,31 @@ class ParallelConfig:
 
 
 @dataclass(frozen=True)
+class PreprocessConfig:
+    """Tilt-series processing (hpcaet.preprocess)."""
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """sAET reconstruction (hpcaet.reconstruct)."""
+
+
+@dataclass(frozen=True)
+class AtomsConfig:
+    """Atom tracing, classification, refinement and flipping (hpcaet.atoms)."""
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """Structure analysis (hpcaet.structure)."""
+
+
+@dataclass(frozen=True)
+class EelsConfig:
+    """Vibrational EELS (hpcaet.eels)."""
+
+
+@dataclass(frozen=True)
 class Config:
     name: str
     seed: int
@@ -178,6 +208,11 @@ class Config:
     species: SpeciesConfig
     imaging: ImagingConfig
     parallel: ParallelConfig
+    preprocess: PreprocessConfig
+    reconstruct: ReconstructConfig
+    atoms: AtomsConfig
+    structure: StructureConfig
+    eels: EelsConfig
 
 
 def load_config(

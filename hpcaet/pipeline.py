@@ -59,9 +59,11 @@ class Stage:
     """One pipeline stage: which config sections it reads and which files it writes."""
 
     name: str
+    help: str
     sections: tuple[str, ...]
+    inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    run: Callable  # (config, run_dir, client) -> dict[str, Dataset]
+    run: Callable  # (config, run: RunDirectory, client) -> dict[file name, Dataset]
     after: tuple[str, ...] = ()
 
 
@@ -87,8 +89,15 @@ def _simulate(config: Config, run: RunDirectory, client) -> dict:
 
 
 STAGES: dict[str, Stage] = {
-    "simulate": Stage("simulate", ("phantom", "species", "imaging"),
-                      ("truth_atoms.nc", "tilt_series.nc"), _simulate),
+    "simulate": Stage(
+        name="simulate", help="build the phantom and simulate its raw tilt series",
+        sections=("phantom", "species", "imaging"), inputs=(),
+        outputs=("truth_atoms.nc", "tilt_series.nc"), run=_simulate),
+    # stage: preprocess
+    # stage: reconstruct
+    # stage: atoms
+    # stage: structure
+    # stage: eels
 }
 
 
