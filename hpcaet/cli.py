@@ -11,20 +11,11 @@ import os
 import sys
 import time
 from contextlib import nullcontext
-from importlib import resources
 from pathlib import Path
 
 from hpcaet.errors import HpcaetError
 
 log = logging.getLogger("hpcaet")
-
-
-def packaged_config(name: str) -> Path:
-    """Path of a config shipped with the package (``demo`` or ``paper``)."""
-    path = Path(str(resources.files("hpcaet") / "configs" / f"{name}.yaml"))
-    if not path.exists():
-        raise HpcaetError(f"no packaged config {name!r}; shipped: demo, paper.")
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,6 +138,8 @@ def _cmd_stage(args) -> int:
 
 def _cmd_demo(args) -> int:
     from hpcaet.pipeline import STAGES
+
+    from hpcaet.config import packaged_config
 
     config = _load(packaged_config("demo"), args)
     outputs = _run(config, args, tuple(STAGES))

@@ -39,6 +39,7 @@ __all__ = [
     "EelsConfig",
     "SlurmConfig",
     "load_config",
+    "packaged_config",
     "config_to_dict",
     "DEFAULTS_PATH",
 ]
@@ -242,6 +243,15 @@ def load_config(
     if overrides:
         _merge(merged, overrides, where="", source="overrides")
     return _build(Config, merged, "")
+
+
+def packaged_config(name: str) -> Path:
+    """Path of a config shipped with the package: ``"demo"`` or ``"paper"``."""
+    path = Path(__file__).with_name("configs") / f"{name}.yaml"
+    if not path.exists():
+        shipped = sorted(p.stem for p in path.parent.glob("*.yaml"))
+        raise ConfigError(f"no packaged config {name!r}; shipped: {shipped}.")
+    return path
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ __all__ = [
     "InputError",
     "ConvergenceError",
     "HpcaetWarning",
+    "DatasetNotFoundError",
 ]
 
 
@@ -39,3 +40,7 @@ class ConvergenceError(HpcaetError, RuntimeError):
 
 class HpcaetWarning(UserWarning):
     """Base class of warnings issued by hpcaet (turned into errors in the test suite)."""
+
+
+class DatasetNotFoundError(SchemaError, FileNotFoundError):
+    """A Dataset file, or the folder it should be written to, does not exist."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import erf
 
 from hpcaet.errors import InputError
 
@@ -22,7 +23,7 @@ def vibration_kernel(
     width: float,
     *,
     pixel_size: float,
-    n_samples: int = 65,
+    n_samples: int = 128,
 ) -> np.ndarray:
     """Motion-blur kernel of a harmonic oscillation seen in projection.
 
@@ -37,12 +38,15 @@ def vibration_kernel(
     amplitude : float
         Half the peak-to-peak excursion in the image plane [Å].
     width : float
-        Gaussian width of the kernel [Å]; at least a quarter pixel is used so the
-        kernel stays well sampled.
+        Gaussian width of the kernel [Å]. Widths below half a pixel are raised to
+        half a pixel, and every part of the kernel is integrated over the pixels, so
+        the kernel is well sampled and its variance along the motion is
+        ``amplitude**2 / 2 + max(width, pixel_size / 2)**2 + pixel_size**2 / 12``
+        (to within 3 % of the total for any amplitude).
     pixel_size : float
         Sampling of the kernel [Å].
     n_samples : int, optional
-        Points along the arcsine used to integrate it.
+        Phases of the oscillation used to integrate it.
 
     Returns
     -------
@@ -55,15 +59,18 @@ def vibration_kernel(
         raise InputError(f"vibration width must be >= 0 Å; got {width!r}.")
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise InputError(f"pixel size must be positive; got {pixel_size!r}.")
-    sigma = max(float(width), 0.25 * pixel_size)
-    # Arcsine density integrated exactly over equal-width bins of u.
-    edges = np.linspace(-1.0, 1.0, n_samples + 1)
-    weights = np.diff(np.arcsin(edges)) / np.pi
-    u = amplitude * 0.5 * (edges[1:] + edges[:-1])
+    sigma = max(float(width), 0.5 * pixel_size)
+    # The oscillator is uniform in phase: equal weights at u = A sin(phase).
+    phase = (np.arange(n_samples) + 0.5) / n_samples * np.pi - np.pi / 2
+    u = amplitude * np.sin(phase)
     theta = np.deg2rad(direction)
-    half = int(np.ceil((amplitude + 4 * sigma) / pixel_size))
-    grid = np.arange(-half, half + 1) * pixel_size
-    gx = np.exp(-((grid[None, :] - u[:, None] * np.cos(theta)) ** 2) / (2 * sigma**2))
-    gy = np.exp(-((grid[None, :] - u[:, None] * np.sin(theta)) ** 2) / (2 * sigma**2))
-    kernel = np.einsum("s,sy,sx->yx", weights, gy, gx)
+    half = int(np.ceil((amplitude + 4 * sigma) / pixel_size + 1))
+    edges = (np.arange(-half, half + 2) - 0.5) * pixel_size
+
+    def pixel_integrated(centres):
+        # Each Gaussian integrated over each pixel (exact moments, no aliasing).
+        cdf = erf((edges[None, :] - centres[:, None]) / (np.sqrt(2) * sigma))
+        return 0.5 * np.diff(cdf, axis=1)
+
+    kernel = pixel_integrated(u * np.sin(theta)).T @ pixel_integrated(u * np.cos(theta))
     return kernel / kernel.sum()

@@ -23,17 +23,13 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
-from hpcaet.errors import InputError
-from hpcaet.forward.gaussian import (
-    _CHUNK_SAMPLES,
-    _axis_window,
+from hpcaet.forward._patches import _CHUNK_SAMPLES, _axis_window, _patch_width, _scatter_add, _sigma
+from hpcaet.forward._validate import (
     _check_atoms,
     _check_dtype,
     _check_positive,
     _check_shape,
-    _patch_width,
-    _scatter_add,
-    _sigma,
+    _check_volume,
 )
 from hpcaet.geometry import position_to_pixel
 
@@ -136,14 +132,7 @@ def render_volume_adjoint(
         As :func:`render_volume`, and when ``volume`` is not 3D or not finite.
     """
     r, (b,) = _check_atoms(positions, b_factors, names=("b_factors",))
-    v = np.asarray(volume, dtype=float)
-    if v.ndim != 3 or v.size == 0:
-        raise InputError(
-            f"volume must have shape (nz, ny, nx) with every axis non-empty; got shape "
-            f"{v.shape}. Pass a 3D array indexed [z, y, x]."
-        )
-    if not np.all(np.isfinite(v)):
-        raise InputError("volume must be finite; found NaN or inf values. Mask them first.")
+    v = _check_volume(volume)
     _check_positive("voxel_size", voxel_size, "Å")
     _check_positive("cutoff", cutoff, "standard deviations")
     if len(r) == 0:

@@ -6,7 +6,16 @@ the ``make_*`` functions build valid Datasets from numpy arrays, and
 :func:`write_dataset` / :func:`read_dataset` store them atomically as netCDF-4.
 """
 
-from hpcaet.io.netcdf import DatasetNotFoundError, read_dataset, write_dataset
+from hpcaet.errors import DatasetNotFoundError
+from hpcaet.io.builders import (
+    make_atom_model,
+    make_eels,
+    make_phonons,
+    make_strain,
+    make_tilt_series,
+    make_volume,
+)
+from hpcaet.io.netcdf import read_dataset, write_dataset
 from hpcaet.io.schemas import (
     KINDS,
     SCHEMA_VERSION,
@@ -16,14 +25,8 @@ from hpcaet.io.schemas import (
     FieldSpec,
     KindSpec,
     describe,
-    make_atom_model,
-    make_eels,
-    make_phonons,
-    make_strain,
-    make_tilt_series,
-    make_volume,
-    validate,
 )
+from hpcaet.io.validation import validate
 
 __all__ = [
     "KINDS",

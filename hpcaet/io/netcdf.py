@@ -3,7 +3,7 @@
 Writes are atomic: the Dataset is validated, written to a temporary file next to the
 target, flushed to disk and renamed onto the target, so that a killed job never leaves
 a half-written file where a later stage would read it. Reads validate the file against
-the schema of its kind (:mod:`hpcaet.io.schemas`) and turn every way a file can be
+the schema of its kind (:mod:`hpcaet.io.validate`) and turn every way a file can be
 unusable (missing, damaged, truncated, of another kind) into an hpcaet error that
 names the path.
 """
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import xarray as xr
 
-from hpcaet.errors import InputError, SchemaError
-from hpcaet.io.schemas import KINDS, validate
+from hpcaet.errors import DatasetNotFoundError, InputError, SchemaError
+from hpcaet.io.schemas import KINDS
+from hpcaet.io.validation import validate
 
 __all__ = ["DatasetNotFoundError", "write_dataset", "read_dataset"]
 
@@ -26,10 +27,6 @@ logger = logging.getLogger(__name__)
 
 #: Errors the netCDF4 backend raises for a file it cannot parse.
 _READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, IndexError, TypeError)
-
-
-class DatasetNotFoundError(SchemaError, FileNotFoundError):
-    """A Dataset file, or the folder it should be written to, does not exist."""
 
 
 def _without_encoding(ds: xr.Dataset) -> xr.Dataset:
@@ -129,7 +126,7 @@ def read_dataset(
         Load the data into memory and close the file, so that it can be replaced or
         deleted afterwards. False keeps the data lazy (the file stays open until the
         Dataset is closed) and validates only the structure: dims, dtypes, units and
-        attributes; call :func:`~hpcaet.io.schemas.validate` after loading to check the
+        attributes; call :func:`~hpcaet.io.validate.validate` after loading to check the
         values too.
 
     Returns
