@@ -13,3 +13,22 @@ def test_schema_page_is_generated_from_the_current_schemas():
     assert (DOCS / "schemas.md").read_text() == module.render(), (
         "docs/schemas.md is out of date: run python docs/make_schemas.py"
     )
+
+
+def _python_blocks(text: str) -> list[str]:
+    blocks, inside, current = [], False, []
+    for line in text.splitlines():
+        if line.strip() == "```python":
+            inside, current = True, []
+        elif line.strip() == "```" and inside:
+            blocks.append("\n".join(current))
+            inside = False
+        elif inside:
+            current.append(line)
+    return blocks
+
+
+def test_python_examples_in_the_docs_run():
+    for page in sorted(DOCS.glob("*.md")):
+        for block in _python_blocks(page.read_text()):
+            exec(compile(block, str(page), "exec"), {})
