@@ -51,6 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     _cluster_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
+    run = sub.add_parser(
+        "run", help="run the pipeline (all stages, or those named) for a config",
+        description="Run pipeline stages for a config into a run directory; stages whose "
+                    "outputs exist for the same config are skipped, so an interrupted run "
+                    "resumes. With parallel.scheduler: slurm the work runs on SLURM jobs.")
+    run.add_argument("--config", required=True, help="YAML config")
+    run.add_argument("--out", required=True, help="run directory, e.g. runs/paper")
+    run.add_argument("--stages", default=None,
+                     help="comma-separated stages to run (default: all, in order)")
+    _cluster_options(run)
+    run.set_defaults(func=_cmd_run)
+
     sim = sub.add_parser(
         "simulate", help="build a phantom and simulate its raw tilt series",
         description="Build the heterojunction phantom of a config and simulate its tilt "
@@ -136,10 +148,20 @@ def _cmd_stage(args) -> int:
     return 0
 
 
-def _cmd_demo(args) -> int:
+def _cmd_run(args) -> int:
     from hpcaet.pipeline import STAGES
 
+    stages = tuple(STAGES) if args.stages is None else tuple(
+        s.strip() for s in args.stages.split(",") if s.strip())
+    config = _load(args.config, args)
+    outputs = _run(config, args, stages)
+    _print_outputs(args.out, outputs)
+    return 0
+
+
+def _cmd_demo(args) -> int:
     from hpcaet.config import packaged_config
+    from hpcaet.pipeline import STAGES
 
     config = _load(packaged_config("demo"), args)
     outputs = _run(config, args, tuple(STAGES))

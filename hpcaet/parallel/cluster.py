@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from hpcaet.config import ParallelConfig
 from hpcaet.errors import ConfigError
 
-__all__ = ["dask_client"]
+__all__ = ["dask_client", "slurm_job_script"]
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +79,12 @@ def _slurm_cluster(config: ParallelConfig):
         memory=s.memory,
         job_extra_directives=list(s.job_extra_directives),
     )
+
+
+def slurm_job_script(config: ParallelConfig) -> str:
+    """The sbatch script dask-jobqueue would submit for one worker job (nothing is submitted)."""
+    cluster = _slurm_cluster(config)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import signal
 
 from hpcaet.errors import InputError
 
@@ -31,7 +32,7 @@ def register_translation(
     lowpass: float | None = None,
     expected: ArrayLike | None = None,
     search_radius: float | None = None,
-    window: bool = True,
+    window: float = 0.2,
 ) -> np.ndarray:
     """Shift of ``moving`` relative to ``reference`` to sub-pixel precision.
 
@@ -55,9 +56,10 @@ def register_translation(
         only within that distance of it (to avoid a lattice-period ambiguity).
     search_radius : float, optional
         Radius [pixel] of the peak search around ``expected`` (or around zero).
-    window : bool, default True
-        Taper both images with a Hann window after removing their means, so the
-        periodic wrap of the FFT adds no edge.
+    window : float, default 0.2
+        Fraction of each axis tapered by a Tukey (cosine-edged) window after the
+        means are removed, so the periodic wrap of the FFT adds no edge; 0 tapers
+        nothing, 1 is a Hann window (which also down-weights most of the signal).
 
     Returns
     -------
@@ -78,7 +80,7 @@ def register_translation(
     >>> rng = np.random.default_rng(0)
     >>> ref = ndimage.gaussian_filter(rng.normal(size=(64, 64)), 2)
     >>> mov = ndimage.shift(ref, (1.3, -2.6), order=3, mode="wrap")
-    >>> np.round(register_translation(ref, mov, window=False), 1)
+    >>> np.round(register_translation(ref, mov, window=0), 1)
     array([ 1.3, -2.6])
     """
     ref = _check_image(reference, "reference")
@@ -93,7 +95,9 @@ def register_translation(
     if int(upsample_factor) < 1:
         raise InputError(f"upsample_factor must be >= 1; got {upsample_factor!r}.")
     ny, nx = ref.shape
-    taper = np.outer(np.hanning(ny), np.hanning(nx)) if window else 1.0
+    if not 0 <= window <= 1:
+        raise InputError(f"window must be a fraction in [0, 1]; got {window!r}.")
+    taper = np.outer(signal.windows.tukey(ny, window), signal.windows.tukey(nx, window))
     f_ref = np.fft.fft2((ref - ref.mean()) * taper)
     f_mov = np.fft.fft2((mov - mov.mean()) * taper)
     cross = f_mov * np.conj(f_ref)

@@ -110,7 +110,7 @@ def find_interface(
         Gaussian width of the material indicator [Å]. Default: the metal spacing.
     simplify : float, optional
         Largest distance of the traced contour from its straight-segment
-        simplification [Å]. Default: the metal spacing.
+        simplification [Å]. Default: half the metal spacing.
     zigzag_tolerance : float
         A segment within this angle of a zigzag direction is zigzag [deg], in (0, 30).
     min_length : float, optional
@@ -153,7 +153,7 @@ def find_interface(
     xy = pos[is_metal, :2]
     theta, spacing = lattice_orientation(xy)
     sigma = spacing if smoothing is None else float(smoothing)
-    tol = spacing if simplify is None else float(simplify)
+    tol = 0.5 * spacing if simplify is None else float(simplify)
     min_len = 2 * spacing if min_length is None else float(min_length)
     if not (sigma > 0 and tol > 0 and min_len >= 0):
         raise InputError(
@@ -179,7 +179,7 @@ def find_interface(
             f"no Mo/W boundary longer than {min_len:.3g} Å inside the sample ({n_mo} Mo, "
             f"{n_w} W atoms); the materials may be mixed at random. Lower min_length."
         )
-    polylines = [_simplify(line, tol) for line in lines]
+    polylines = [_straighten(line, tol, sigma, min_len) for line in lines]
     segments, owner = [], []
     for i, line in enumerate(polylines):
         segments.extend(np.stack([line[:-1], line[1:]], axis=1))
@@ -359,8 +359,59 @@ def _path_length(line: np.ndarray) -> float:
     return float(np.sum(np.linalg.norm(np.diff(line, axis=0), axis=1)))
 
 
+def _straighten(line: np.ndarray, tol: float, trim: float, min_segment: float) -> np.ndarray:
+    """Straight-segment version of a traced contour.
+
+    The contour is split at its Ramer–Douglas–Peucker vertices; segments shorter than
+    ``min_segment`` are merged into their neighbours (they are the rounding of a corner
+    by the smoothing); a line is fitted (total least squares) to each piece, leaving
+    out ``trim`` of arc length at both ends, and the vertices are the intersections of
+    neighbouring lines.
+    """
+    idx = list(np.flatnonzero(_simplify(line, tol)))
+    while len(idx) > 2:
+        lengths = np.linalg.norm(line[idx[1:]] - line[idx[:-1]], axis=1)
+        k = int(np.argmin(lengths))
+        if lengths[k] >= min_segment:
+            break
+        if k == 0:
+            del idx[1]
+        elif k == len(lengths) - 1:
+            del idx[-2]
+        else:
+            idx[k:k + 2] = [(idx[k] + idx[k + 1]) // 2]
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
+    lines = []
+    for i, j in zip(idx[:-1], idx[1:], strict=True):
+        sel = np.arange(i, j + 1)
+        inner = sel[(arc[sel] - arc[i] >= trim) & (arc[j] - arc[sel] >= trim)]
+        pts = line[inner] if len(inner) >= 3 else line[sel]
+        centre = pts.mean(0)
+        direction = np.linalg.svd(pts - centre, full_matrices=False)[2][0]
+        lines.append((centre, direction))
+
+    def project(point, which):
+        c, d = lines[which]
+        return c + np.dot(point - c, d) * d
+
+    vertices = [project(line[0], 0)]
+    for k in range(len(lines) - 1):
+        (c1, d1), (c2, d2) = lines[k], lines[k + 1]
+        cross = d1[0] * d2[1] - d1[1] * d2[0]
+        corner = line[idx[k + 1]]
+        if abs(cross) > np.sin(np.radians(10)):
+            t = ((c2 - c1)[0] * d2[1] - (c2 - c1)[1] * d2[0]) / cross
+            point = c1 + t * d1
+            if np.linalg.norm(point - corner) <= min_segment:
+                vertices.append(point)
+                continue
+        vertices.append(0.5 * (project(corner, k) + project(corner, k + 1)))
+    vertices.append(project(line[-1], len(lines) - 1))
+    return np.asarray(vertices)
+
+
 def _simplify(line: np.ndarray, tol: float) -> np.ndarray:
-    """Ramer–Douglas–Peucker simplification of a polyline, vertices kept in order."""
+    """Ramer–Douglas–Peucker simplification: mask of the vertices kept, in order."""
     keep = np.zeros(len(line), bool)
     keep[[0, -1]] = True
     stack = [(0, len(line) - 1)]
@@ -381,4 +432,4 @@ def _simplify(line: np.ndarray, tol: float) -> np.ndarray:
             m = i + 1 + k
             keep[m] = True
             stack.extend([(i, m), (m, j)])
-    return line[keep]
+    return keep

@@ -1,0 +1,1 @@
+"""Atom model: tracing, species, refinement and S/Se pair flipping."""
