@@ -337,7 +337,7 @@ def _sample(coeffs: np.ndarray, index: np.ndarray) -> np.ndarray:
                                    mode=_SPLINE_MODE)
 
 
-def _fit_gaussian(coeffs: np.ndarray, index: np.ndarray, *, half: int, shape) -> np.ndarray:
+def _fit_gaussian(coeffs: np.ndarray, index: np.ndarray, *, half: int, shape, spacing: float = 1.0) -> np.ndarray:
     """Sub-voxel centres by a weighted quadratic fit of the log density (twice).
 
     The neighbourhood is ``(2 half + 1)³`` original voxels centred on the current
@@ -353,7 +353,7 @@ def _fit_gaussian(coeffs: np.ndarray, index: np.ndarray, *, half: int, shape) ->
     upper = np.array(shape, dtype=float) - 1
     current = index.copy()
     for _ in range(2):
-        pts = current[:, None, :] + off[None]  # (n, s, 3)
+        pts = current[:, None, :] + spacing * off[None]  # (n, s, 3)
         values = _sample(coeffs, pts.reshape(-1, 3)).reshape(len(current), len(off))
         top = values.max(axis=1)
         peak = np.where(top > 0, top, 1.0)
@@ -373,7 +373,7 @@ def _fit_gaussian(coeffs: np.ndarray, index: np.ndarray, *, half: int, shape) ->
         ok = (use.sum(axis=1) >= 10) & (top > 0) & np.all(np.isfinite(H), axis=(1, 2))
         ok[ok] = np.all(np.linalg.eigvalsh(H[ok]) < 0, axis=1)
         step = np.zeros_like(g)
-        step[ok] = -np.linalg.solve(H[ok], g[ok][:, :, None])[:, :, 0]
+        step[ok] = -spacing * np.linalg.solve(H[ok], g[ok][:, :, None])[:, :, 0]
         ok &= np.all(np.abs(step) <= 1.0, axis=1)
         current[ok] = np.clip(current[ok] + step[ok], 0.0, upper)
     return current
