@@ -53,21 +53,29 @@ def main() -> None:
         ("probe electrons per pixel per frame", f"{dose_frame * im.pixel_size**2:.4g}"),
         ("mean counts per pixel per frame", f"{frames.mean():.4g}"),
         ("counts / expected (all frames)", f"{frames.sum() / expected_total:.4f}"),
-        ("specimen counts / (dose x sum of sigma)",
-         f"{float(series['clean_images'].sum()) / (im.dose * sigma_sum):.4f}"),
+        (
+            "specimen counts / (dose x sum of sigma)",
+            f"{float(series['clean_images'].sum()) / (im.dose * sigma_sum):.4f}",
+        ),
         ("simulation wall time [s]", f"{t_sim:.1f}"),
-        ("peak memory of this process [MB]",
-         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"),
+        (
+            "peak memory of this process [MB]",
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}",
+        ),
     ]
 
     # Noise statistics: one tilt without drift, where each frame's expectation is known.
-    still = load_config(packaged_config("paper"), overrides={
-        "imaging": {"drift_max": 0.0, "angles": [[0.0, 0.0, 0.0], [0.0, 10.0, 0.0]]}})
+    still = load_config(
+        packaged_config("paper"),
+        overrides={"imaging": {"drift_max": 0.0, "angles": [[0.0, 0.0, 0.0], [0.0, 10.0, 0.0]]}},
+    )
     s2 = simulate_tilt_series(model, still)
     exp = ((s2["clean_images"] + s2["true_background"]) / im.frames).values[:, None]
     z = (s2["frames"].values - exp) / np.sqrt(exp + im.read_noise**2)
-    rows += [("noise z-score mean (expect 0)", f"{z.mean():.4f}"),
-             ("noise z-score std (expect 1)", f"{z.std():.4f}")]
+    rows += [
+        ("noise z-score mean (expect 0)", f"{z.mean():.4f}"),
+        ("noise z-score std (expect 1)", f"{z.std():.4f}"),
+    ]
     for name, value in rows:
         print(f"{name:<44}{value:>14}")
 

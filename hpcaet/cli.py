@@ -44,31 +44,39 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="run every available stage on a small phantom (local Dask cluster)",
+        "demo",
+        help="run every available stage on a small phantom (local Dask cluster)",
         description="Simulate a small MoS2–WSe2 heterojunction and run every available "
-                    "stage on it with a local Dask cluster; prints where the outputs are.")
+        "stage on it with a local Dask cluster; prints where the outputs are.",
+    )
     demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
     _cluster_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
     run = sub.add_parser(
-        "run", help="run the pipeline (all stages, or those named) for a config",
+        "run",
+        help="run the pipeline (all stages, or those named) for a config",
         description="Run pipeline stages for a config into a run directory; stages whose "
-                    "outputs exist for the same config are skipped, so an interrupted run "
-                    "resumes. With parallel.scheduler: slurm the work runs on SLURM jobs.")
+        "outputs exist for the same config are skipped, so an interrupted run "
+        "resumes. With parallel.scheduler: slurm the work runs on SLURM jobs.",
+    )
     run.add_argument("--config", required=True, help="YAML config")
     run.add_argument("--out", required=True, help="run directory, e.g. runs/paper")
-    run.add_argument("--stages", default=None,
-                     help="comma-separated stages to run (default: all, in order)")
+    run.add_argument(
+        "--stages", default=None, help="comma-separated stages to run (default: all, in order)"
+    )
     _cluster_options(run)
     run.set_defaults(func=_cmd_run)
 
     sim = sub.add_parser(
-        "simulate", help="build a phantom and simulate its raw tilt series",
+        "simulate",
+        help="build a phantom and simulate its raw tilt series",
         description="Build the heterojunction phantom of a config and simulate its tilt "
-                    "series; writes OUT/truth_atoms.nc and OUT/tilt_series.nc.")
-    sim.add_argument("--config", required=True,
-                     help="YAML config (e.g. configs/demo.yaml, configs/paper.yaml)")
+        "series; writes OUT/truth_atoms.nc and OUT/tilt_series.nc.",
+    )
+    sim.add_argument(
+        "--config", required=True, help="YAML config (e.g. configs/demo.yaml, configs/paper.yaml)"
+    )
     sim.add_argument("--out", required=True, help="run directory, e.g. runs/demo")
     _cluster_options(sim)
     sim.set_defaults(func=_cmd_simulate)
@@ -79,30 +87,45 @@ def _parser() -> argparse.ArgumentParser:
         if name == "simulate":
             continue
         sp = sub.add_parser(
-            name, help=stage.help,
+            name,
+            help=stage.help,
             description=f"{stage.help}. Reads the run directory's config.yaml and "
-                        f"{', '.join(stage.inputs) or 'nothing'}; writes "
-                        f"{', '.join(stage.outputs)}.")
-        sp.add_argument("--run", required=True, dest="out",
-                        help="run directory made by 'hpcaet simulate' or 'hpcaet run'")
-        sp.add_argument("--config", default=None,
-                        help="config to use instead of the run directory's config.yaml")
+            f"{', '.join(stage.inputs) or 'nothing'}; writes "
+            f"{', '.join(stage.outputs)}.",
+        )
+        sp.add_argument(
+            "--run",
+            required=True,
+            dest="out",
+            help="run directory made by 'hpcaet simulate' or 'hpcaet run'",
+        )
+        sp.add_argument(
+            "--config",
+            default=None,
+            help="config to use instead of the run directory's config.yaml",
+        )
         _cluster_options(sp)
         sp.set_defaults(func=_cmd_stage, stage=name)
 
-    info = sub.add_parser("info", help="describe an hpcaet netCDF file",
-                          description="Print the kind, sizes, variables and attributes "
-                                      "of an hpcaet netCDF file, after validating it.")
+    info = sub.add_parser(
+        "info",
+        help="describe an hpcaet netCDF file",
+        description="Print the kind, sizes, variables and attributes "
+        "of an hpcaet netCDF file, after validating it.",
+    )
     info.add_argument("file", help="a .nc file written by hpcaet")
     info.set_defaults(func=_cmd_info)
     return p
 
 
 def _cluster_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None,
-                   help="Dask workers (default: parallel.workers of the config)")
-    p.add_argument("--no-cluster", action="store_true",
-                   help="run in this process, without Dask")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="Dask workers (default: parallel.workers of the config)",
+    )
+    p.add_argument("--no-cluster", action="store_true", help="run in this process, without Dask")
     p.add_argument("--force", action="store_true", help="re-run finished stages")
 
 
@@ -122,8 +145,7 @@ def _run(config, args, stages):
     start = time.perf_counter()
     context = nullcontext(None) if args.no_cluster else dask_client(config.parallel)
     with context as client:
-        outputs = run_stages(config, args.out, stages=stages, client=client,
-                             force=args.force)
+        outputs = run_stages(config, args.out, stages=stages, client=client, force=args.force)
     log.info("finished in %.1f s", time.perf_counter() - start)
     return outputs
 
@@ -151,8 +173,11 @@ def _cmd_stage(args) -> int:
 def _cmd_run(args) -> int:
     from hpcaet.pipeline import STAGES
 
-    stages = tuple(STAGES) if args.stages is None else tuple(
-        s.strip() for s in args.stages.split(",") if s.strip())
+    stages = (
+        tuple(STAGES)
+        if args.stages is None
+        else tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    )
     config = _load(args.config, args)
     outputs = _run(config, args, stages)
     _print_outputs(args.out, outputs)
@@ -199,8 +224,10 @@ def _setup_logging(verbosity: int) -> None:
             break
     tag = f"[{' '.join(tags)}] " if tags else ""
     logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr,
-        format=f"%(asctime)s {tag}%(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format=f"%(asctime)s {tag}%(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
     )
     logging.getLogger("hpcaet").setLevel(level)
     if verbosity < 2:

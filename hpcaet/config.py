@@ -67,8 +67,17 @@ class PhantomConfig:
     top_bottom_asymmetry: float
 
     def __post_init__(self):
-        _positive(self, "a_mos2", "a_wse2", "chalcogen_height_mos2", "chalcogen_height_wse2",
-                  "interface_width", "ripple_wavelength", "ripple_decay", "vacancy_decay")
+        _positive(
+            self,
+            "a_mos2",
+            "a_wse2",
+            "chalcogen_height_mos2",
+            "chalcogen_height_wse2",
+            "interface_width",
+            "ripple_wavelength",
+            "ripple_decay",
+            "vacancy_decay",
+        )
         _nonnegative(self, "ripple_amplitude", "vacancies", "substitutions", "thermal_rms")
         if min(self.field) < 4 * max(self.a_mos2, self.a_wse2):
             raise ConfigError(
@@ -124,11 +133,28 @@ class ImagingConfig:
     offset_max: float
 
     def __post_init__(self):
-        _positive(self, "pixel_size", "frames", "voltage", "convergence_angle", "dose",
-                  "detector_outer_angle", "background_scale")
-        _nonnegative(self, "read_noise", "probe_fwhm", "nominal_error", "drift_max",
-                     "vibration_amplitude", "vibration_width", "background_level",
-                     "offset_max", "detector_inner_angle")
+        _positive(
+            self,
+            "pixel_size",
+            "frames",
+            "voltage",
+            "convergence_angle",
+            "dose",
+            "detector_outer_angle",
+            "background_scale",
+        )
+        _nonnegative(
+            self,
+            "read_noise",
+            "probe_fwhm",
+            "nominal_error",
+            "drift_max",
+            "vibration_amplitude",
+            "vibration_width",
+            "background_level",
+            "offset_max",
+            "detector_inner_angle",
+        )
         if min(self.shape) < 16:
             raise ConfigError(f"imaging.shape must be at least 16 x 16; got {list(self.shape)}.")
         if self.detector_inner_angle >= self.detector_outer_angle:
@@ -165,8 +191,7 @@ class ParallelConfig:
     def __post_init__(self):
         if self.scheduler not in ("local", "address", "slurm"):
             raise ConfigError(
-                f"parallel.scheduler must be 'local', 'address' or 'slurm'; got "
-                f"{self.scheduler!r}."
+                f"parallel.scheduler must be 'local', 'address' or 'slurm'; got {self.scheduler!r}."
             )
         if self.scheduler == "address" and not self.address:
             raise ConfigError(
@@ -280,8 +305,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"config file {str(path)!r} must hold a mapping of settings; got "
-            f"{type(data).__name__}."
+            f"config file {str(path)!r} must hold a mapping of settings; got {type(data).__name__}."
         )
     return data
 
@@ -346,7 +370,9 @@ def _coerce(tp, value, name: str):
             raise ConfigError(
                 f"setting {name!r} must have {len(args)} entries; got {len(value)} ({value!r})."
             )
-        return tuple(_coerce(a, v, f"{name}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(
+            _coerce(a, v, f"{name}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"setting {name!r} must be a mapping; got {value!r}.")
@@ -387,4 +413,3 @@ def _nonnegative(obj, *names):
         if not value >= 0:
             section = type(obj).__name__.removesuffix("Config").lower()
             raise ConfigError(f"{section}.{name} must be >= 0; got {value!r}.")
-

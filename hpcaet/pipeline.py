@@ -90,9 +90,13 @@ def _simulate(config: Config, run: RunDirectory, client) -> dict:
 
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
-        name="simulate", help="build the phantom and simulate its raw tilt series",
-        sections=("phantom", "species", "imaging"), inputs=(),
-        outputs=("truth_atoms.nc", "tilt_series.nc"), run=_simulate),
+        name="simulate",
+        help="build the phantom and simulate its raw tilt series",
+        sections=("phantom", "species", "imaging"),
+        inputs=(),
+        outputs=("truth_atoms.nc", "tilt_series.nc"),
+        run=_simulate,
+    ),
     # stage: preprocess
     # stage: reconstruct
     # stage: atoms
@@ -102,8 +106,12 @@ STAGES: dict[str, Stage] = {
 
 
 def run_stages(
-    config: Config, run_dir: str | Path, *, stages: tuple[str, ...] = ("simulate",),
-    client=None, force: bool = False,
+    config: Config,
+    run_dir: str | Path,
+    *,
+    stages: tuple[str, ...] = ("simulate",),
+    client=None,
+    force: bool = False,
 ) -> dict[str, Path]:
     """Run stages in order into ``run_dir``; finished stages with the same config are skipped.
 

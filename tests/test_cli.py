@@ -6,20 +6,28 @@ import pytest
 from hpcaet.cli import main
 from hpcaet.config import load_config, packaged_config
 from hpcaet.io import read_dataset
-from hpcaet.pipeline import run_stages
 from hpcaet.phantom.tables import TABLE_S2_CALIBRATED
+from hpcaet.pipeline import run_stages
 
 
 def test_simulate_writes_truth_and_series_and_skips_when_done(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["simulate", "--config", str(packaged_config("demo")), "--out", str(out),
-                 "--no-cluster"])
+    code = main(
+        ["simulate", "--config", str(packaged_config("demo")), "--out", str(out), "--no-cluster"]
+    )
     assert code == 0
     atoms = read_dataset(out / "truth_atoms.nc", kind="AtomModel")
     series = read_dataset(out / "tilt_series.nc", kind="TiltSeries")
     cfg = load_config(packaged_config("demo"))
-    assert series.sizes == {"tilt": 12, "frame": cfg.imaging.frames, "y": 160, "x": 160,
-                            "angle": 3, "stage_axis": 2, "shift_axis": 2}
+    assert series.sizes == {
+        "tilt": 12,
+        "frame": cfg.imaging.frames,
+        "y": 160,
+        "x": 160,
+        "angle": 3,
+        "stage_axis": 2,
+        "shift_axis": 2,
+    }
     np.testing.assert_allclose(series["true_euler"], TABLE_S2_CALIBRATED)
     error = np.abs(series["euler"] - series["true_euler"])
     assert 0 < float(error.max()) <= cfg.imaging.nominal_error
@@ -28,8 +36,19 @@ def test_simulate_writes_truth_and_series_and_skips_when_done(tmp_path, capsys):
     assert "Run directory" in capsys.readouterr().out
 
     stamp = (out / "tilt_series.nc").stat().st_mtime_ns
-    assert main(["simulate", "--config", str(packaged_config("demo")), "--out", str(out),
-                 "--no-cluster"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--config",
+                str(packaged_config("demo")),
+                "--out",
+                str(out),
+                "--no-cluster",
+            ]
+        )
+        == 0
+    )
     assert (out / "tilt_series.nc").stat().st_mtime_ns == stamp  # skipped, not redone
 
 
@@ -54,8 +73,12 @@ def test_dask_cluster_gives_the_same_series_as_serial(tmp_path):
 
     cfg = load_config(packaged_config("demo"), overrides={"imaging": {"frames": 2}})
     serial = run_stages(cfg, tmp_path / "serial")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         spread = run_stages(cfg, tmp_path / "dask", client=client)
     a = read_dataset(serial["tilt_series.nc"])
     b = read_dataset(spread["tilt_series.nc"])

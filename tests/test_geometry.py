@@ -9,9 +9,11 @@ from hpcaet.errors import InputError
 
 def test_single_axis_rotations_move_points_as_right_handed():
     # 90° about Z takes +x to +y; about Y takes +z to +x; about X takes +y to +z.
-    cases = [([90, 0, 0], [1, 0, 0], [0, 1, 0]),
-             ([0, 90, 0], [0, 0, 1], [1, 0, 0]),
-             ([0, 0, 90], [0, 1, 0], [0, 0, 1])]
+    cases = [
+        ([90, 0, 0], [1, 0, 0], [0, 1, 0]),
+        ([0, 90, 0], [0, 0, 1], [1, 0, 0]),
+        ([0, 0, 90], [0, 1, 0], [0, 0, 1]),
+    ]
     for euler, point, expected in cases:
         np.testing.assert_allclose(g.euler_to_matrix(euler) @ point, expected, atol=1e-12)
 
@@ -26,12 +28,16 @@ def test_order_is_x_then_y_then_z():
 
 def test_matrix_euler_round_trip_and_inverse():
     rng = np.random.default_rng(0)
-    e = np.column_stack([rng.uniform(-180, 180, 200), rng.uniform(-89, 89, 200),
-                         rng.uniform(-180, 180, 200)])
+    e = np.column_stack(
+        [rng.uniform(-180, 180, 200), rng.uniform(-89, 89, 200), rng.uniform(-180, 180, 200)]
+    )
     np.testing.assert_allclose(g.matrix_to_euler(g.euler_to_matrix(e)), e, atol=1e-9)
     inv = g.invert_euler(e)
-    np.testing.assert_allclose(g.euler_to_matrix(inv) @ g.euler_to_matrix(e),
-                               np.broadcast_to(np.eye(3), (200, 3, 3)), atol=1e-12)
+    np.testing.assert_allclose(
+        g.euler_to_matrix(inv) @ g.euler_to_matrix(e),
+        np.broadcast_to(np.eye(3), (200, 3, 3)),
+        atol=1e-12,
+    )
     np.testing.assert_allclose(g.compose_euler(e, inv), 0.0, atol=1e-9)
 
 
@@ -43,8 +49,9 @@ def test_compose_is_second_after_first():
 
 def test_gimbal_lock_is_a_valid_rotation():
     e = g.matrix_to_euler(g.euler_to_matrix([30.0, 90.0, 20.0]))
-    np.testing.assert_allclose(g.euler_to_matrix(e), g.euler_to_matrix([30.0, 90.0, 20.0]),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        g.euler_to_matrix(e), g.euler_to_matrix([30.0, 90.0, 20.0]), atol=1e-9
+    )
 
 
 def test_stage_tilts_follow_table_s2_axes():
@@ -72,8 +79,9 @@ def test_project_points_tilt_about_y():
 def test_pixel_convention_places_origin_on_fft_centre():
     rc = g.position_to_pixel(np.array([[0.0, 0.0], [0.64, -0.32]]), (512, 511), 0.32)
     np.testing.assert_allclose(rc, [[256, 255], [255, 257]])
-    np.testing.assert_allclose(g.pixel_to_position(rc, (512, 511), 0.32),
-                               [[0.0, 0.0], [0.64, -0.32]])
+    np.testing.assert_allclose(
+        g.pixel_to_position(rc, (512, 511), 0.32), [[0.0, 0.0], [0.64, -0.32]]
+    )
     np.testing.assert_allclose(g.grid_coordinates(5, 0.5), [-1.0, -0.5, 0.0, 0.5, 1.0])
 
 

@@ -51,8 +51,7 @@ def dask_client(config: ParallelConfig) -> Iterator[object]:
         cluster = _slurm_cluster(config)
         cluster.scale(jobs=config.workers)
         client = Client(cluster)
-    log.info("Dask scheduler %s (dashboard %s)", client.scheduler.address,
-             client.dashboard_link)
+    log.info("Dask scheduler %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
     try:
         yield client
     finally:

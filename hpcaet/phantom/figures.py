@@ -10,8 +10,7 @@ from matplotlib.figure import Figure
 
 __all__ = ["plot_phantom", "plot_tilt_series"]
 
-_COLOURS = {"Mo": "tab:blue", "W": "tab:red", "S": "gold", "Se": "tab:green",
-            "vac": "black"}
+_COLOURS = {"Mo": "tab:blue", "W": "tab:red", "S": "gold", "Se": "tab:green", "vac": "black"}
 
 
 def plot_phantom(model: xr.Dataset, path: str | Path) -> Path:
@@ -25,8 +24,15 @@ def plot_phantom(model: xr.Dataset, path: str | Path) -> Path:
         if not sel.any():
             continue
         marker, size = ("x", 30) if name == "vac" else ("o", 12 if name in ("S", "Se") else 22)
-        top.scatter(pos[sel, 0], pos[sel, 1], s=size, c=colour, marker=marker,
-                    label=f"{name} ({sel.sum()})", linewidths=1)
+        top.scatter(
+            pos[sel, 0],
+            pos[sel, 1],
+            s=size,
+            c=colour,
+            marker=marker,
+            label=f"{name} ({sel.sum()})",
+            linewidths=1,
+        )
         side.scatter(pos[sel, 0], pos[sel, 2], s=size / 2, c=colour, marker=marker)
     top.set_aspect("equal")
     top.set(xlabel="x [Å]", ylabel="y [Å]", title="phantom, top view")
@@ -49,7 +55,8 @@ def plot_tilt_series(series: xr.Dataset, path: str | Path) -> Path:
         if j >= n:
             continue
         ax.imshow(data.isel(tilt=j).values, cmap="gray")
-        ax.set_title("#%d (%.1f, %.1f, %.1f)°" % (j + 1, *angles[j]), fontsize=8)
+        z, y, x = angles[j]
+        ax.set_title(f"#{j + 1} ({z:.1f}, {y:.1f}, {x:.1f})°", fontsize=8)
     return _save(fig, path)
 
 

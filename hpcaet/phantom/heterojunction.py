@@ -32,8 +32,15 @@ from scipy.special import erf
 
 from hpcaet.errors import InputError
 
-__all__ = ["HeterojunctionSpec", "build_heterojunction", "LAYER_BOTTOM", "LAYER_METAL",
-           "LAYER_TOP", "REGION_MOS2", "REGION_WSE2"]
+__all__ = [
+    "HeterojunctionSpec",
+    "build_heterojunction",
+    "LAYER_BOTTOM",
+    "LAYER_METAL",
+    "LAYER_TOP",
+    "REGION_MOS2",
+    "REGION_WSE2",
+]
 
 LAYER_BOTTOM, LAYER_METAL, LAYER_TOP = -1, 0, 1
 REGION_UNKNOWN, REGION_MOS2, REGION_WSE2 = -1, 0, 1
@@ -52,8 +59,12 @@ class HeterojunctionSpec:
     a_wse2: float = 3.28
     chalcogen_height_mos2: float = 1.56
     chalcogen_height_wse2: float = 1.67
-    wse2_polygon: tuple[tuple[float, float], ...] = ((-1, -1), (-1, 0.07), (-0.08, 0.07),
-                                                     (-0.08, -1))
+    wse2_polygon: tuple[tuple[float, float], ...] = (
+        (-1, -1),
+        (-1, 0.07),
+        (-0.08, 0.07),
+        (-0.08, -1),
+    )
     interface_width: float = 12.0
     ripple_amplitude: float = 1.5
     ripple_wavelength: float = 50.0
@@ -120,11 +131,13 @@ def build_heterojunction(
     nm, nc = len(metal0), len(chalc0)
 
     sites = np.concatenate([metal0, chalc0, chalc0])
-    layer = np.concatenate([np.full(nm, LAYER_METAL), np.full(nc, LAYER_TOP),
-                            np.full(nc, LAYER_BOTTOM)]).astype(np.int8)
+    layer = np.concatenate(
+        [np.full(nm, LAYER_METAL), np.full(nc, LAYER_TOP), np.full(nc, LAYER_BOTTOM)]
+    ).astype(np.int8)
     region = np.concatenate([is_w, all_w, all_w]).astype(np.int8)  # 1 = WSe2
-    symbols = np.concatenate([np.where(is_w, "W", "Mo"), np.where(all_w, "Se", "S"),
-                              np.where(all_w, "Se", "S")]).astype(object)
+    symbols = np.concatenate(
+        [np.where(is_w, "W", "Mo"), np.where(all_w, "Se", "S"), np.where(all_w, "Se", "S")]
+    ).astype(object)
     pair = np.concatenate([np.full(nm, -1), nm + nc + np.arange(nc), nm + np.arange(nc)])
 
     # Distances to the interface, signed (> 0 inside WSe2), and arc length along it.
@@ -148,8 +161,7 @@ def build_heterojunction(
     normal = np.column_stack([-dwdx, -dwdy, np.ones_like(w0)])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
 
-    height = np.where(region == REGION_WSE2, spec.chalcogen_height_wse2,
-                      spec.chalcogen_height_mos2)
+    height = np.where(region == REGION_WSE2, spec.chalcogen_height_wse2, spec.chalcogen_height_mos2)
     height = height + np.where(layer == LAYER_TOP, spec.top_bottom_asymmetry, 0.0)
     positions = np.column_stack([sites + u, w0]) + (layer * height)[:, None] * normal
 
@@ -199,12 +211,16 @@ def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 def _clip_polyline_to_box(polygon: np.ndarray, hx: float, hy: float) -> np.ndarray:
     """Parts of the polygon's edges inside the box |x| <= hx, |y| <= hy (Liang–Barsky)."""
     out = []
-    for p0, p1 in zip(polygon, np.roll(polygon, -1, axis=0)):
+    for p0, p1 in zip(polygon, np.roll(polygon, -1, axis=0), strict=True):
         d = p1 - p0
         t0, t1 = 0.0, 1.0
         ok = True
-        for pk, qk in ((-d[0], p0[0] + hx), (d[0], hx - p0[0]), (-d[1], p0[1] + hy),
-                       (d[1], hy - p0[1])):
+        for pk, qk in (
+            (-d[0], p0[0] + hx),
+            (d[0], hx - p0[0]),
+            (-d[1], p0[1] + hy),
+            (d[1], hy - p0[1]),
+        ):
             if pk == 0:
                 if qk < 0:
                     ok = False
@@ -257,6 +273,10 @@ def _misfit_displacement(sites, polygon, segments, half, misfit, width):
     ux = np.fft.ifft2(1j * kx * phi_hat).real
     uy = np.fft.ifft2(1j * ky * phi_hat).real
     idx = [sites[:, 1] / _GRID_STEP + n[1] // 2, sites[:, 0] / _GRID_STEP + n[0] // 2]
-    u = np.column_stack([ndimage.map_coordinates(ux, idx, order=3, mode="nearest"),
-                         ndimage.map_coordinates(uy, idx, order=3, mode="nearest")])
+    u = np.column_stack(
+        [
+            ndimage.map_coordinates(ux, idx, order=3, mode="nearest"),
+            ndimage.map_coordinates(uy, idx, order=3, mode="nearest"),
+        ]
+    )
     return u + mean * sites

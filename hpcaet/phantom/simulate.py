@@ -26,8 +26,13 @@ from hpcaet.forward import project_atoms
 from hpcaet.forward.kernels import gaussian_sigma_from_fwhm, vibration_kernel
 from hpcaet.geometry import euler_to_matrix
 
-__all__ = ["TiltDistortions", "TiltResult", "simulate_tilt", "draw_distortions",
-           "vibration_in_image"]
+__all__ = [
+    "TiltDistortions",
+    "TiltResult",
+    "simulate_tilt",
+    "draw_distortions",
+    "vibration_in_image",
+]
 
 _OVERSAMPLE = 2
 
@@ -103,14 +108,16 @@ def draw_distortions(
         radius = offset_max * np.sqrt(rng.uniform())
         angle2 = rng.uniform(0, 2 * np.pi)
         direction, amplitude = vibration_in_image(e, vibration_amplitude)
-        out.append(TiltDistortions(
-            velocity=speed * np.array([np.cos(angle), np.sin(angle)]),
-            offset=radius * pixel_size * np.array([np.cos(angle2), np.sin(angle2)]),
-            vibration_direction=direction,
-            vibration_amplitude=amplitude,
-            vibration_width=float(vibration_width),
-            background_seed=int(rng.integers(2**31)),
-        ))
+        out.append(
+            TiltDistortions(
+                velocity=speed * np.array([np.cos(angle), np.sin(angle)]),
+                offset=radius * pixel_size * np.array([np.cos(angle2), np.sin(angle2)]),
+                vibration_direction=direction,
+                vibration_amplitude=amplitude,
+                vibration_width=float(vibration_width),
+                background_seed=int(rng.integers(2**31)),
+            )
+        )
     return out
 
 
@@ -182,17 +189,29 @@ def simulate_tilt(
     big = (s * (ny + 2 * margin), s * (nx + 2 * margin))
     # Fine-grid index K sits at image index K / s - margin; correct the renderer's
     # centre convention (position 0 at K = N // 2) for that.
-    centre_shift = np.array([(big[1] // 2 - s * (margin + nx // 2)) * fine,
-                             (big[0] // 2 - s * (margin + ny // 2)) * fine])
+    centre_shift = np.array(
+        [
+            (big[1] // 2 - s * (margin + nx // 2)) * fine,
+            (big[0] // 2 - s * (margin + ny // 2)) * fine,
+        ]
+    )
     b_eff = np.asarray(b_factors, float) + 8 * np.pi**2 * gaussian_sigma_from_fwhm(probe_fwhm) ** 2
     specimen = project_atoms(
-        positions, weights, b_eff, np.asarray(euler, float)[None], shape=big, pixel_size=fine,
+        positions,
+        weights,
+        b_eff,
+        np.asarray(euler, float)[None],
+        shape=big,
+        pixel_size=fine,
         offsets=(np.asarray(distortions.offset, float) + centre_shift)[None],
     )[0]
     if distortions.vibration_amplitude > 0 or distortions.vibration_width > 0:
-        kernel = vibration_kernel(distortions.vibration_direction,
-                                  distortions.vibration_amplitude,
-                                  distortions.vibration_width, pixel_size=fine)
+        kernel = vibration_kernel(
+            distortions.vibration_direction,
+            distortions.vibration_amplitude,
+            distortions.vibration_width,
+            pixel_size=fine,
+        )
         specimen = signal.fftconvolve(specimen, kernel, mode="same")
     background = _smooth_background(big, fine, background_scale, distortions.background_seed)
     inner = (slice(s * margin, s * (margin + ny), s), slice(s * margin, s * (margin + nx), s))

@@ -22,8 +22,13 @@ from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojuncti
 from hpcaet.phantom.simulate import draw_distortions, simulate_tilt
 from hpcaet.phantom.tables import TABLE_S2_CALIBRATED, TABLE_S2_NOMINAL
 
-__all__ = ["make_phantom", "simulate_tilt_series", "atoms_to_model", "model_to_atoms",
-           "true_angles"]
+__all__ = [
+    "make_phantom",
+    "simulate_tilt_series",
+    "atoms_to_model",
+    "model_to_atoms",
+    "true_angles",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +43,13 @@ def _rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
 
 def make_phantom(config: Config) -> xr.Dataset:
     """Build the heterojunction phantom of ``config.phantom`` as an AtomModel."""
-    spec = HeterojunctionSpec(**{k: getattr(config.phantom, k)
-                                 for k in HeterojunctionSpec.__dataclass_fields__})
+    spec = HeterojunctionSpec(
+        **{k: getattr(config.phantom, k) for k in HeterojunctionSpec.__dataclass_fields__}
+    )
     atoms = build_heterojunction(spec, rng=_rng(config.seed, _STREAM_PHANTOM))
-    model = atoms_to_model(atoms, b_factor=config.species.b_factor,
-                           cross_section=config.species.cross_section)
+    model = atoms_to_model(
+        atoms, b_factor=config.species.b_factor, cross_section=config.species.cross_section
+    )
     counts = {s: int((model.species == s).sum()) for s in ("Mo", "W", "S", "Se", VACANCY)}
     log.info("phantom: %d sites: %s", model.sizes["atom"], counts)
     return model
@@ -66,9 +73,11 @@ def atoms_to_model(
         cross_section={**cross_section, VACANCY: 0.0},
     )
     if "interface_distance" in atoms.arrays:
-        model["interface_distance"] = ("atom", atoms.arrays["interface_distance"],
-                                       {"units": "Å", "long_name":
-                                        "signed distance to the interface, > 0 in WSe2"})
+        model["interface_distance"] = (
+            "atom",
+            atoms.arrays["interface_distance"],
+            {"units": "Å", "long_name": "signed distance to the interface, > 0 in WSe2"},
+        )
     return model
 
 
@@ -119,38 +128,66 @@ def simulate_tilt_series(model: xr.Dataset, config: Config, *, client=None) -> x
     euler, stage = true_angles(config)
     n_tilt = len(euler)
     species = model["species"].values.astype(str)
-    cross = dict(zip(model["element"].values.astype(str), model["cross_section"].values))
+    cross = dict(
+        zip(model["element"].values.astype(str), model["cross_section"].values, strict=True)
+    )
     weights = species_table(species, cross)
     positions = model["position"].values
     b_factors = model["b_factor"].values
     if np.any(b_factors <= 0):
-        raise InputError("every atom needs a positive B-factor to be imaged; got "
-                         f"{int(np.sum(b_factors <= 0))} atoms with B <= 0.")
+        raise InputError(
+            "every atom needs a positive B-factor to be imaged; got "
+            f"{int(np.sum(b_factors <= 0))} atoms with B <= 0."
+        )
     distortions = draw_distortions(
-        euler, drift_max=im.drift_max, offset_max=im.offset_max, pixel_size=im.pixel_size,
-        vibration_amplitude=im.vibration_amplitude, vibration_width=im.vibration_width,
+        euler,
+        drift_max=im.drift_max,
+        offset_max=im.offset_max,
+        pixel_size=im.pixel_size,
+        vibration_amplitude=im.vibration_amplitude,
+        vibration_width=im.vibration_width,
         rng=_rng(config.seed, _STREAM_DISTORT),
     )
-    kwargs = dict(shape=tuple(im.shape), pixel_size=im.pixel_size, frames=im.frames,
-                  dose_per_frame=im.dose / (n_tilt * im.frames), read_noise=im.read_noise,
-                  probe_fwhm=im.probe_fwhm, background_level=im.background_level,
-                  background_scale=im.background_scale)
+    kwargs = dict(
+        shape=tuple(im.shape),
+        pixel_size=im.pixel_size,
+        frames=im.frames,
+        dose_per_frame=im.dose / (n_tilt * im.frames),
+        read_noise=im.read_noise,
+        probe_fwhm=im.probe_fwhm,
+        background_level=im.background_level,
+        background_scale=im.background_scale,
+    )
     seeds = [np.random.SeedSequence([config.seed, _STREAM_NOISE, j]) for j in range(n_tilt)]
     if client is None:
         results = []
         for j in range(n_tilt):
-            results.append(simulate_tilt(positions, weights, b_factors, euler[j],
-                                         distortions[j], rng=seeds[j], **kwargs))
+            results.append(
+                simulate_tilt(
+                    positions, weights, b_factors, euler[j], distortions[j], rng=seeds[j], **kwargs
+                )
+            )
             log.info("simulate: tilt %d/%d done", j + 1, n_tilt)
     else:
         atoms = client.scatter([positions, weights, b_factors], broadcast=True)
-        futures = [client.submit(simulate_tilt, *atoms, euler[j], distortions[j], rng=seeds[j],
-                                 key=f"simulate-tilt-{j}-{config.seed}", pure=False, **kwargs)
-                   for j in range(n_tilt)]
+        futures = [
+            client.submit(
+                simulate_tilt,
+                *atoms,
+                euler[j],
+                distortions[j],
+                rng=seeds[j],
+                key=f"simulate-tilt-{j}-{config.seed}",
+                pure=False,
+                **kwargs,
+            )
+            for j in range(n_tilt)
+        ]
         results = gather_with_progress(futures, label="simulate")
 
     nominal = euler + _rng(config.seed, _STREAM_NOMINAL).uniform(
-        -im.nominal_error, im.nominal_error, euler.shape)
+        -im.nominal_error, im.nominal_error, euler.shape
+    )
     return make_tilt_series(
         frames=np.stack([r.frames for r in results]),
         euler=nominal,

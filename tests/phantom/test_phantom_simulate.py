@@ -12,21 +12,47 @@ SHAPE = (64, 64)
 
 
 def _still(**changes):
-    base = dict(velocity=np.zeros(2), offset=np.zeros(2), vibration_direction=0.0,
-                vibration_amplitude=0.0, vibration_width=0.0, background_seed=0)
+    base = dict(
+        velocity=np.zeros(2),
+        offset=np.zeros(2),
+        vibration_direction=0.0,
+        vibration_amplitude=0.0,
+        vibration_width=0.0,
+        background_seed=0,
+    )
     base.update(changes)
     return TiltDistortions(**base)
 
 
-def _run(distortions, *, positions=None, euler=(0.0, 0.0, 0.0), dose=1e6, read_noise=0.0,
-         background=0.0, frames=4, rng=0):
+def _run(
+    distortions,
+    *,
+    positions=None,
+    euler=(0.0, 0.0, 0.0),
+    dose=1e6,
+    read_noise=0.0,
+    background=0.0,
+    frames=4,
+    rng=0,
+):
     positions = np.array([[0.0, 0.0, 0.0]]) if positions is None else positions
     n = len(positions)
     return simulate_tilt(
-        positions, np.full(n, 0.02), np.full(n, 10.0), np.asarray(euler), distortions,
-        shape=SHAPE, pixel_size=PIXEL, frames=frames, dose_per_frame=dose,
-        read_noise=read_noise, probe_fwhm=0.8, background_level=background,
-        background_scale=10.0, rng=rng)
+        positions,
+        np.full(n, 0.02),
+        np.full(n, 10.0),
+        np.asarray(euler),
+        distortions,
+        shape=SHAPE,
+        pixel_size=PIXEL,
+        frames=frames,
+        dose_per_frame=dose,
+        read_noise=read_noise,
+        probe_fwhm=0.8,
+        background_level=background,
+        background_scale=10.0,
+        rng=rng,
+    )
 
 
 def test_clean_image_is_the_forward_model_at_the_dose():
@@ -36,8 +62,15 @@ def test_clean_image_is_the_forward_model_at_the_dose():
     dose = 2000.0
     result = _run(_still(offset=offset), positions=positions, euler=euler, dose=dose, frames=3)
     b_eff = 10.0 + 8 * np.pi**2 * gaussian_sigma_from_fwhm(0.8) ** 2
-    model = project_atoms(positions, np.full(2, 0.02), np.full(2, b_eff), euler[None],
-                          shape=SHAPE, pixel_size=PIXEL, offsets=offset[None])[0]
+    model = project_atoms(
+        positions,
+        np.full(2, 0.02),
+        np.full(2, b_eff),
+        euler[None],
+        shape=SHAPE,
+        pixel_size=PIXEL,
+        offsets=offset[None],
+    )[0]
     expected = 3 * dose * PIXEL**2 * model
     # float32 storage; the fine grid is sampled exactly at detector pixels.
     np.testing.assert_allclose(result.clean, expected, rtol=1e-5, atol=1e-6 * expected.max())
@@ -50,8 +83,15 @@ def test_counting_statistics_match_the_dose():
     rng = np.random.default_rng(3)
     positions = np.column_stack([rng.uniform(-8, 8, (40, 2)), np.zeros(40)])
     dose, read_noise, frames = 400.0, 0.7, 10
-    result = _run(_still(background_seed=4), positions=positions, dose=dose,
-                  read_noise=read_noise, background=0.5, frames=frames, rng=5)
+    result = _run(
+        _still(background_seed=4),
+        positions=positions,
+        dose=dose,
+        read_noise=read_noise,
+        background=0.5,
+        frames=frames,
+        rng=5,
+    )
     expected = (result.clean + result.background) / frames  # per frame, no drift
     z = (result.frames - expected) / np.sqrt(expected + read_noise**2)
     # 40,960 samples: mean and spread of a unit normal to within ~1 %.
@@ -66,8 +106,9 @@ def test_drift_moves_the_atom_by_velocity_per_frame():
     velocity = np.array([0.6, -0.35])
     result = _run(_still(velocity=velocity), frames=5, dose=1e9)
     rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]]
-    centroids = np.array([[(f * cols).sum() / f.sum(), (f * rows).sum() / f.sum()]
-                          for f in result.frames])
+    centroids = np.array(
+        [[(f * cols).sum() / f.sum(), (f * rows).sum() / f.sum()] for f in result.frames]
+    )
     # Noise at this dose moves the centroid by < 0.01 px.
     np.testing.assert_allclose(centroids - centroids[0], result.drift, atol=0.02)
     np.testing.assert_allclose(result.drift[3], 3 * velocity)
@@ -79,8 +120,9 @@ def test_vibration_blurs_along_the_projected_z_axis():
     assert direction == pytest.approx(0.0, abs=1e-9) or direction == pytest.approx(180.0)
     assert amplitude == pytest.approx(0.8 * np.sin(np.deg2rad(30)))
     still = _run(_still(), euler=euler, dose=1e7)
-    shaken = _run(_still(vibration_direction=direction, vibration_amplitude=amplitude),
-                  euler=euler, dose=1e7)
+    shaken = _run(
+        _still(vibration_direction=direction, vibration_amplitude=amplitude), euler=euler, dose=1e7
+    )
     rows, cols = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]] * PIXEL
 
     def variances(img):
