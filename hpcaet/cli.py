@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     from hpcaet.pipeline import STAGES
 
     for name, stage in STAGES.items():
-        if name == "simulate":
+        if name in ("simulate", "eels"):  # eels has its own parser (_eels_parser)
             continue
         sp = sub.add_parser(
             name,
@@ -107,6 +107,8 @@ def _parser() -> argparse.ArgumentParser:
         _cluster_options(sp)
         sp.set_defaults(func=_cmd_stage, stage=name)
 
+    _eels_parser(sub)
+
     info = sub.add_parser(
         "info",
         help="describe an hpcaet netCDF file",
@@ -116,6 +118,65 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("file", help="a .nc file written by hpcaet")
     info.set_defaults(func=_cmd_info)
     return p
+
+
+def _eels_parser(sub) -> None:
+    eels = sub.add_parser(
+        "eels",
+        help="vibrational EELS: background, k-means regions, Gaussian peak table",
+        description="Analyse vibrational EELS spectra (zero-loss alignment, two-window "
+        "power-law background, k-means with the correlation distance, sum-of-Gaussians "
+        "fit of each group). Give SPECTRA_FILE (.nc EELS Dataset, .dm3/.dm4 or another "
+        "RosettaSciIO format) and --out; writes OUT/eels.nc and OUT/figures/eels_*.png. "
+        "Or give --run RUN to run the pipeline stage on the synthetic line scan of the "
+        "run's config.",
+    )
+    eels.add_argument("spectra_file", nargs="?", default=None, metavar="SPECTRA_FILE",
+                      help="spectra to analyse (.nc, .dm3, .dm4, ...)")
+    eels.add_argument("--out", default=None, help="output directory, e.g. runs/eels")
+    eels.add_argument("--run", default=None, help="run directory: run the pipeline stage")
+    eels.add_argument("--config", default=None,
+                      help="config whose eels section is used (default: hpcaet defaults, "
+                      "or the run directory's config.yaml with --run)")
+    eels.add_argument("--seed", type=int, default=None,
+                      help="seed of k-means and peak-fit starts (default: the config's seed)")
+    _cluster_options(eels)
+    eels.set_defaults(func=_cmd_eels, stage="eels")
+
+
+def _cmd_eels(args) -> int:
+    if args.run is not None:
+        if args.spectra_file is not None:
+            raise HpcaetError("give either SPECTRA_FILE with --out, or --run RUN; not both.")
+        args.out = args.run
+        return _cmd_stage(args)
+    if args.spectra_file is None or args.out is None:
+        raise HpcaetError(
+            "hpcaet eels needs SPECTRA_FILE and --out (e.g. 'hpcaet eels scan.dm4 --out "
+            "runs/eels'), or --run RUN for the pipeline stage."
+        )
+    from hpcaet.config import load_config
+    from hpcaet.eels import analyse_eels, read_spectra, write_eels_figures
+    from hpcaet.io import write_dataset
+
+    config = load_config(args.config)
+    seed = config.seed if args.seed is None else args.seed
+    spectra = read_spectra(args.spectra_file)
+    result = analyse_eels(spectra, config.eels, rng=seed)
+    result.attrs["stage"] = "eels"
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = write_dataset(result, out / "eels.nc")
+    figures = write_eels_figures(result, out / "figures")
+    _print_outputs(args.out, {"eels.nc": path})
+    names = [str(n) for n in result["group_name"].values]
+    print("\nPeak centres [meV] (± standard error), highest first:")
+    for g, name in enumerate(names):
+        pairs = zip(result.peak_centre.values[g], result.peak_centre_error.values[g], strict=True)
+        row = ", ".join(f"{c:.1f} ± {e:.1f}" for c, e in pairs)
+        print(f"  {name:<12} {row}")
+    log.info("wrote %d figures", len(figures))
+    return 0
 
 
 def _cluster_options(p: argparse.ArgumentParser) -> None:

@@ -88,6 +88,36 @@ def _simulate(config: Config, run: RunDirectory, client) -> dict:
     return {"truth_atoms.nc": model, "tilt_series.nc": series}
 
 
+def _eels(config: Config, run: RunDirectory, client) -> dict:
+    from hpcaet.eels.stage import run_eels_stage
+
+    return run_eels_stage(config, run, client)
+
+
+def _preprocess(config: Config, run: RunDirectory, client) -> dict:
+    from hpcaet.preprocess.stage import run_preprocess
+
+    return run_preprocess(config, run, client)
+
+
+def _reconstruct(config: Config, run: RunDirectory, client) -> dict:
+    from hpcaet.reconstruct.stage import run_reconstruct
+
+    return run_reconstruct(config, run, client)
+
+
+def _atoms(config: Config, run: RunDirectory, client) -> dict:
+    from hpcaet.atoms.stage import run_atoms
+
+    return run_atoms(config, run, client)
+
+
+def _structure(config: Config, run: RunDirectory, client) -> dict:
+    from hpcaet.structure.stage import run_structure
+
+    return run_structure(config, run, client)
+
+
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
         name="simulate",
@@ -97,11 +127,50 @@ STAGES: dict[str, Stage] = {
         outputs=("truth_atoms.nc", "tilt_series.nc"),
         run=_simulate,
     ),
-    # stage: preprocess
-    # stage: reconstruct
-    # stage: atoms
-    # stage: structure
-    # stage: eels
+    "preprocess": Stage(
+        name="preprocess",
+        help="drift, denoising, background, angle calibration, vibration, alignment",
+        sections=("preprocess", "species", "imaging"),
+        inputs=("tilt_series.nc",),
+        outputs=("processed.nc",),
+        run=_preprocess,
+        after=("simulate",),
+    ),
+    "reconstruct": Stage(
+        name="reconstruct",
+        help="sAET reconstruction: GENFIRE (or RESIRE) on scanning windows, stitched",
+        sections=("reconstruct",),
+        inputs=("processed.nc", "tilt_series.nc"),  # tilt_series.nc: dev fallback, see docs
+        outputs=("volume.nc",),
+        run=_reconstruct,
+        after=("simulate",),  # becomes ("preprocess",) once that stage is registered
+    ),
+    "atoms": Stage(
+        name="atoms",
+        help="trace atoms, assign species, refine against the images and flip S/Se pairs",
+        sections=("atoms", "species"),
+        inputs=("volume.nc", "processed.nc"),
+        outputs=("atoms.nc",),
+        run=_atoms,
+        after=("simulate",),  # becomes ("reconstruct",) once that stage is registered
+    ),
+    "structure": Stage(
+        name="structure",
+        help="interface, ripples, bond angles, displacements and the 3D strain tensor",
+        sections=("structure",),
+        inputs=("atoms.nc",),
+        outputs=("strain.nc",),
+        run=_structure,
+        after=("simulate",),  # becomes ("atoms",) once the atoms stage is registered
+    ),
+    "eels": Stage(
+        name="eels",
+        help="vibrational EELS of a synthetic line scan: background, k-means, Gaussian peaks",
+        sections=("eels",),
+        inputs=(),
+        outputs=("eels_input.nc", "eels.nc"),
+        run=_eels,
+    ),
 }
 
 

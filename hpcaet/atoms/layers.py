@@ -33,7 +33,7 @@ _LAYERS = (LAYER_BOTTOM, LAYER_METAL, LAYER_TOP)
 #: Neighbours are taken out to this many smoothing widths.
 _REACH = 3.0
 #: A surface needs this much Gaussian weight (in atoms at the query point) to exist.
-_MIN_WEIGHT = 2.5
+_MIN_WEIGHT = 1.5
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,13 @@ class LayerSurfaces:
         Atoms ``x, y, z`` [Å] that define each layer's surface, keyed by layer label.
     smoothing : float
         Standard deviation of the Gaussian weights of the local regression [Å].
+    weights : dict of int to ndarray of shape (n_L,), optional
+        Robustness weight of each defining atom in [0, 1] (1 when omitted).
     """
 
     points: dict[int, np.ndarray]
     smoothing: float
+    weights: dict[int, np.ndarray] | None = None
 
     def height(self, xy: ArrayLike, layer: int, *, exclude: np.ndarray | None = None):
         """Height and slope of one layer's surface at in-plane points.
@@ -72,8 +75,9 @@ class LayerSurfaces:
             ``dz/dx, dz/dy`` [1]; NaN likewise.
         """
         pts = self.points[layer]
+        weight = None if self.weights is None else self.weights.get(layer)
         return _local_quadratic(pts[:, :2], pts[:, 2], np.asarray(xy, float).reshape(-1, 2),
-                                self.smoothing, exclude=exclude)
+                                self.smoothing, exclude=exclude, point_weight=weight)
 
     def middle(self, xy: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Height [Å] and unit normal (q, 3) of the middle (metal) surface."""
@@ -113,6 +117,7 @@ def fit_layers(
     smoothing: float = 6.0,
     spacing: float | None = None,
     rounds: int = 3,
+    strength: ArrayLike | None = None,
 ) -> LayerFit:
     """Assign atoms to the bottom, middle and top layers of a rippled monolayer.
 
@@ -129,6 +134,11 @@ def fit_layers(
         of the atoms between 0.8 and 2.6 Å off the middle surface).
     rounds : int, default 3
         Rounds of (fit surfaces, reassign atoms).
+    strength : array_like of shape (n,), optional
+        Peak height or intensity of each atom. When given, the first middle surface is
+        the local median height of the strongest third of the atoms only (the metals
+        scatter most), so that weak noise peaks above and below the sheet do not bend
+        it; otherwise of all atoms.
 
     Returns
     -------
@@ -163,7 +173,14 @@ def fit_layers(
         raise InputError(f"spacing must be a positive height in Å; got {spacing!r}.")
     xy, z = r[:, :2], r[:, 2]
     every = np.arange(len(r))
-    mid, _ = _local_quadratic(xy, z, xy, smoothing, exclude=every)
+    seed = np.ones(len(r), dtype=bool)
+    if strength is not None:
+        power = np.asarray(strength, dtype=float).reshape(len(r))
+        if np.sum(power >= np.quantile(power, 2 / 3)) >= 4:
+            seed = power >= np.quantile(power, 2 / 3)
+    # First middle surface: the local median height of the seeds (robust to noise peaks
+    # and, with top and bottom balanced, at the metal sheet).
+    mid = _local_median(xy[seed], z[seed], xy, 2.0 * smoothing)
     mid = np.where(np.isnan(mid), np.nanmedian(mid) if np.any(~np.isnan(mid)) else 0.0, mid)
     dz = z - mid
     if spacing is None:
@@ -171,10 +188,11 @@ def fit_layers(
         spacing = float(np.median(band)) if band.size >= 3 else 1.6
     layer = np.where(dz > spacing / 2, LAYER_TOP, np.where(dz < -spacing / 2, LAYER_BOTTOM,
                                                            LAYER_METAL))
+    robust = np.ones(len(r))
     distance = np.full(len(r), np.nan)
     surfaces = LayerSurfaces({}, float(smoothing))
     for _ in range(max(1, int(rounds))):
-        surfaces = LayerSurfaces({L: r[layer == L] for L in _LAYERS}, float(smoothing))
+        surfaces = _surfaces(r, layer, robust, smoothing)
         own = np.full((len(r), 3), np.nan)  # height above each surface, own point left out
         for k, L in enumerate(_LAYERS):
             members = np.flatnonzero(layer == L)
@@ -187,11 +205,52 @@ def fit_layers(
         new[known] = np.asarray(_LAYERS)[np.nanargmin(np.abs(own[known]), axis=1)]
         new[~known] = layer[~known]
         distance = own[every, new + 1]
+        robust = _bisquare(distance, new)
         if np.array_equal(new, layer):
             break
         layer = new
-    surfaces = LayerSurfaces({L: r[layer == L] for L in _LAYERS}, float(smoothing))
-    return LayerFit(layer.astype(np.int8), distance, surfaces)
+    return LayerFit(layer.astype(np.int8), distance, _surfaces(r, layer, robust, smoothing))
+
+
+def _surfaces(r, layer, robust, smoothing) -> LayerSurfaces:
+    return LayerSurfaces({L: r[layer == L] for L in _LAYERS}, float(smoothing),
+                         {L: robust[layer == L] for L in _LAYERS})
+
+
+def _bisquare(distance: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """Tukey bisquare weights of the residuals, scale from each layer's MAD.
+
+    A point 6 MADs (at least 0.6 Å) off its layer gets weight 0; an undefined residual
+    (isolated point) too.
+    """
+    out = np.zeros(len(distance))
+    for L in _LAYERS:
+        sel = (layer == L) & np.isfinite(distance)
+        if not sel.any():
+            continue
+        scale = max(6.0 * float(np.median(np.abs(distance[sel]))), 0.6)
+        u = distance[sel] / scale
+        out[sel] = np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
+    return out
+
+
+def _local_median(points: np.ndarray, values: np.ndarray, query: np.ndarray, radius: float):
+    """Median of ``values`` of the points within ``radius`` of each query (NaN if none)."""
+    out = np.full(len(query), np.nan)
+    if len(points) == 0:
+        return out
+    pairs = cKDTree(query).sparse_distance_matrix(cKDTree(points), radius,
+                                                  output_type="ndarray")
+    i, v = pairs["i"].astype(np.intp), values[pairs["j"]]
+    order = np.lexsort((v, i))
+    i, v = i[order], v[order]
+    start = np.searchsorted(i, np.arange(len(query)))
+    count = np.bincount(i, minlength=len(query))
+    has = count > 0
+    lo = start[has] + (count[has] - 1) // 2
+    hi = start[has] + count[has] // 2
+    out[has] = 0.5 * (v[lo] + v[hi])
+    return out
 
 
 def _local_quadratic(
@@ -201,12 +260,14 @@ def _local_quadratic(
     sigma: float,
     *,
     exclude: np.ndarray | None = None,
+    point_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian-weighted local quadratic regression of ``values`` at ``query`` points.
 
     Returns the fitted value (q,) and gradient (q, 2) at each query point; NaN where the
     summed weight is below ``_MIN_WEIGHT``. ``exclude[i]`` is a data index left out of
-    query ``i``'s fit (or -1). A small ridge on the linear and quadratic terms keeps
+    query ``i``'s fit (or -1); ``point_weight`` (n,) multiplies the Gaussian weights
+    (robustness weights). A small ridge on the linear and quadratic terms keeps
     sparse neighbourhoods well posed (it pulls them towards a local mean).
     """
     q = len(query)
@@ -222,6 +283,8 @@ def _local_quadratic(
         i, j = i[keep], j[keep]
     d = (points[j] - query[i]) / sigma  # (p, 2) in smoothing units
     w = np.exp(-0.5 * np.sum(d**2, axis=1))
+    if point_weight is not None:
+        w = w * np.asarray(point_weight)[j]
     design = np.column_stack([np.ones(len(d)), d[:, 0], d[:, 1], d[:, 0] ** 2,
                               d[:, 0] * d[:, 1], d[:, 1] ** 2])  # (p, 6)
     outer = (w[:, None, None] * design[:, :, None] * design[:, None, :]).reshape(len(d), 36)

@@ -12,14 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import xarray as xr
 from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms, render_volume, species_table
 from hpcaet.forward.kernels import gaussian_sigma_from_fwhm
+from hpcaet.io import make_tilt_series, make_volume
 
-__all__ = ["probe_b_factor", "ideal_volume", "ideal_images"]
+__all__ = ["probe_b_factor", "ideal_volume", "ideal_images", "ideal_inputs"]
 
 
 def probe_b_factor(probe_fwhm: float) -> float:
@@ -133,3 +135,65 @@ def ideal_images(
     expected = dose * pixel_size**2 * clean
     rng = np.random.default_rng(rng)
     return rng.poisson(expected) + rng.normal(0.0, read_noise, expected.shape)
+
+
+def ideal_inputs(
+    truth: xr.Dataset,
+    euler: ArrayLike,
+    *,
+    shape: tuple[int, int],
+    pixel_size: float,
+    dose: float,
+    b_factor: Mapping[str, float],
+    extra_b: float = 0.0,
+    read_noise: float = 0.0,
+    blur: tuple[float, float] = (0.5, 0.1),
+    noise: float = 0.02,
+    rng: np.random.Generator | int | None = None,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """The Volume and processed TiltSeries a perfect upstream chain would give.
+
+    Parameters
+    ----------
+    truth : xarray.Dataset
+        AtomModel with ``cross_section`` (e.g. ``truth_atoms.nc`` of the simulate stage).
+    euler : array_like of shape (m, 3)
+        Angles of the images [deg] (also stored as the calibrated angles).
+    shape : tuple of int
+        ``(ny, nx)`` of the images; the volume has the same y and x grid, and enough z
+        slices for the sheet plus 4 Å each side.
+    pixel_size : float
+        Pixel and voxel size [Å].
+    dose : float
+        Dose per image [e/Å²].
+    b_factor : mapping of str to float
+        B-factor of each species [Å²] (``truth``'s own per-atom values are not used, so
+        that e.g. the probe can be added by ``extra_b``).
+    extra_b, read_noise, blur, noise
+        As in :func:`ideal_images` and :func:`ideal_volume`.
+    rng : numpy.random.Generator or int or None
+
+    Returns
+    -------
+    volume : xarray.Dataset
+        Volume (algorithm ``"ideal"``).
+    series : xarray.Dataset
+        TiltSeries with ``images`` [counts] and ``euler``; ``dose`` is the total.
+    """
+    rng = np.random.default_rng(rng)
+    pos = truth["position"].values
+    species = truth["species"].values.astype(str)
+    cross = dict(zip(truth["element"].values.astype(str),
+                     truth["cross_section"].values.tolist(), strict=True))
+    angles = np.asarray(euler, dtype=float).reshape(-1, 3)
+    images = ideal_images(pos, species, angles, cross_section=cross, b_factor=b_factor,
+                          shape=shape, pixel_size=pixel_size, dose=dose, extra_b=extra_b,
+                          read_noise=read_noise, rng=rng)
+    nz = 2 * int(np.ceil((np.abs(pos[:, 2]).max() + 4.0) / pixel_size)) + 1
+    density = ideal_volume(pos, species, cross_section=cross, b_factor=b_factor,
+                           voxel_size=pixel_size, shape=(nz, *shape), extra_b=extra_b,
+                           blur=blur, noise=noise, rng=rng)
+    volume = make_volume(density.astype(np.float32), voxel_size=pixel_size, algorithm="ideal")
+    series = make_tilt_series(images=images.astype(np.float32), euler=angles,
+                              pixel_size=pixel_size, dose=dose * len(angles))
+    return volume, series

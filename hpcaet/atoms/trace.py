@@ -4,7 +4,7 @@ Following the Methods of Tian et al. ("Initial localization of 3D atomic positio
 the volume is interpolated onto a grid ``upsample`` times finer with cubic splines,
 every local maximum above a threshold becomes a candidate, each candidate's position is
 refined by a Gaussian fit (a weighted quadratic fit of the log density, Caruana's
-method) to a ``fit_size``³ neighbourhood of original voxels around it, a minimum
+method) to a ``fit_size``³ neighbourhood of fine-grid voxels around it, a minimum
 distance between atoms is enforced (the stronger peak wins), and candidates that do
 not sit on one of the three atomic layers are dropped (:mod:`hpcaet.atoms.layers`).
 
@@ -92,7 +92,8 @@ def trace_atoms(
         Candidates must exceed this fraction of the 10th highest local maximum of the
         volume (a robust stand-in for the peak of the heaviest atoms).
     fit_size : int, default 5
-        Edge of the cubic neighbourhood of the Gaussian fit, in original voxels (odd).
+        Edge of the cubic neighbourhood of the Gaussian fit, in voxels of the fine grid
+        (odd); 5 fine voxels span 5/3 original voxels at ``upsample = 3``.
     min_distance : float, default 1.6
         Minimum distance between atoms [Å]; of two closer candidates the weaker goes.
     integration_radius : float, default 0.8
@@ -140,7 +141,8 @@ def trace_atoms(
             "peak) in the volume; it holds no atoms. Check the reconstruction or lower "
             "atoms.threshold."
         )
-    index = _fit_gaussian(coeffs, index, half=int(fit_size) // 2, shape=vol.shape)
+    index = _fit_gaussian(coeffs, index, half=int(fit_size) // 2, shape=vol.shape,
+                          spacing=1.0 / int(upsample))
     height = _sample(coeffs, index)
     keep = enforce_min_distance(index * voxel_size, height, min_distance=min_distance)
     index, height = index[keep], height[keep]
@@ -154,7 +156,7 @@ def trace_atoms(
             f"only {len(position)} atom(s) traced in the volume; at least 4 are needed to "
             "fit the atomic layers. Check the reconstruction or lower atoms.threshold."
         )
-    layers = fit_layers(position, smoothing=layer_smoothing)
+    layers = fit_layers(position, smoothing=layer_smoothing, strength=height)
     for _ in range(3):  # drop off-layer and crowded candidates, refit the layers
         keep = np.abs(layers.distance) <= layer_tolerance  # NaN (isolated) is False
         for L in np.unique(layers.layer):
@@ -175,7 +177,7 @@ def trace_atoms(
                  "nearer than %.2f Å to a stronger one on their layer", int(np.sum(~keep)),
                  layer_tolerance, layer_min_distance)
         position, intensity, height = position[keep], intensity[keep], height[keep]
-        layers = fit_layers(position, smoothing=layer_smoothing)
+        layers = fit_layers(position, smoothing=layer_smoothing, strength=height)
     return TracedAtoms(position, intensity, height, layers, n_candidates)
 
 
@@ -340,11 +342,11 @@ def _sample(coeffs: np.ndarray, index: np.ndarray) -> np.ndarray:
 def _fit_gaussian(coeffs: np.ndarray, index: np.ndarray, *, half: int, shape, spacing: float = 1.0) -> np.ndarray:
     """Sub-voxel centres by a weighted quadratic fit of the log density (twice).
 
-    The neighbourhood is ``(2 half + 1)³`` original voxels centred on the current
-    estimate. Samples below 10 % of the centre value are left out, the others are
+    The neighbourhood is ``(2 half + 1)³`` samples ``spacing`` original voxels apart,
+    centred on the current estimate. Samples below 10 % of the centre value are left out, the others are
     weighted by their squared value (Caruana's weighting of a log fit). A fit whose
     curvature is not negative definite, or that moves the centre by more than a
-    voxel, keeps the previous estimate.
+    voxel, keeps the previous estimate. Centres are fractional indices ``(z, y, x)``.
     """
     grid = np.arange(-half, half + 1, dtype=float)
     off = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)

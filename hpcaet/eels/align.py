@@ -156,7 +156,14 @@ def align_zero_loss(
     shift = locate_zero_loss(spectra, energy, method=method, search=search)
     keep = (energy + shift.min() >= energy[0]) & (energy + shift.max() <= energy[-1])
     kept = energy[keep]
-    aligned = np.stack([np.interp(kept + s, energy, y) for s, y in zip(shift, spectra)])
-    log.debug("ZLP shifts from %.3f to %.3f meV; kept %d of %d channels",
-              shift.min(), shift.max(), kept.size, energy.size)
+    aligned = np.stack(
+        [np.interp(kept + s, energy, y) for s, y in zip(shift, spectra, strict=False)]
+    )
+    log.debug(
+        "ZLP shifts from %.3f to %.3f meV; kept %d of %d channels",
+        shift.min(),
+        shift.max(),
+        kept.size,
+        energy.size,
+    )
     return ZeroLossAlignment(spectra=aligned, energy=kept, shift=shift)

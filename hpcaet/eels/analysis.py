@@ -90,6 +90,7 @@ def analyse_spectra(
     fit_range: tuple[float, float] = (16.0, 70.0),
     peak_background: str = "subtracted",
     initial_width: float = 3.0,
+    fit_starts: int = 20,
     rng: np.random.Generator | int | None = None,
 ) -> EelsAnalysis:
     """Analyse a line scan (or any set) of vibrational spectra.
@@ -114,13 +115,14 @@ def analyse_spectra(
     contiguous : bool
         Turn the clusters into contiguous regions along the scan and average those
         (the paper: #1–16, #17–26, #27–40); False averages the clusters themselves.
-    n_peaks, fit_range, initial_width
-        Peak fit settings (:func:`~hpcaet.eels.peaks.fit_gaussians`).
+    n_peaks, fit_range, initial_width, fit_starts
+        Peak fit settings (:func:`~hpcaet.eels.peaks.fit_gaussians`; ``fit_starts`` is
+        its ``starts``).
     peak_background : {"subtracted", "joint"}
         ``subtracted`` fits the mean background-subtracted spectrum (the paper);
         ``joint`` fits the mean aligned spectrum with a power law and the peaks together.
     rng : numpy.random.Generator, int or None
-        Randomness of the k-means seeding.
+        Randomness of the k-means seeding and of the extra peak-fit starts.
 
     Returns
     -------
@@ -135,9 +137,11 @@ def analyse_spectra(
         A peak fit that did not converge.
     """
     spectra, energy = check_spectra(spectra, energy)
+    rng = np.random.default_rng(rng)
     if peak_background not in PEAK_BACKGROUNDS:
-        raise InputError(f"peak_background must be one of {PEAK_BACKGROUNDS}; got "
-                         f"{peak_background!r}.")
+        raise InputError(
+            f"peak_background must be one of {PEAK_BACKGROUNDS}; got {peak_background!r}."
+        )
     if len(spectra) < clusters:
         raise InputError(
             f"got {len(spectra)} spectra for {clusters} clusters; expected at least as many "
@@ -151,8 +155,9 @@ def analyse_spectra(
     background = fit_power_law(spectra, energy, windows=windows, refine=refine_background)
     signal = background.subtract(spectra)
     use = window_mask(energy, cluster_range, name="cluster range")
-    kmeans = correlation_kmeans(signal[:, use], k=clusters, restarts=restarts,
-                                max_iterations=max_iterations, rng=rng)
+    kmeans = correlation_kmeans(
+        signal[:, use], k=clusters, restarts=restarts, max_iterations=max_iterations, rng=rng
+    )
     regions = contiguous_regions(kmeans.labels, k=clusters) if contiguous else None
     group = regions.region if regions is not None else kmeans.labels
     average = np.stack([signal[group == g].mean(axis=0) for g in range(clusters)])
@@ -161,15 +166,45 @@ def analyse_spectra(
     for g in range(clusters):
         if peak_background == "joint":
             law = fit_power_law(raw_average[g], energy, windows=windows, refine=True)
-            fit = fit_gaussians(raw_average[g], energy, n_peaks=n_peaks, fit_range=fit_range,
-                                initial_width=initial_width,
-                                power_law=(float(law.amplitude[0]), float(law.exponent[0])))
+            fit = fit_gaussians(
+                raw_average[g],
+                energy,
+                n_peaks=n_peaks,
+                fit_range=fit_range,
+                initial_width=initial_width,
+                starts=fit_starts,
+                rng=rng,
+                power_law=(float(law.amplitude[0]), float(law.exponent[0])),
+            )
         else:
-            fit = fit_gaussians(average[g], energy, n_peaks=n_peaks, fit_range=fit_range,
-                                initial_width=initial_width)
+            fit = fit_gaussians(
+                average[g],
+                energy,
+                n_peaks=n_peaks,
+                fit_range=fit_range,
+                initial_width=initial_width,
+                starts=fit_starts,
+                rng=rng,
+            )
         fits.append(fit)
-        log.info("eels: group %d (%d spectra): peaks %s meV", g, int(np.sum(group == g)),
-                 ", ".join(f"{c:.1f}±{e:.1f}" for c, e in zip(fit.centre, fit.centre_error)))
-    return EelsAnalysis(energy=energy, spectra=spectra, zero_loss_shift=shift,
-                        background=background, signal=signal, kmeans=kmeans, regions=regions,
-                        group=group, average=average, raw_average=raw_average, fits=fits)
+        log.info(
+            "eels: group %d (%d spectra): peaks %s meV",
+            g,
+            int(np.sum(group == g)),
+            ", ".join(
+                f"{c:.1f}±{e:.1f}" for c, e in zip(fit.centre, fit.centre_error, strict=False)
+            ),
+        )
+    return EelsAnalysis(
+        energy=energy,
+        spectra=spectra,
+        zero_loss_shift=shift,
+        background=background,
+        signal=signal,
+        kmeans=kmeans,
+        regions=regions,
+        group=group,
+        average=average,
+        raw_average=raw_average,
+        fits=fits,
+    )

@@ -110,8 +110,9 @@ def fit_power_law(
             f"background windows must lie at positive energy loss; got {windows} meV. "
             "The power law E^-r is undefined at E <= 0."
         )
-    masks = [window_mask(energy, w, name=f"background window {i + 1}")
-             for i, w in enumerate(windows)]
+    masks = [
+        window_mask(energy, w, name=f"background window {i + 1}") for i, w in enumerate(windows)
+    ]
     inside = np.any(masks, axis=0)
     logx = np.log(energy[inside])
     y = spectra[:, inside]
@@ -145,11 +146,15 @@ def fit_power_law(
             if res.success and np.all(np.isfinite(res.x)):
                 amplitude[i], exponent[i] = np.exp(res.x[0]), res.x[1]
             else:
-                log.warning("background refinement of spectrum %d failed (%s); kept the "
-                            "log-log fit", i, res.message)
+                log.warning(
+                    "background refinement of spectrum %d failed (%s); kept the log-log fit",
+                    i,
+                    res.message,
+                )
     start = min(w[0] for w in windows)
     above = energy >= start
     background = spectra.copy()
     background[:, above] = power_law(energy[above], amplitude, exponent)
-    return PowerLawBackground(background=background, amplitude=amplitude,
-                              exponent=exponent, start=start)
+    return PowerLawBackground(
+        background=background, amplitude=amplitude, exponent=exponent, start=start
+    )

@@ -19,8 +19,13 @@ from numpy.typing import ArrayLike
 
 from hpcaet.errors import InputError
 
-__all__ = ["KMeansResult", "Regions", "correlation_kmeans", "contiguous_regions",
-           "normalise_spectra"]
+__all__ = [
+    "KMeansResult",
+    "Regions",
+    "correlation_kmeans",
+    "contiguous_regions",
+    "normalise_spectra",
+]
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +131,7 @@ def _seed(z: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 def _run(z: np.ndarray, k: int, max_iterations: int, rng: np.random.Generator):
     centroids = _seed(z, k, rng)
     labels = np.full(len(z), -1)
-    for iteration in range(1, max_iterations + 1):
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 (returned below)
         d = _distance(z, centroids)
         new = np.argmin(d, axis=1)
         for j in range(k):  # an empty cluster takes the point farthest from its centroid
@@ -203,8 +208,13 @@ def correlation_kmeans(
     rank = np.empty(k, int)
     rank[order] = np.arange(k)
     log.debug("k-means: k=%d, total distance %.4f after %d iterations", k, total, iterations)
-    return KMeansResult(labels=rank[labels], centroids=centroids[order], distance=distance,
-                        total_distance=total, iterations=iterations)
+    return KMeansResult(
+        labels=rank[labels],
+        centroids=centroids[order],
+        distance=distance,
+        total_distance=total,
+        iterations=iterations,
+    )
 
 
 def contiguous_regions(labels: ArrayLike, *, k: int | None = None) -> Regions:

@@ -125,6 +125,58 @@ def _model(p: np.ndarray, e: np.ndarray, n_peaks: int, joint: bool) -> np.ndarra
     return y
 
 
+def _greedy_centres(e, y, *, n_peaks, width, max_evaluations):
+    """Starting centres by adding one Gaussian at a time where the residual is largest.
+
+    Each step places a new peak at the maximum of the smoothed residual of the peaks
+    so far and refits all of them (Levenberg–Marquardt); shoulders that the second
+    derivative misses show up in the residual of the fewer-peak fit.
+    """
+    step = float(np.median(np.diff(e)))
+    p = np.empty(0)
+    for m in range(1, n_peaks + 1):
+        resid = gaussian_filter1d(y - _model(p, e, m - 1, False), max(0.5 * width / step, 0.5))
+        k = int(np.argmax(resid))
+        p = np.r_[p, e[k], width, max(resid[k], 1e-12)]
+        res = least_squares(
+            lambda q, m=m: _model(q, e, m, False) - y, p, method="lm", max_nfev=max_evaluations
+        )
+        if np.all(np.isfinite(res.x)):
+            p = res.x
+    q = p.reshape(n_peaks, 3)
+    inside = (q[:, 0] > e[0]) & (q[:, 0] < e[-1])
+    centres = np.where(inside, q[:, 0], initial_centres(y, e, n_peaks=n_peaks))
+    return np.sort(centres)[::-1]
+
+
+def _best_run(e, y, p0, *, n_peaks, joint, starts, jitter, max_evaluations, rng):
+    """Run LM from ``p0`` and ``starts - 1`` perturbed copies; keep the best plausible run."""
+    best, best_plausible = None, None
+    for run in range(starts):
+        p = p0.copy()
+        if run:
+            q = p[: 3 * n_peaks].reshape(n_peaks, 3)
+            q[:, 0] += rng.uniform(-jitter, jitter, n_peaks)
+            q[:, 1] *= rng.uniform(0.6, 1.6, n_peaks)
+        res = least_squares(
+            lambda p: _model(p, e, n_peaks, joint) - y, p, method="lm", max_nfev=max_evaluations
+        )
+        if res.status < 0 or not np.all(np.isfinite(res.x)):
+            continue
+        # a run stopped by max_evaluations (status 0) competes only as implausible
+        cost = float(np.sum(res.fun**2))
+        q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
+        plausible = (
+            res.status > 0 and np.all(q[:, 2] > 0) and np.all((q[:, 0] > e[0]) & (q[:, 0] < e[-1]))
+        )
+        if best is None or cost < best[0]:
+            best = (cost, res)
+        if plausible and (best_plausible is None or cost < best_plausible[0]):
+            best_plausible = (cost, res)
+    chosen = best_plausible or best
+    return None if chosen is None else chosen[1]
+
+
 def fit_gaussians(
     signal: ArrayLike,
     energy: ArrayLike,
@@ -134,7 +186,10 @@ def fit_gaussians(
     initial: ArrayLike | None = None,
     initial_width: float = 3.0,
     power_law: tuple[float, float] | None = None,
-    max_evaluations: int = 20000,
+    starts: int = 1,
+    jitter: float = 2.0,
+    max_evaluations: int = 2000,
+    rng: np.random.Generator | int | None = None,
 ) -> GaussianFit:
     """Fit a sum of ``n_peaks`` Gaussians (and optionally a power law) by Levenberg–Marquardt.
 
@@ -156,8 +211,18 @@ def fit_gaussians(
     power_law : (float, float), optional
         Starting ``(A, r)`` of a power law fitted together with the peaks (positive
         energies only); None fits the peaks alone.
+    starts : int
+        Levenberg–Marquardt runs: the first from ``initial``, the others from its
+        centres moved by up to ±``jitter`` and its width scaled by 0.6–1.6 (random).
+        The kept run has the smallest residual among those whose peaks all have positive
+        heights and centres inside the fit range, else the smallest residual overall.
+        The fit itself stays unbounded.
+    jitter : float
+        Largest move of a starting centre [meV].
     max_evaluations : int
-        Limit of model evaluations.
+        Limit of model evaluations per run.
+    rng : numpy.random.Generator, int or None
+        Randomness of the extra starts.
 
     Returns
     -------
@@ -192,29 +257,46 @@ def fit_gaussians(
             f"the fit range {list(fit_range)} meV holds {e.size} channels for {n_par} "
             "parameters; widen it or fit fewer peaks."
         )
+    if not initial_width > 0:
+        raise InputError(f"initial_width must be positive; got {initial_width} meV.")
+    base = power_law[0] * e ** -power_law[1] if joint else np.zeros_like(e)
     if initial is None:
-        target = y - (power_law[0] * e ** -power_law[1] if joint else 0.0)
-        centres = initial_centres(target, e, n_peaks=n_peaks)
+        centres = _greedy_centres(
+            e,
+            y - base,
+            n_peaks=n_peaks,
+            width=float(initial_width),
+            max_evaluations=max_evaluations,
+        )
     else:
         centres = np.asarray(initial, dtype=float).ravel()
         if centres.size != n_peaks:
             raise InputError(
                 f"initial has {centres.size} centres for n_peaks = {n_peaks}; give one each."
             )
-    if not initial_width > 0:
-        raise InputError(f"initial_width must be positive; got {initial_width} meV.")
-    base = power_law[0] * e ** -power_law[1] if joint else np.zeros_like(e)
     heights = np.maximum(np.interp(centres, e, y - base), 0.05 * np.ptp(y - base) + 1e-12)
     p0 = np.column_stack([centres, np.full(n_peaks, float(initial_width)), heights]).ravel()
     if joint:
         p0 = np.r_[p0, np.log(power_law[0]), power_law[1]]
-    res = least_squares(lambda p: _model(p, e, n_peaks, joint) - y, p0, method="lm",
-                        max_nfev=max_evaluations)
-    if res.status <= 0 or not np.all(np.isfinite(res.x)):
+    if starts < 1:
+        raise InputError(f"starts must be >= 1; got {starts}.")
+    rng = np.random.default_rng(rng)
+    res = _best_run(
+        e,
+        y,
+        p0,
+        n_peaks=n_peaks,
+        joint=joint,
+        starts=starts,
+        jitter=jitter,
+        max_evaluations=max_evaluations,
+        rng=rng,
+    )
+    if res is None:
         raise ConvergenceError(
-            f"the {n_peaks}-Gaussian fit over {list(fit_range)} meV did not converge after "
-            f"{res.nfev} evaluations ({res.message}). Give initial centres near the peaks, "
-            "fewer peaks, or a narrower fit range."
+            f"the {n_peaks}-Gaussian fit over {list(fit_range)} meV did not converge in "
+            f"{starts} run(s) of at most {max_evaluations} evaluations. Give initial centres "
+            "near the peaks, more starts, fewer peaks, or a narrower fit range."
         )
     dof = e.size - n_par
     rss = float(np.sum(res.fun**2))
@@ -236,8 +318,17 @@ def fit_gaussians(
     background = fitted_law[0] * e ** -fitted_law[1] if joint else np.zeros_like(e)
     log.debug("Gaussian fit: %d evaluations, residual std %.3g", res.nfev, np.sqrt(s2))
     return GaussianFit(
-        centre=q[:, 0], centre_error=qe[:, 0], width=q[:, 1], width_error=qe[:, 1],
-        height=q[:, 2], height_error=qe[:, 2], energy=e, model=components.sum(0) + background,
-        components=components, background=background, power_law=fitted_law,
-        residual_std=float(np.sqrt(s2)), evaluations=int(res.nfev),
+        centre=q[:, 0],
+        centre_error=qe[:, 0],
+        width=q[:, 1],
+        width_error=qe[:, 1],
+        height=q[:, 2],
+        height_error=qe[:, 2],
+        energy=e,
+        model=components.sum(0) + background,
+        components=components,
+        background=background,
+        power_law=fitted_law,
+        residual_std=float(np.sqrt(s2)),
+        evaluations=int(res.nfev),
     )

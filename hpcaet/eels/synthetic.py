@@ -23,8 +23,16 @@ from numpy.typing import ArrayLike
 from hpcaet.eels.peaks import FWHM_PER_SIGMA
 from hpcaet.errors import InputError
 
-__all__ = ["SyntheticLineScan", "synthetic_line_scan", "REGIONS", "TABLE_S3_EELS",
-           "TABLE_S3_EELS_ERROR", "TABLE_S3_DFT", "INTERFACE_MODES_DFT", "DEFAULT_HEIGHTS"]
+__all__ = [
+    "SyntheticLineScan",
+    "synthetic_line_scan",
+    "REGIONS",
+    "TABLE_S3_EELS",
+    "TABLE_S3_EELS_ERROR",
+    "TABLE_S3_DFT",
+    "INTERFACE_MODES_DFT",
+    "DEFAULT_HEIGHTS",
+]
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +121,7 @@ class SyntheticLineScan:
 
 
 def _tail(e: np.ndarray, amplitude: np.ndarray, exponent: np.ndarray, core: float):
-    """``A |e|^-r`` switched off smoothly for |e| below ~``core`` (exactly A|e|^-r beyond 2 core)."""
+    """``A |e|^-r`` switched off smoothly below ~``core`` (within 1e-9 of A|e|^-r beyond 2 core)."""
     a = np.maximum(np.abs(e), 1e-9)
     return amplitude[:, None] * a ** -exponent[:, None] * -np.expm1(-((a / core) ** 4))
 
@@ -122,7 +130,8 @@ def _region_weights(position: np.ndarray, edges: np.ndarray, decay: float) -> np
     """(n_regions, n_points): 1 inside a region, exp(-distance / decay) outside it."""
     lows, highs = edges[:-1], edges[1:]
     d = np.maximum(lows[:, None] - position[None, :], 0) + np.maximum(
-        position[None, :] - highs[:, None], 0)
+        position[None, :] - highs[:, None], 0
+    )
     if decay <= 0:
         return (d == 0).astype(float)
     return np.exp(-d / decay)
@@ -206,15 +215,25 @@ def synthetic_line_scan(
     rng = np.random.default_rng(rng)
     regions = tuple(regions)
     starts = np.asarray(starts, dtype=int)
-    if (starts.size != len(regions) or starts[0] != 0 or np.any(np.diff(starts) <= 0)
-            or starts[-1] >= n_points):
+    if (
+        starts.size != len(regions)
+        or starts[0] != 0
+        or np.any(np.diff(starts) <= 0)
+        or starts[-1] >= n_points
+    ):
         raise InputError(
             f"starts must give the first point of each of the {len(regions)} regions "
             f"{regions}, beginning at 0, increasing and below n_points = {n_points}; got "
             f"{starts.tolist()}."
         )
-    for name, value in dict(step=step, dispersion=dispersion, peak_fwhm=peak_fwhm,
-                            resolution=resolution, snr=snr, zlp_ratio=zlp_ratio).items():
+    for name, value in dict(
+        step=step,
+        dispersion=dispersion,
+        peak_fwhm=peak_fwhm,
+        resolution=resolution,
+        snr=snr,
+        zlp_ratio=zlp_ratio,
+    ).items():
         if not value > 0:
             raise InputError(f"{name} must be positive; got {value!r}.")
     if not (energy_range[0] < -2 * resolution and energy_range[1] > 60):
@@ -224,12 +243,16 @@ def synthetic_line_scan(
             f"{list(energy_range)} meV."
         )
     pdos = dict(pdos or {})
-    peaks = dict(peaks) if peaks is not None else {
-        r: (TABLE_S3_EELS[r], DEFAULT_HEIGHTS[r]) for r in REGIONS if r not in pdos}
+    peaks = (
+        dict(peaks)
+        if peaks is not None
+        else {r: (TABLE_S3_EELS[r], DEFAULT_HEIGHTS[r]) for r in REGIONS if r not in pdos}
+    )
     missing = [r for r in regions if r not in peaks and r not in pdos]
     if missing:
-        raise InputError(f"no peaks or PDOS for region(s) {missing}; give one for each of "
-                         f"{regions}.")
+        raise InputError(
+            f"no peaks or PDOS for region(s) {missing}; give one for each of {regions}."
+        )
     energy = np.arange(energy_range[0], energy_range[1] + 0.5 * dispersion, dispersion)
     position = np.arange(n_points) * step
     region = np.searchsorted(starts, np.arange(n_points), side="right") - 1
@@ -251,8 +274,10 @@ def synthetic_line_scan(
             continue
         c, h = (np.asarray(a, dtype=float) for a in peaks[name])
         if c.shape != h.shape or c.ndim != 1:
-            raise InputError(f"peaks[{name!r}] needs centres and heights of one length; got "
-                             f"{c.shape} and {h.shape}.")
+            raise InputError(
+                f"peaks[{name!r}] needs centres and heights of one length; got "
+                f"{c.shape} and {h.shape}."
+            )
         order = np.argsort(c)[::-1]
         centre[j, : c.size], height[j, : c.size] = c[order], h[order]
         shapes[j] = np.sum(h[:, None] * np.exp(-0.5 * ((energy - c[:, None]) / sigma) ** 2), 0)
@@ -272,7 +297,8 @@ def synthetic_line_scan(
     zlp_height = zlp_ratio * amplitude * 20.0**-expo
     res_sigma = resolution / FWHM_PER_SIGMA
     background = zlp_height[:, None] * np.exp(-0.5 * (true_e / res_sigma) ** 2) + _tail(
-        true_e, amplitude, expo, core=res_sigma)
+        true_e, amplitude, expo, core=2.0 * res_sigma
+    )
     signal = np.empty_like(background)
     mix = weights.T  # (n_points, n_regions)
     for i in range(n):
@@ -281,12 +307,23 @@ def synthetic_line_scan(
             rel += mix[i, j] * np.interp(true_e[i], energy, shapes[j])
         signal[i] = scale * np.where(true_e[i] > 0, rel, 0.0)
     spectra = rng.poisson(background + signal).astype(float)
-    log.debug("synthetic line scan: %d points, %d channels, peak counts %.3g",
-              n, energy.size, peak_counts)
+    log.debug(
+        "synthetic line scan: %d points, %d channels, peak counts %.3g", n, energy.size, peak_counts
+    )
     return SyntheticLineScan(
-        spectra=spectra, energy=energy, position=position, region=region, regions=regions,
-        starts=starts, zlp_shift=shift, background=background, signal=signal,
-        amplitude=amplitude, exponent=expo, peak_centre=centre,
-        peak_width=np.where(np.isnan(centre), np.nan, sigma), peak_height=height * scale,
+        spectra=spectra,
+        energy=energy,
+        position=position,
+        region=region,
+        regions=regions,
+        starts=starts,
+        zlp_shift=shift,
+        background=background,
+        signal=signal,
+        amplitude=amplitude,
+        exponent=expo,
+        peak_centre=centre,
+        peak_width=np.where(np.isnan(centre), np.nan, sigma),
+        peak_height=height * scale,
         scale=float(scale),
     )

@@ -3,7 +3,9 @@
 Every stage exchanges :class:`xarray.Dataset` objects of one of the kinds in
 :data:`KINDS`; :func:`describe` documents a kind, :func:`validate` checks a Dataset,
 the ``make_*`` functions build valid Datasets from numpy arrays, and
-:func:`write_dataset` / :func:`read_dataset` store them atomically as netCDF-4.
+:func:`write_dataset` / :func:`read_dataset` store them atomically as netCDF-4;
+:func:`read_image` reads microscope files (TIFF, MRC, DM3/DM4, EMD) and
+:func:`assemble_tilt_series` turns their frames into a raw TiltSeries.
 """
 
 from hpcaet.errors import DatasetNotFoundError
@@ -16,6 +18,7 @@ from hpcaet.io.builders import (
     make_volume,
 )
 from hpcaet.io.netcdf import read_dataset, write_dataset
+from hpcaet.io.readers import ImageStack, assemble_tilt_series, read_image
 from hpcaet.io.schemas import (
     KINDS,
     SCHEMA_VERSION,
@@ -47,4 +50,7 @@ __all__ = [
     "make_eels",
     "read_dataset",
     "write_dataset",
+    "ImageStack",
+    "read_image",
+    "assemble_tilt_series",
 ]

@@ -100,29 +100,42 @@ def estimate_drift(
     options = dict(upsample_factor=upsample_factor, lowpass=lowpass)
     f = np.arange(n, dtype=float)
     # 1. consecutive frames: small shifts, so no ambiguity with the lattice period.
-    steps = np.array([
-        register_translation(stack[k - 1], stack[k], search_radius=max_step, **options)
-        for k in range(1, n)
-    ])
+    steps = np.array(
+        [
+            register_translation(stack[k - 1], stack[k], search_radius=max_step, **options)
+            for k in range(1, n)
+        ]
+    )
     measured = np.vstack([np.zeros(2), np.cumsum(steps, axis=0)])[:, ::-1]  # (x, y)
     velocity = _fit_velocity(f, measured)
     # 2. every frame against frame 0, near the predicted shift.
     radius = max(1.0, 0.25 * max_step)
-    measured = np.array([np.zeros(2)] + [
-        register_translation(stack[0], stack[k], expected=(velocity * k)[::-1],
-                             search_radius=radius, **options)[::-1]
-        for k in range(1, n)
-    ])
+    measured = np.array(
+        [np.zeros(2)]
+        + [
+            register_translation(
+                stack[0], stack[k], expected=(velocity * k)[::-1], search_radius=radius, **options
+            )[::-1]
+            for k in range(1, n)
+        ]
+    )
     velocity = _fit_velocity(f, measured)
     # 3. every frame against the sum of the others moved onto frame 0.
     for _ in range(int(refine)):
         moved = np.stack([_translate(stack[k], -velocity * k) for k in range(n)])
         total = moved.sum(axis=0)
-        shifts = np.array([
-            register_translation(total - moved[k], stack[k], expected=(velocity * k)[::-1],
-                                 search_radius=radius, **options)[::-1]
-            for k in range(n)
-        ])
+        shifts = np.array(
+            [
+                register_translation(
+                    total - moved[k],
+                    stack[k],
+                    expected=(velocity * k)[::-1],
+                    search_radius=radius,
+                    **options,
+                )[::-1]
+                for k in range(n)
+            ]
+        )
         # The reference sits where frame 0 is, up to a common offset: fit it too.
         design = np.column_stack([f, np.ones(n)])
         (velocity, offset), *_ = np.linalg.lstsq(design, shifts, rcond=None)
@@ -130,8 +143,9 @@ def estimate_drift(
     residual = float(np.sqrt(np.mean((measured - velocity[None, :] * f[:, None]) ** 2)))
     velocity = _true_velocity(velocity, stack.shape[1:])
     drift = velocity[None, :] * f[:, None]
-    log.debug("drift: velocity (%.3f, %.3f) px/frame, linear-fit residual %.3f px",
-              *velocity, residual)
+    log.debug(
+        "drift: velocity (%.3f, %.3f) px/frame, linear-fit residual %.3f px", *velocity, residual
+    )
     return DriftEstimate(velocity=velocity, measured=measured, drift=drift, residual=residual)
 
 

@@ -87,7 +87,7 @@ def check_projections(
     if bad.any():
         j, r, c = np.argwhere(bad)[0]
         raise InputError(
-            f"projection {j} has a non-finite pixel ({imgs[j, r, c]!r} at row {r}, col {c}) "
+            f"projection {j} has a non-finite pixel ({float(imgs[j, r, c])!r} at row {r}, col {c}) "
             f"and {int(bad.sum())} in all; fill or mask them before reconstructing."
         )
     m = imgs.shape[1]

@@ -34,7 +34,8 @@ class GriddedData:
     Attributes
     ----------
     gz, gy, gx : ndarray of shape (p,), int
-        Signed grid frequencies of the points [1 / (n voxels)], ``|g| < n / 2``.
+        Signed grid frequencies of the points [1 / (n voxels)], ``|g| < n / 2``,
+        sorted by ``(gy, gx, gz)`` (grid order of :class:`SlabTransform`'s columns).
     values : ndarray of shape (p,), complex64
         Weighted mean of the projection samples gridded onto each point.
     confidence : ndarray of shape (p,), float32
@@ -62,18 +63,34 @@ def grid_projections(
     *,
     n: int,
     radius: float,
+    method: str = "dft",
     workers: int = 1,
 ) -> GriddedData:
     """Grid the 2D transforms of window projections onto the 3D Fourier grid.
 
-    Each crop is zero-padded to ``n x n`` with its centre pixel ``(m // 2, m // 2)`` at
-    the origin and transformed; every sample ``(kx, ky)`` inside the Nyquist circle is
-    rotated to ``k = R^T (kx, ky, 0)`` and given to the nearest grid point ``g`` if
-    ``|k - g| <= radius`` (with ``radius < 0.5`` at most one point qualifies), with the
-    weight ``w = 1 - (|k - g| / radius)^2``. A point's value is the weighted mean of
-    its samples, its *confidence* ``min(1, sum w)``. Samples whose point falls in the
-    ``gx < 0`` half are stored conjugated at ``-g``; points on the ``gx = 0`` plane
-    receive both, so the gridded data are exactly Hermitian there.
+    The crops' centre pixel ``(m // 2, m // 2)`` is the origin of their transform, and
+    frequencies are in units of ``1 / n`` per voxel. Two methods:
+
+    ``"dft"`` (default)
+        Every grid point ``g`` of the half-space within ``radius`` of a projection's
+        central plane (``|g . R[2]| <= radius``, inside the Nyquist sphere) gets the
+        exact 2D DFT of that projection at its in-plane coordinates ``(g . R[0],
+        g . R[1])``, with weight ``w = 1 - (d / radius)^2``, ``d`` the distance to the
+        plane. In-plane interpolation error is nil; what remains is the offset
+        ``d`` across the plane, along which a thin sheet's transform varies slowly.
+    ``"fft"``
+        The crops are zero-padded to ``n x n`` and FFT'd; each sample ``(kx, ky)``
+        inside the Nyquist circle goes to ``k = R^T (kx, ky, 0)`` and to the nearest
+        grid point ``g`` if ``|k - g| <= radius`` (at most one qualifies for
+        ``radius < 0.5``), with weight ``1 - (|k - g| / radius)^2`` (the scheme of the
+        original GENFIRE, with another weight). Cheaper, but a point takes the value
+        of a sample up to ``radius`` away in any direction, an error that grows with
+        the distance of the density from the window centre.
+
+    A point's value is the weighted mean of what it received, its *confidence*
+    ``min(1, sum w)``. Data for the ``gx < 0`` half are stored conjugated at ``-g``;
+    points of the ``gx = 0`` plane get both members of each pair, so the gridded data
+    are Hermitian there.
 
     Parameters
     ----------
@@ -85,8 +102,10 @@ def grid_projections(
         Edge of the oversampled grid, ``n >= m`` [voxels].
     radius : float
         Interpolation radius, ``0 < radius < 0.5`` [grid units].
+    method : {"dft", "fft"}, default "dft"
+        Gridding method, see above.
     workers : int, default 1
-        Threads of the 2D FFTs.
+        Threads of the 2D FFTs (``"fft"``).
 
     Returns
     -------
@@ -100,33 +119,23 @@ def grid_projections(
             f"interpolation radius must be in (0, 0.5) grid units; got {radius!r}. "
             "GENFIRE's usual value is 0.3."
         )
-    spectra = sfft.fft2(_pad_centred(images, n), workers=workers)  # (p, n, n) complex64
-    freq = np.rint(sfft.fftfreq(n) * n)
-    ky, kx = np.meshgrid(freq, freq, indexing="ij")
-    inside = kx**2 + ky**2 < (n / 2) ** 2
-    kx, ky = kx[inside], ky[inside]
-    flats, vals, weights = [], [], []
-    for j in range(p):
-        k3 = kx[:, None] * rotations[j, 0] + ky[:, None] * rotations[j, 1]  # (s, 3) x,y,z
-        g = np.rint(k3)
-        dist = np.sqrt(((k3 - g) ** 2).sum(axis=1))
-        keep = (dist <= radius) & ((g**2).sum(axis=1) < (n / 2) ** 2)
-        g, dist, v = g[keep].astype(np.int64), dist[keep], spectra[j][inside][keep]
-        w = 1.0 - (dist / radius) ** 2
-        flip = g[:, 0] < 0
-        g[flip] *= -1
-        v = np.where(flip, np.conj(v), v)
-        plane = g[:, 0] == 0  # both g and -g belong to the stored half-space
-        g = np.concatenate([g, -g[plane]])
-        v = np.concatenate([v, np.conj(v[plane])])
-        w = np.concatenate([w, w[plane]])
-        flats.append(_flat(g[:, 2], g[:, 1], g[:, 0], n))
-        vals.append(v)
-        weights.append(w)
-    flat = np.concatenate(flats)
-    v = np.concatenate(vals)
-    w = np.concatenate(weights)
-    points, inverse = np.unique(flat, return_inverse=True)
+    if method == "dft":
+        parts = [_dft_samples(images[j], rotations[j], n, radius) for j in range(p)]
+    elif method == "fft":
+        parts = _fft_samples(images, rotations, n, radius, workers)
+    else:
+        raise InputError(f"gridding method must be 'dft' or 'fft'; got {method!r}.")
+    g = np.concatenate([q[0] for q in parts])
+    v = np.concatenate([q[1] for q in parts])
+    w = np.concatenate([q[2] for q in parts])
+    flip = g[:, 0] < 0
+    g[flip] *= -1
+    v = np.where(flip, np.conj(v), v)
+    plane = g[:, 0] == 0  # both g and -g belong to the stored half-space
+    g = np.concatenate([g, -g[plane]])
+    v = np.concatenate([v, np.conj(v[plane])])
+    w = np.concatenate([w, w[plane]])
+    points, inverse = np.unique(_flat(g[:, 2], g[:, 1], g[:, 0], n), return_inverse=True)
     total = np.bincount(inverse, weights=w)
     mean = (np.bincount(inverse, weights=w * v.real)
             + 1j * np.bincount(inverse, weights=w * v.imag)) / total
@@ -139,14 +148,80 @@ def grid_projections(
     )
 
 
+def _dft_samples(image, rotation, n, radius):
+    """Grid points near one projection's plane, their exact DFT values and weights."""
+    normal = rotation[2]
+    g = _near_plane(normal, n, radius)  # (s, 3) x, y, z, |g| < n/2, gx >= 0
+    if not len(g):
+        return g, np.zeros(0, np.complex64), np.zeros(0)
+    dist = np.abs(g @ normal)
+    uv = g @ rotation[:2].T  # in-plane frequencies (s, 2) [1/n]
+    m = image.shape[0]
+    pix = (np.arange(m) - m // 2).astype(np.float64)
+    ex = np.exp(-2j * np.pi * np.outer(pix, uv[:, 0]) / n).astype(np.complex64)  # (m, s)
+    ey = np.exp(-2j * np.pi * np.outer(pix, uv[:, 1]) / n).astype(np.complex64)
+    values = np.einsum("rs,rs->s", ey, image.astype(np.complex64) @ ex)
+    return g, values, 1.0 - (dist / radius) ** 2
+
+
+def _near_plane(normal, n, radius):
+    """Integer points g (x, y, z) with |g . normal| <= radius, |g| < n/2, gx >= 0."""
+    axis = int(np.argmax(np.abs(normal)))
+    others = [a for a in range(3) if a != axis]
+    half = (n - 1) // 2
+    a1, a2 = np.meshgrid(np.arange(-half, half + 1), np.arange(-half, half + 1),
+                         indexing="ij")
+    a1, a2 = a1.ravel(), a2.ravel()
+    rest = a1 * normal[others[0]] + a2 * normal[others[1]]
+    lo = np.ceil((-radius - rest) / normal[axis] if normal[axis] > 0
+                 else (radius - rest) / normal[axis])
+    hi = np.floor((radius - rest) / normal[axis] if normal[axis] > 0
+                  else (-radius - rest) / normal[axis])
+    chunks = []
+    for k in range(int(np.max(hi - lo, initial=-1)) + 1):
+        val = lo + k
+        ok = val <= hi
+        g = np.zeros((int(ok.sum()), 3), dtype=np.int64)
+        g[:, axis] = val[ok]
+        g[:, others[0]] = a1[ok]
+        g[:, others[1]] = a2[ok]
+        chunks.append(g)
+    g = np.concatenate(chunks) if chunks else np.zeros((0, 3), np.int64)
+    keep = ((g**2).sum(axis=1) < (n / 2) ** 2) & (g[:, 0] >= 0)
+    return g[keep]
+
+
+def _fft_samples(images, rotations, n, radius, workers):
+    """Nearest-grid-point gridding of the padded projections' FFT samples."""
+    spectra = sfft.fft2(_pad_centred(images, n), workers=workers)  # (p, n, n) complex64
+    freq = np.rint(sfft.fftfreq(n) * n)
+    ky, kx = np.meshgrid(freq, freq, indexing="ij")
+    inside = kx**2 + ky**2 < (n / 2) ** 2
+    kx, ky = kx[inside], ky[inside]
+    parts = []
+    for j in range(len(images)):
+        k3 = kx[:, None] * rotations[j, 0] + ky[:, None] * rotations[j, 1]  # (s, 3) x,y,z
+        g = np.rint(k3)
+        dist = np.sqrt(((k3 - g) ** 2).sum(axis=1))
+        keep = (dist <= radius) & ((g**2).sum(axis=1) < (n / 2) ** 2)
+        parts.append((g[keep].astype(np.int64), spectra[j][inside][keep],
+                      1.0 - (dist[keep] / radius) ** 2))
+    return parts
+
+
 class SlabTransform:
     """Pruned 3D DFT between a support slab and chosen points of the ``n^3`` grid.
 
     ``forward(slab)`` equals ``numpy.fft.rfftn`` of the ``n^3`` array that holds the
     slab round the origin (zeros elsewhere), read at the points; ``inverse(values)``
     equals ``numpy.fft.irfftn`` of the half-space grid that holds ``values`` at the
-    points (zeros elsewhere), read on the slab. ``inverse(forward(.))`` is therefore
-    one step of GENFIRE's update restricted to the support.
+    points (zeros elsewhere), read on the slab. ``slab + inverse(c * (M - forward(slab)))``
+    is therefore GENFIRE's update restricted to the support.
+
+    Cost per call: FFTs of length ``n`` along x for ``nz m`` lines and along y for
+    ``nz (n / 2 + 1)`` lines, then a sparse DFT along z with ``nz`` terms per point
+    (points sorted by ``(gy, gx)``, as :func:`grid_projections` returns them, keep its
+    memory access contiguous).
 
     Parameters
     ----------
@@ -171,15 +246,21 @@ class SlabTransform:
         column = (np.asarray(gy) % n) * nh + np.asarray(gx)
         phase = np.exp(-2j * np.pi * np.outer(gz, dz) / n).astype(np.complex64)
         rows = np.repeat(np.arange(len(gz)), nz)
-        cols = (np.arange(nz)[None, :] * (n * nh) + column[:, None]).ravel()
-        self._zdft = sparse.csr_matrix(
-            (phase.ravel(), (rows, cols)), shape=(len(gz), nz * n * nh))
-        # Adjoint of the z-DFT scaled by 1/n (the z part of the inverse): CSC, no copy.
-        self._zidft = (self._zdft.conj() / np.float32(n)).T
+        cols = (column[:, None] * nz + np.arange(nz)[None, :]).ravel()
+        # Columns laid out [ky, kx, z]: each point reads nz contiguous values.
+        self._zdft = sparse.csr_matrix((phase.ravel(), (rows, cols)),
+                                       shape=(len(gz), n * nh * nz))
+        # The z part of the inverse: adjoint of the z-DFT over n.
+        self._zidft = (self._zdft.conj().T / np.float32(n)).tocsr()
         self._xbuf = np.zeros((nz, m, n), dtype=np.float32)
-        self._ybuf = np.zeros((nz, n, nh), dtype=np.complex64)
-        self._slab = np.empty((nz, m, m), dtype=np.float32)
+        self._ybuf = np.zeros((n, nh, nz), dtype=np.complex64)
         self._half = np.empty((nz, m, nh), dtype=np.complex64)
+        self._slab = np.empty((nz, m, m), dtype=np.float32)
+
+    @property
+    def size(self) -> int:
+        """Number of grid points."""
+        return self._zdft.shape[0]
 
     def forward(self, slab: np.ndarray) -> np.ndarray:
         """Fourier values at the points of a slab of shape (nz, m, m); complex64 (p,)."""
@@ -187,23 +268,23 @@ class SlabTransform:
         xb, yb = self._xbuf, self._ybuf
         xb[:, :, : m - c] = slab[:, :, c:]
         xb[:, :, n - c :] = slab[:, :, :c]
-        lines = sfft.rfft(xb, axis=2, workers=self.workers)  # (nz, m, nh)
-        yb[:, : m - c] = lines[:, c:]
-        yb[:, n - c :] = lines[:, :c]
-        columns = sfft.fft(yb, axis=1, workers=self.workers)  # (nz, n, nh)
-        return self._zdft @ columns.ravel()
+        lines = sfft.rfft(xb, axis=2, workers=self.workers).transpose(1, 2, 0)  # (m, nh, nz)
+        yb[: m - c] = lines[c:]
+        yb[n - c :] = lines[:c]
+        columns = sfft.fft(yb, axis=0, workers=self.workers)  # (n, nh, nz)
+        return self._zdft @ columns.reshape(-1)
 
     def inverse(self, values: np.ndarray) -> np.ndarray:
         """Inverse transform of point values, read on the slab; float32 (nz, m, m).
 
         The returned array is reused by the next call; copy it to keep it.
         """
-        c, m, n, nz = self._c, self.m, self.n, self.nz
-        columns = (self._zidft @ values).reshape(nz, n, n // 2 + 1)
-        rows = sfft.ifft(columns, axis=1, workers=self.workers, overwrite_x=True)
-        half = self._half
-        half[:, :c] = rows[:, n - c :]
-        half[:, c:] = rows[:, : m - c]
+        c, m, n = self._c, self.m, self.n
+        columns = (self._zidft @ values).reshape(n, n // 2 + 1, self.nz)
+        rows = sfft.ifft(columns, axis=0, workers=self.workers, overwrite_x=True)
+        half = self._half  # (nz, m, nh)
+        half[:, :c] = rows[n - c :].transpose(2, 0, 1)
+        half[:, c:] = rows[: m - c].transpose(2, 0, 1)
         lines = sfft.irfft(half, n=n, axis=2, workers=self.workers)  # (nz, m, n)
         out = self._slab
         out[:, :, :c] = lines[:, :, n - c :]
@@ -225,13 +306,14 @@ def _pad_centred(images: np.ndarray, n: int) -> np.ndarray:
 
 
 def _flat(gz, gy, gx, n: int) -> np.ndarray:
-    return ((gz % n) * n + gy % n) * (n // 2 + 1) + gx
+    """Flat index ordered by (gy, gx, gz): sorting by it groups the points by column."""
+    return ((gy % n) * (n // 2 + 1) + gx) * n + gz % n
 
 
 def _unflat(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     nh = n // 2 + 1
-    gx = flat % nh
-    gy = (flat // nh) % n
-    gz = flat // (nh * n)
+    gz = flat % n
+    gx = (flat // n) % nh
+    gy = flat // (n * nh)
     signed = lambda g: np.where(g > n // 2, g - n, g)  # noqa: E731
     return signed(gz), signed(gy), gx

@@ -61,6 +61,7 @@ def genfire(
     iterations: int = 1000,
     oversampling: float = 3.0,
     interpolation_radius: float = 0.3,
+    gridding: str = "dft",
     positivity: bool = True,
     confidence_weighting: bool = True,
     extension: float = 0.0,
@@ -86,6 +87,9 @@ def genfire(
         Edge of the oversampled grid over the window edge, ``n = round(oversampling m)``.
     interpolation_radius : float, default 0.3
         Gridding radius [grid units], in (0, 0.5).
+    gridding : {"dft", "fft"}, default "dft"
+        How the projections reach the grid (:func:`~hpcaet.reconstruct.fourier.grid_projections`):
+        exact DFTs at the grid points near each plane, or nearest-point FFT samples.
     positivity : bool, default True
         Clip negative densities after each update.
     confidence_weighting : bool, default True
@@ -129,7 +133,7 @@ def genfire(
     m = imgs.shape[1]
     n = int(round(oversampling * m))
     data = grid_projections(imgs, rotations, n=n, radius=interpolation_radius,
-                            workers=workers)
+                            method=gridding, workers=workers)
     withheld = _withhold(data, rfree_fraction, np.random.default_rng(rng))
     op = SlabTransform(m, support_z, n, data.gz, data.gy, data.gx, workers=workers)
 
@@ -166,6 +170,7 @@ def genfire_operator(
     support_z: int,
     oversampling: float = 3.0,
     interpolation_radius: float = 0.3,
+    gridding: str = "dft",
     workers: int = 1,
 ) -> tuple[GriddedData, SlabTransform]:
     """The gridded data and the pruned transform that :func:`genfire` iterates with.
@@ -176,7 +181,7 @@ def genfire_operator(
     m = imgs.shape[1]
     n = int(round(oversampling * m))
     data = grid_projections(imgs, rotations, n=n, radius=interpolation_radius,
-                            workers=workers)
+                            method=gridding, workers=workers)
     return data, SlabTransform(m, support_z, n, data.gz, data.gy, data.gx, workers=workers)
 
 

@@ -130,11 +130,14 @@ def bond_angles(
             f"the model has {len(metal)} metal and {len(chalc)} layered chalcogen atoms; "
             "bond angles need both."
         )
-    pairs = cKDTree(pos[metal]).sparse_distance_matrix(cKDTree(pos[chalc]), bond_cutoff,
-                                                       output_type="ndarray")
+    pairs = cKDTree(pos[metal]).sparse_distance_matrix(
+        cKDTree(pos[chalc]), bond_cutoff, output_type="ndarray"
+    )
     m_of, c_of = metal[pairs["i"]], chalc[pairs["j"]]
-    parts = [_angles_at(pos, m_of, c_of, layer[c_of], "XMX"),
-             _angles_at(pos, c_of, m_of, layer[c_of], "MXM")]
+    parts = [
+        _angles_at(pos, m_of, c_of, layer[c_of], "XMX"),
+        _angles_at(pos, c_of, m_of, layer[c_of], "MXM"),
+    ]
     out = BondAngles(*(np.concatenate([p[k] for p in parts]) for k in range(5)))
     if len(out.angle) == 0:
         raise InputError(
@@ -164,15 +167,26 @@ def _angles_at(pos, vertex, other, lay, kind):
         ends.append(np.column_stack([members[i], members[j]]))
         layers.append(np.full(len(i), lay[g0]))
     if not angles:
-        return (np.zeros(0), np.zeros(0, dtype="<U3"), np.zeros(0, int), np.zeros(0, int),
-                np.zeros((0, 2), int))
+        return (
+            np.zeros(0),
+            np.zeros(0, dtype="<U3"),
+            np.zeros(0, int),
+            np.zeros(0, int),
+            np.zeros((0, 2), int),
+        )
     count = sum(len(a) for a in angles)
-    return (np.concatenate(angles), np.full(count, kind), np.concatenate(layers),
-            np.concatenate(verts), np.concatenate(ends))
+    return (
+        np.concatenate(angles),
+        np.full(count, kind),
+        np.concatenate(layers),
+        np.concatenate(verts),
+        np.concatenate(ends),
+    )
 
 
-def layer_difference(angles: BondAngles, *, kind: str, atoms: np.ndarray | None = None
-                     ) -> dict[str, float]:
+def layer_difference(
+    angles: BondAngles, *, kind: str, atoms: np.ndarray | None = None
+) -> dict[str, float]:
     """Mean angle of each layer and the bottom-minus-top difference.
 
     Parameters
@@ -186,14 +200,46 @@ def layer_difference(angles: BondAngles, *, kind: str, atoms: np.ndarray | None 
     -------
     dict
         ``top``, ``bottom`` (mean angles [deg]), ``difference`` (bottom - top [deg]; the
-        paper's 7.0°), ``top_count``, ``bottom_count``; NaN means where a layer has no
-        angle.
+        paper's 7.0°), ``top_count``, ``bottom_count``, ``pairs``; NaN where a layer
+        has no angle.
+
+    Notes
+    -----
+    The difference is *paired*: an X–M–X angle of the top layer is compared with those
+    of the bottom layer at the same metal, an M–X–M angle with the one between the same
+    two metals on the other side; ``difference`` is the mean over the pairs of
+    (bottom - top). Unpaired means would also pick up where angles are missing (a
+    vacancy removes the angles of one layer only) times how the angles vary across the
+    field (e.g. S against Se at the interface).
     """
     if kind not in ("XMX", "MXM"):
         raise InputError(f"kind must be 'XMX' or 'MXM'; got {kind!r}.")
-    top = angles.select(kind, _LAYERS["top"], atoms=atoms)
-    bottom = angles.select(kind, _LAYERS["bottom"], atoms=atoms)
-    mt = float(top.mean()) if len(top) else float("nan")
-    mb = float(bottom.mean()) if len(bottom) else float("nan")
-    return {"top": mt, "bottom": mb, "difference": mb - mt, "top_count": len(top),
-            "bottom_count": len(bottom)}
+    sel = angles.kind == kind
+    if atoms is not None:
+        sel &= np.asarray(atoms, bool)[angles.vertex]
+    top = sel & (angles.layer == _LAYERS["top"])
+    bottom = sel & (angles.layer == _LAYERS["bottom"])
+    mt = float(angles.angle[top].mean()) if top.any() else float("nan")
+    mb = float(angles.angle[bottom].mean()) if bottom.any() else float("nan")
+    if kind == "XMX":
+        key = angles.vertex
+    else:
+        ends = np.sort(angles.ends, axis=1)
+        key = ends[:, 0] * (int(ends.max(initial=0)) + 1) + ends[:, 1]
+    kt, at = _group_mean(key[top], angles.angle[top])
+    kb, ab = _group_mean(key[bottom], angles.angle[bottom])
+    common, it, ib = np.intersect1d(kt, kb, return_indices=True)
+    diff = float(np.mean(ab[ib] - at[it])) if len(common) else float("nan")
+    return {
+        "top": mt,
+        "bottom": mb,
+        "difference": diff,
+        "top_count": int(top.sum()),
+        "bottom_count": int(bottom.sum()),
+        "pairs": len(common),
+    }
+
+
+def _group_mean(key: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq, np.bincount(inv, weights=value) / np.bincount(inv)

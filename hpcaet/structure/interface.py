@@ -191,12 +191,24 @@ def find_interface(
     dev = np.minimum(dev, 60.0 - dev)
     kind = np.where(dev <= zigzag_tolerance, "zigzag", "armchair")
     found = Interface(
-        polylines=polylines, segments=segments, kind=kind, deviation=dev,
-        polyline_index=np.asarray(owner, dtype=int), zigzag_angle=float(np.degrees(theta)),
-        spacing=spacing, smoothing=sigma, _metal_xy=xy, _is_w=is_w[is_metal],
+        polylines=polylines,
+        segments=segments,
+        kind=kind,
+        deviation=dev,
+        polyline_index=np.asarray(owner, dtype=int),
+        zigzag_angle=float(np.degrees(theta)),
+        spacing=spacing,
+        smoothing=sigma,
+        _metal_xy=xy,
+        _is_w=is_w[is_metal],
     )
-    log.info("interface: %d polyline(s), %d segments, zigzag %.1f Å, armchair %.1f Å",
-             len(polylines), len(segments), found.length["zigzag"], found.length["armchair"])
+    log.info(
+        "interface: %d polyline(s), %d segments, zigzag %.1f Å, armchair %.1f Å",
+        len(polylines),
+        len(segments),
+        found.length["zigzag"],
+        found.length["armchair"],
+    )
     return found
 
 
@@ -232,15 +244,15 @@ def interface_distance(points: np.ndarray, interface: Interface) -> tuple[np.nda
     dist = np.empty(len(xy))
     arc = np.empty(len(xy))
     for lo in range(0, len(xy), 4096):  # bounded memory: chunk x segments
-        chunk = xy[lo:lo + 4096]
+        chunk = xy[lo : lo + 4096]
         rel = chunk[:, None, :] - p0[None]
         t = np.clip(np.einsum("nsk,sk->ns", rel, d) / length**2, 0.0, 1.0)
         foot = p0[None] + t[..., None] * d[None]
         dd = np.linalg.norm(chunk[:, None, :] - foot, axis=2)
         k = np.argmin(dd, axis=1)
         rows = np.arange(len(chunk))
-        dist[lo:lo + 4096] = dd[rows, k]
-        arc[lo:lo + 4096] = start[k] + t[rows, k] * length[k]
+        dist[lo : lo + 4096] = dd[rows, k]
+        arc[lo : lo + 4096] = start[k] + t[rows, k] * length[k]
     labels = np.where(interface._is_w, 1.0, -1.0)
     side = _indicator(xy, interface._metal_xy, labels, interface.smoothing)
     return np.where(side >= 0, dist, -dist), arc
@@ -291,8 +303,9 @@ def interface_chalcogens(
     tree = cKDTree(pos[is_metal, :2])
     w_of_metal = is_w[is_metal]
     bridging = dict.fromkeys(names, 0)
-    for i, neighbours in zip(np.flatnonzero(chalc),
-                             tree.query_ball_point(pos[chalc, :2], bond), strict=True):
+    for i, neighbours in zip(
+        np.flatnonzero(chalc), tree.query_ball_point(pos[chalc, :2], bond), strict=True
+    ):
         kinds = set(w_of_metal[neighbours].tolist())
         if kinds == {True, False}:
             bridging[species[i]] += 1
@@ -340,12 +353,17 @@ def vacancy_profile(
     tot, _ = np.histogram(distance[sites], edges)
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.where(tot > 0, vac / np.maximum(tot, 1), np.nan)
-    return {"centre": 0.5 * (edges[1:] + edges[:-1]), "vacancies": vac, "sites": tot,
-            "fraction": fraction}
+    return {
+        "centre": 0.5 * (edges[1:] + edges[:-1]),
+        "vacancies": vac,
+        "sites": tot,
+        "fraction": fraction,
+    }
 
 
-def _indicator(points: np.ndarray, metal_xy: np.ndarray, labels: np.ndarray,
-               sigma: float) -> np.ndarray:
+def _indicator(
+    points: np.ndarray, metal_xy: np.ndarray, labels: np.ndarray, sigma: float
+) -> np.ndarray:
     """Gaussian-weighted mean label of the metals near each point (nearest label far out)."""
     k = min(_NEIGHBOURS, len(metal_xy))
     dist, idx = cKDTree(metal_xy).query(points, k=k)
@@ -379,7 +397,7 @@ def _straighten(line: np.ndarray, tol: float, trim: float, min_segment: float) -
         elif k == len(lengths) - 1:
             del idx[-2]
         else:
-            idx[k:k + 2] = [(idx[k] + idx[k + 1]) // 2]
+            idx[k : k + 2] = [(idx[k] + idx[k + 1]) // 2]
     arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
     lines = []
     for i, j in zip(idx[:-1], idx[1:], strict=True):
@@ -421,7 +439,7 @@ def _simplify(line: np.ndarray, tol: float) -> np.ndarray:
             continue
         a, b = line[i], line[j]
         ab = b - a
-        rel = line[i + 1:j] - a
+        rel = line[i + 1 : j] - a
         norm = np.linalg.norm(ab)
         if norm == 0:
             dist = np.linalg.norm(rel, axis=1)

@@ -203,8 +203,7 @@ def fit_ideal_lattice(
         )
     if not (lattice_constant > 0 and height > 0):
         raise InputError(
-            f"lattice_constant and height must be positive; got {lattice_constant} and "
-            f"{height} Å."
+            f"lattice_constant and height must be positive; got {lattice_constant} and {height} Å."
         )
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     metals = np.flatnonzero(is_metal)
@@ -234,29 +233,63 @@ def fit_ideal_lattice(
         indices[others] = np.rint(frac - shift).astype(np.int64) + indices[metals[known][near]]
         frac_off[others] = shift
 
-    fit = _fit_transform(pos, indices, frac_off, layer, w, basis_angle=theta,
-                         a=lattice_constant, height=height,
-                         fit_a=fit_lattice_constant, iterations=iterations,
-                         use=np.isin(np.arange(n), metals[~known], invert=True))
+    fit = _fit_transform(
+        pos,
+        indices,
+        frac_off,
+        layer,
+        w,
+        basis_angle=theta,
+        a=lattice_constant,
+        height=height,
+        fit_a=fit_lattice_constant,
+        iterations=iterations,
+        use=np.isin(np.arange(n), metals[~known], invert=True),
+    )
     if not known.all():
         # Metals off the main piece: round on the fitted lattice, then refit.
         lost = metals[~known]
-        log.warning("lattice fit: %d metal(s) not connected to the main lattice; indexed "
-                    "by rounding on the fitted lattice", len(lost))
+        log.warning(
+            "lattice fit: %d metal(s) not connected to the main lattice; indexed "
+            "by rounding on the fitted lattice",
+            len(lost),
+        )
         local = (pos[lost] - fit[1]) @ fit[0]
         b = _basis(fit[2])
         indices[lost] = np.rint(np.linalg.solve(b, local[:, :2].T).T).astype(np.int64)
-        fit = _fit_transform(pos, indices, frac_off, layer, w, basis_angle=theta,
-                             a=fit[2], height=height, fit_a=fit_lattice_constant,
-                             iterations=iterations, use=np.ones(n, bool))
+        fit = _fit_transform(
+            pos,
+            indices,
+            frac_off,
+            layer,
+            w,
+            basis_angle=theta,
+            a=fit[2],
+            height=height,
+            fit_a=fit_lattice_constant,
+            iterations=iterations,
+            use=np.ones(n, bool),
+        )
     rotation, translation, a, ideal = fit
     resid = np.linalg.norm(pos - ideal, axis=1)
     rms = float(np.sqrt(np.average(resid**2, weights=w))) if w.sum() > 0 else float("nan")
-    log.debug("lattice fit: a = %.4f Å, theta = %.3f deg, sublattice %d, rms %.3f Å",
-              a, np.degrees(theta), sublattice, rms)
-    return LatticeFit(lattice_constant=float(a), height=float(height), sublattice=sublattice,
-                      rotation=rotation, translation=translation, indices=indices,
-                      ideal=ideal, rms=rms)
+    log.debug(
+        "lattice fit: a = %.4f Å, theta = %.3f deg, sublattice %d, rms %.3f Å",
+        a,
+        np.degrees(theta),
+        sublattice,
+        rms,
+    )
+    return LatticeFit(
+        lattice_constant=float(a),
+        height=float(height),
+        sublattice=sublattice,
+        rotation=rotation,
+        translation=translation,
+        indices=indices,
+        ideal=ideal,
+        rms=rms,
+    )
 
 
 def _sublattice_distance(frac: np.ndarray, s: int) -> np.ndarray:
@@ -285,8 +318,9 @@ def _walk_indices(xy: np.ndarray, basis: np.ndarray, spacing: float) -> np.ndarr
     return out
 
 
-def _fit_transform(pos, indices, frac_off, layer, w, *, basis_angle, a, height, fit_a,
-                   iterations, use):
+def _fit_transform(
+    pos, indices, frac_off, layer, w, *, basis_angle, a, height, fit_a, iterations, use
+):
     """Kabsch fit of the ideal lattice (and optionally its constant) to the sites."""
     unit = (indices + frac_off) @ _basis(1.0).T  # in-plane ideal sites for a = 1, (n, 2)
     # Start the rigid fit from the measured zigzag orientation.

@@ -109,10 +109,15 @@ def strip_roughness(
         )
     thin = np.flatnonzero(count < min_atoms)
     if len(thin):
-        log.warning("strips %s hold fewer than %d atoms; their roughness is NaN",
-                    thin.tolist(), min_atoms)
-    return {"edges": edges, "centre": 0.5 * (edges[1:] + edges[:-1]), "roughness": rough,
-            "count": count}
+        log.warning(
+            "strips %s hold fewer than %d atoms; their roughness is NaN", thin.tolist(), min_atoms
+        )
+    return {
+        "edges": edges,
+        "centre": 0.5 * (edges[1:] + edges[:-1]),
+        "roughness": rough,
+        "count": count,
+    }
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,9 @@ class RippleFit:
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         """Height of the fitted ripple at arc length ``t`` [Å]."""
-        return self.offset + self.amplitude * np.cos(2 * np.pi * np.asarray(t) / self.wavelength
-                                                     + self.phase)
+        return self.offset + self.amplitude * np.cos(
+            2 * np.pi * np.asarray(t) / self.wavelength + self.phase
+        )
 
 
 def fit_ripple(
@@ -212,14 +218,21 @@ def fit_ripple(
     def residual(p):
         return p[0] + p[1] * np.cos(2 * np.pi * t / p[2] + p[3]) - z
 
-    result = least_squares(residual, start, bounds=([-np.inf, 0, lo, -np.inf],
-                                                     [np.inf, np.inf, hi, np.inf]))
+    result = least_squares(
+        residual, start, bounds=([-np.inf, 0, lo, -np.inf], [np.inf, np.inf, hi, np.inf])
+    )
     if not result.success:
         raise ConvergenceError(f"the ripple fit did not converge: {result.message}")
     c, amp, lam, phase = result.x
     rms = float(np.sqrt(np.mean(result.fun**2)))
-    log.info("ripple: amplitude %.3f Å, wavelength %.2f Å (rms %.3f Å, %d atoms)",
-             amp, lam, rms, len(t))
-    return RippleFit(amplitude=float(amp), wavelength=float(lam),
-                     phase=float(np.mod(phase + np.pi, 2 * np.pi) - np.pi), offset=float(c),
-                     rms=rms, n_atoms=len(t))
+    log.info(
+        "ripple: amplitude %.3f Å, wavelength %.2f Å (rms %.3f Å, %d atoms)", amp, lam, rms, len(t)
+    )
+    return RippleFit(
+        amplitude=float(amp),
+        wavelength=float(lam),
+        phase=float(np.mod(phase + np.pi, 2 * np.pi) - np.pi),
+        offset=float(c),
+        rms=rms,
+        n_atoms=len(t),
+    )

@@ -2,22 +2,26 @@
 
 The procedure of the paper, step by step:
 
-1. :func:`atomic_displacements` splits the model into its MoS2 and WSe2 regions and
-   fits each to its ideal 2H lattice by least squares
-   (:func:`~hpcaet.structure.lattice.fit_ideal_lattice`); the displacement of an atom
-   is its position minus its fitted ideal site.
+1. :func:`~hpcaet.structure.displacements.atomic_displacements` splits the model
+   into its MoS2 and WSe2 regions and fits each to its ideal 2H lattice by least
+   squares (:func:`~hpcaet.structure.lattice.fit_ideal_lattice`); the displacement of
+   an atom is its position minus its fitted ideal site.
 2. :func:`interpolate_displacements` interpolates the displacements of one region to
    a cubic grid with radial basis functions (``scipy.interpolate.RBFInterpolator``).
 3. :func:`strain_from_displacement` smooths the gridded field with a 3D Gaussian
    (sigma 3.16 Å in the paper) and differentiates it:
    ``e_ij = (du_i/dx_j + du_j/dx_i) / 2`` (tensor shear components, not engineering
    shear).
-4. :func:`strain_tensor` runs 2–3 for each region on a grid padded around its atoms,
-   so the RBF extrapolates smoothly past the sample's surfaces and the Gaussian sees no
-   jump there, and gives every voxel the strain of the region of its nearest atom;
-   voxels farther than ``mask_distance`` from every atom are NaN. Each region is
-   handled alone because the two reference lattices differ: one interpolant across
-   the interface would turn the jump of reference into a spurious strain spike.
+4. :func:`strain_tensor` runs 2–3 for each region: the RBF is evaluated only inside
+   the sample (voxels within ``mask_distance`` of an atom, and up to ``padding``
+   in-plane past the region's last atoms, where it extrapolates smoothly), then
+   :func:`extend_field` continues each voxel column linearly in z past the sheet's
+   surfaces, so that the Gaussian sees neither a jump nor the RBF's decay away from a
+   sheet three atoms thick (which would bias e_zz, e_xz and e_yz at the chalcogen
+   layers). Every voxel takes the strain of the region of its nearest atom; voxels
+   farther than ``mask_distance`` from every atom are NaN. Each region is handled
+   alone because the two reference lattices differ: one interpolant across the
+   interface would turn the jump of reference into a spurious strain spike.
 
 The grid evaluation (step 2) is the costly part; :func:`strain_tensor` hands it out
 as independent tiles through an optional ``mapper`` so that a stage layer can spread
@@ -27,24 +31,22 @@ them over a cluster; without one they run here in turn.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
-from scipy.interpolate import RBFInterpolator, griddata
+from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
 from hpcaet.errors import InputError
-from hpcaet.structure.lattice import CHALCOGENS, METALS, LatticeFit, fit_ideal_lattice
 
 __all__ = [
     "COMPONENTS",
     "StrainField",
-    "resolve_regions",
-    "atomic_displacements",
     "strain_grid",
     "interpolate_displacements",
+    "extend_field",
     "strain_from_displacement",
     "strain_tensor",
     "layer_strain_maps",
@@ -55,132 +57,12 @@ log = logging.getLogger(__name__)
 #: Strain components in the order of the Strain schema.
 COMPONENTS = ("xx", "yy", "zz", "xy", "xz", "yz")
 _PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))  # (i, j) of each component
-_MIN_METALS = 6
 _TILE_VOXELS = 40_000  # voxels per RBF evaluation tile
 
 
-def resolve_regions(positions: np.ndarray, species: np.ndarray,
-                    region: np.ndarray) -> np.ndarray:
-    """Material region of every site, unknown ones (-1) filled in from the metals.
-
-    Parameters
-    ----------
-    positions : ndarray of shape (n, 3)
-        Positions [Å].
-    species : ndarray of str, shape (n,)
-        Chemical symbols (``"vac"`` for vacancy sites).
-    region : ndarray of int, shape (n,)
-        0 MoS2, 1 WSe2, -1 unknown.
-
-    Returns
-    -------
-    ndarray of int8, shape (n,)
-        A metal of unknown region is 1 if W, else 0; any other unknown site takes the
-        region of its nearest metal (in x, y).
-    """
-    species = np.asarray(species).astype(str)
-    out = np.asarray(region).astype(np.int8).copy()
-    metal = np.isin(species, METALS)
-    if not metal.any():
-        raise InputError("the model has no Mo or W atom; its regions cannot be told apart.")
-    fill = metal & (out < 0)
-    out[fill] = np.where(species[fill] == "W", 1, 0)
-    rest = np.flatnonzero(~metal & (out < 0))
-    if len(rest):
-        _, near = cKDTree(positions[metal, :2]).query(positions[rest, :2])
-        out[rest] = out[np.flatnonzero(metal)[near]]
-    return out
-
-
-def atomic_displacements(
-    positions: np.ndarray,
-    species: np.ndarray,
-    layer: np.ndarray,
-    region: np.ndarray,
-    *,
-    lattice_constant: Mapping[int, float],
-    height: Mapping[int, float],
-    fit_lattice_constant: bool = False,
-) -> tuple[np.ndarray, np.ndarray, dict[int, LatticeFit]]:
-    """Displacement of every site from the fitted ideal lattice of its material.
-
-    Parameters
-    ----------
-    positions : ndarray of shape (n, 3)
-        Sites (x, y, z) [Å], vacancies included.
-    species : ndarray of str, shape (n,)
-        Chemical symbols, ``"vac"`` for a vacancy site.
-    layer : ndarray of int, shape (n,)
-        -1 bottom chalcogen, 0 metal, 1 top chalcogen.
-    region : ndarray of int, shape (n,)
-        0 MoS2, 1 WSe2, -1 unknown (see :func:`resolve_regions`).
-    lattice_constant, height : mapping of int to float
-        Lattice constant and chalcogen height of each region's ideal lattice [Å], e.g.
-        ``{0: 3.16, 1: 3.28}`` and ``{0: 1.56, 1: 1.67}``.
-    fit_lattice_constant : bool
-        Also fit each region's lattice constant (the displacements then carry the
-        strain relative to the region's mean lattice, not to the bulk material).
-
-    Returns
-    -------
-    displacement : ndarray of shape (n, 3)
-        Position minus fitted ideal site [Å]. Vacancy sites get one too (their
-        position minus their ideal site) but carry no weight in the fits.
-    region : ndarray of int8, shape (n,)
-        The regions used (unknowns resolved; a region with fewer than six metals is
-        merged into the largest one, with a warning).
-    fits : dict of int to LatticeFit
-        The fit of each region.
-
-    Raises
-    ------
-    InputError
-        Mismatched shapes, fewer than six metals in all, or a region without a lattice
-        constant or height.
-    """
-    pos = np.asarray(positions, dtype=float)
-    species = np.asarray(species).astype(str)
-    layer = np.asarray(layer)
-    n = len(pos)
-    if pos.shape != (n, 3) or species.shape != (n,) or layer.shape != (n,) \
-            or np.shape(region) != (n,):
-        raise InputError(
-            f"atomic_displacements needs positions (n, 3) and species, layer, region (n,); "
-            f"got {pos.shape}, {species.shape}, {layer.shape}, {np.shape(region)}."
-        )
-    reg = resolve_regions(pos, species, region)
-    metal = np.isin(species, METALS)
-    counts = {int(r): int(np.sum(metal & (reg == r))) for r in np.unique(reg)}
-    largest = max(counts, key=counts.get)
-    for r, c in counts.items():
-        if c < _MIN_METALS and r != largest:
-            log.warning("region %d has only %d metal atom(s), too few for a lattice fit; "
-                        "its %d sites are fitted with region %d", r, c,
-                        int(np.sum(reg == r)), largest)
-            reg[reg == r] = largest
-    displacement = np.zeros_like(pos)
-    fits: dict[int, LatticeFit] = {}
-    for r in np.unique(reg):
-        r = int(r)
-        if r not in lattice_constant or r not in height:
-            raise InputError(
-                f"no lattice constant or height for region {r}; got lattice_constant for "
-                f"{sorted(lattice_constant)} and height for {sorted(height)}."
-            )
-        sel = np.flatnonzero(reg == r)
-        weights = np.isin(species[sel], METALS + CHALCOGENS).astype(float)
-        fit = fit_ideal_lattice(pos[sel], is_metal=metal[sel], layer=layer[sel],
-                                lattice_constant=lattice_constant[r], height=height[r],
-                                fit_lattice_constant=fit_lattice_constant, weights=weights)
-        displacement[sel] = pos[sel] - fit.ideal
-        fits[r] = fit
-        log.info("region %d: %d sites, a = %.4f Å, rms displacement %.3f Å", r, len(sel),
-                 fit.lattice_constant, fit.rms)
-    return displacement, reg, fits
-
-
-def strain_grid(positions: np.ndarray, *, spacing: float, padding: float
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def strain_grid(
+    positions: np.ndarray, *, spacing: float, padding: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coordinates of a cubic grid around the atoms.
 
     Parameters
@@ -210,14 +92,12 @@ def strain_grid(positions: np.ndarray, *, spacing: float, padding: float
 def interpolate_displacements(
     points: np.ndarray,
     values: np.ndarray,
+    targets: np.ndarray,
     *,
-    z: np.ndarray,
-    y: np.ndarray,
-    x: np.ndarray,
     kernel: str = "thin_plate_spline",
     smoothing: float = 0.0,
 ) -> np.ndarray:
-    """Radial-basis-function interpolation of atomic displacements to a grid.
+    """Radial-basis-function interpolation of atomic displacements.
 
     Parameters
     ----------
@@ -225,8 +105,8 @@ def interpolate_displacements(
         Atom positions (x, y, z) [Å].
     values : ndarray of shape (n, 3)
         Their displacements (x, y, z) [Å].
-    z, y, x : ndarray
-        Grid coordinates [Å].
+    targets : ndarray of shape (m, 3)
+        Where to evaluate (x, y, z) [Å], e.g. voxel centres.
     kernel : str
         Kernel of ``scipy.interpolate.RBFInterpolator`` (with its default polynomial
         degree, 1 for the thin-plate spline, so a uniform strain is reproduced exactly).
@@ -235,26 +115,85 @@ def interpolate_displacements(
 
     Returns
     -------
-    ndarray of shape (3, nz, ny, nx)
-        Displacement components x, y, z on the grid [Å].
+    ndarray of shape (m, 3)
+        Displacement (x, y, z) at the targets [Å].
     """
     pts = np.asarray(points, dtype=float)
     vals = np.asarray(values, dtype=float)
-    if pts.ndim != 2 or pts.shape[1] != 3 or vals.shape != pts.shape:
+    tgt = np.asarray(targets, dtype=float)
+    if (
+        pts.ndim != 2
+        or pts.shape[1] != 3
+        or vals.shape != pts.shape
+        or tgt.ndim != 2
+        or tgt.shape[1] != 3
+    ):
         raise InputError(
-            f"points and values must both have shape (n, 3); got {pts.shape}, {vals.shape}."
+            f"points and values must have shape (n, 3) and targets (m, 3); got {pts.shape}, "
+            f"{vals.shape}, {tgt.shape}."
         )
-    if len(pts) < 5:
-        raise InputError(f"RBF interpolation needs at least 5 atoms; got {len(pts)}.")
+    if len(pts) < 10:
+        raise InputError(f"RBF interpolation needs at least 10 atoms; got {len(pts)}.")
     rbf = RBFInterpolator(pts, vals, kernel=kernel, smoothing=smoothing)
-    zz, yy, xx = np.meshgrid(z, y, x, indexing="ij")
-    grid = np.column_stack([xx.ravel(), yy.ravel(), zz.ravel()])
-    out = rbf(grid)
-    return np.moveaxis(out, -1, 0).reshape(3, len(z), len(y), len(x))
+    return rbf(tgt)
 
 
-def strain_from_displacement(field: np.ndarray, *, spacing: float, sigma: float
-                             ) -> tuple[np.ndarray, np.ndarray]:
+def extend_field(field: np.ndarray, known: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Continue a field sampled inside a sheet to the whole grid.
+
+    Parameters
+    ----------
+    field : ndarray of shape (c, nz, ny, nx)
+        Values, valid where ``known``.
+    known : ndarray of bool, shape (nz, ny, nx)
+        Voxels with values; in each (y, x) column they must form one run in z.
+    z : ndarray of shape (nz,)
+        Voxel centres along z [Å].
+
+    Returns
+    -------
+    ndarray of shape (c, nz, ny, nx)
+        Above and below the known run of each column, the value at its end plus the
+        column's least-squares slope in z times the distance; columns without a known
+        voxel copy the nearest column that has one. A field linear in z stays linear,
+        so a later Gaussian smoothing leaves its z-derivatives unbiased at the sheet's
+        surfaces (a radial-basis interpolant instead decays back to its polynomial part
+        within about one in-plane wavelength of the sheet).
+    """
+    f = np.array(field, dtype=float)
+    known = np.asarray(known, bool)
+    nz = len(z)
+    count = known.sum(0)
+    zc = z[:, None, None]
+    has = count > 0
+    lo = np.where(has, np.argmax(known, axis=0), 0)
+    hi = np.where(has, nz - 1 - np.argmax(known[::-1], axis=0), 0)
+    jj, ii = np.indices(count.shape)
+    for c in range(f.shape[0]):
+        v = np.where(known, f[c], 0.0)
+        n = np.maximum(count, 1)
+        sz, szz = (known * zc).sum(0), (known * zc**2).sum(0)
+        sv, szv = v.sum(0), (v * zc).sum(0)
+        den = n * szz - sz**2
+        slope = np.where(
+            (count >= 2) & (den > 0), (n * szv - sz * sv) / np.where(den > 0, den, 1), 0.0
+        )
+        v_lo, v_hi = f[c][lo, jj, ii], f[c][hi, jj, ii]
+        below = zc < z[lo][None]
+        above = zc > z[hi][None]
+        f[c] = np.where(below, v_lo + slope * (zc - z[lo]), f[c])
+        f[c] = np.where(above, v_hi + slope * (zc - z[hi]), f[c])
+    if not has.all():
+        if not has.any():
+            raise InputError("extend_field: no known voxel to extend from.")
+        _, (nj, ni) = ndimage.distance_transform_edt(~has, return_indices=True)
+        f = f[:, :, nj, ni]
+    return f
+
+
+def strain_from_displacement(
+    field: np.ndarray, *, spacing: float, sigma: float, finite: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Smooth a gridded displacement field and differentiate it to the strain tensor.
 
     Parameters
@@ -265,6 +204,13 @@ def strain_from_displacement(field: np.ndarray, *, spacing: float, sigma: float
         Voxel size [Å].
     sigma : float
         Standard deviation of the 3D Gaussian smoothing [Å]; 0 skips smoothing.
+    finite : bool
+        Return the Euler–Almansi finite strain
+        ``(du_i/dx_j + du_j/dx_i - sum_k du_k/dx_i du_k/dx_j) / 2`` instead of the
+        linear (small) strain. The linear strain of a locally rotated sheet carries a
+        spurious ``theta^2 / 2`` for a tilt ``theta`` (about +0.9 % at the 0.13 rad
+        slope of a 1.5 Å, 50 Å ripple); the finite strain is exactly zero for any
+        rigid rotation.
 
     Returns
     -------
@@ -280,14 +226,21 @@ def strain_from_displacement(field: np.ndarray, *, spacing: float, sigma: float
     if not (spacing > 0 and sigma >= 0):
         raise InputError(f"spacing must be > 0 and sigma >= 0; got {spacing}, {sigma} Å.")
     s = sigma / spacing
-    smooth = np.stack([ndimage.gaussian_filter(c, s, mode="nearest") if s > 0 else c
-                       for c in u])
+    smooth = np.stack([ndimage.gaussian_filter(c, s, mode="nearest") if s > 0 else c for c in u])
     # grad[i][j] = d u_i / d x_j, with axes (z, y, x) of the array = (x_2, x_1, x_0).
     grad = [[None] * 3 for _ in range(3)]
     for i in range(3):
         dz, dy, dx = np.gradient(smooth[i], spacing)
         grad[i] = [dx, dy, dz]
-    strain = np.stack([0.5 * (grad[i][j] + grad[j][i]) for i, j in _PAIRS])
+    if finite:
+        strain = np.stack(
+            [
+                0.5 * (grad[i][j] + grad[j][i] - sum(grad[k][i] * grad[k][j] for k in range(3)))
+                for i, j in _PAIRS
+            ]
+        )
+    else:
+        strain = np.stack([0.5 * (grad[i][j] + grad[j][i]) for i, j in _PAIRS])
     return strain, smooth
 
 
@@ -332,11 +285,17 @@ class StrainField:
             Components xx, yy, zz, xy, xz, yz; NaN where a neighbouring voxel is NaN.
         """
         pts = np.asarray(points, dtype=float)
-        idx = [(pts[:, 2] - self.z[0]) / self.spacing, (pts[:, 1] - self.y[0]) / self.spacing,
-               (pts[:, 0] - self.x[0]) / self.spacing]
-        return np.column_stack([ndimage.map_coordinates(c, idx, order=1, mode="nearest",
-                                                        cval=np.nan)
-                                for c in self.strain])
+        idx = [
+            (pts[:, 2] - self.z[0]) / self.spacing,
+            (pts[:, 1] - self.y[0]) / self.spacing,
+            (pts[:, 0] - self.x[0]) / self.spacing,
+        ]
+        return np.column_stack(
+            [
+                ndimage.map_coordinates(c, idx, order=1, mode="nearest", cval=np.nan)
+                for c in self.strain
+            ]
+        )
 
 
 #: A mapper runs ``func(**shared, **job)`` for every job and returns the results in order.
@@ -359,6 +318,7 @@ def strain_tensor(
     use: np.ndarray | None = None,
     kernel: str = "thin_plate_spline",
     rbf_smoothing: float = 0.0,
+    finite: bool = False,
     mapper: Mapper | None = None,
 ) -> StrainField:
     """The 3D strain tensor field of an atom model, region by region.
@@ -384,6 +344,9 @@ def strain_tensor(
         Atoms whose displacements enter (e.g. not the vacancy sites). Default: all.
     kernel, rbf_smoothing :
         Passed to :func:`interpolate_displacements`.
+    finite : bool
+        Euler–Almansi finite strain instead of the linear strain
+        (:func:`strain_from_displacement`).
     mapper : callable, optional
         ``mapper(func, shared, jobs) -> list`` runs ``func(**shared, **job)`` for each
         job (one tile of the grid); default: in turn, here.
@@ -432,28 +395,58 @@ def strain_tensor(
     owner = reg[use][near_i].reshape(shape).astype(np.int8)
     inside = (near_d <= mask_distance).reshape(shape)
     owner[~inside] = -1
+    columns = np.column_stack([xx[0].ravel(), yy[0].ravel()])
 
     strain = np.full((6, *shape), np.nan)
     smooth = np.full((3, *shape), np.nan)
     for r in np.unique(reg[use]):
         sel = use & (reg == r)
-        if np.sum(sel) < 5:
+        if np.sum(sel) < 10:
             log.warning("region %d: only %d atoms; its voxels stay NaN", r, int(np.sum(sel)))
             continue
         rext = np.ptp(pos[sel, :2], axis=0)
         if rext.min() < 4 * sigma:
-            log.warning("region %d spans only %.3g x %.3g Å, under 4 sigma = %.3g Å: its "
-                        "strain is mostly edge effect", r, rext[0], rext[1], 4 * sigma)
+            log.warning(
+                "region %d spans only %.3g x %.3g Å, under 4 sigma = %.3g Å: its "
+                "strain is mostly edge effect",
+                r,
+                rext[0],
+                rext[1],
+                4 * sigma,
+            )
         rz, ry, rx = strain_grid(pos[sel], spacing=spacing, padding=padding)
         block = tuple(_subrange(c, rc) for c, rc in ((z, rz), (y, ry), (x, rx)))
-        field = _tiled_interpolation(pos[sel], disp[sel], rz, ry, rx, kernel=kernel,
-                                     smoothing=rbf_smoothing, mapper=mapper, label=int(r))
-        e, u = strain_from_displacement(field, spacing=spacing, sigma=sigma)
+        # Evaluate inside the sample, up to `padding` in-plane from this region's atoms,
+        # filling z gaps so that every column holds one run.
+        reach, _ = cKDTree(pos[sel, :2]).query(columns)
+        known = _fill_runs(inside[block], (reach <= padding).reshape(shape[1:])[block[1:]])
+        targets = np.column_stack([xx[block][known], yy[block][known], zz[block][known]])
+        values = _tiled(
+            pos[sel],
+            disp[sel],
+            targets,
+            kernel=kernel,
+            smoothing=rbf_smoothing,
+            mapper=mapper,
+            label=int(r),
+        )
+        field = np.zeros((3, *known.shape))
+        field[:, known] = values.T
+        field = extend_field(field, known, rz)
+        e, u = strain_from_displacement(field, spacing=spacing, sigma=sigma, finite=finite)
         mine = owner[block] == r
         strain[(slice(None), *block)] = np.where(mine, e, strain[(slice(None), *block)])
         smooth[(slice(None), *block)] = np.where(mine, u, smooth[(slice(None), *block)])
-    return StrainField(z=z, y=y, x=x, strain=strain, displacement=smooth, region=owner,
-                       spacing=float(spacing), sigma=float(sigma))
+    return StrainField(
+        z=z,
+        y=y,
+        x=x,
+        strain=strain,
+        displacement=smooth,
+        region=owner,
+        spacing=float(spacing),
+        sigma=float(sigma),
+    )
 
 
 def _subrange(full: np.ndarray, part: np.ndarray) -> slice:
@@ -461,25 +454,42 @@ def _subrange(full: np.ndarray, part: np.ndarray) -> slice:
     return slice(start, start + len(part))
 
 
-def _tiled_interpolation(points, values, z, y, x, *, kernel, smoothing, mapper, label):
-    """Interpolate on the grid in tiles along y (one job per tile) and reassemble."""
-    rows = max(1, _TILE_VOXELS // (len(z) * len(x)))
-    starts = list(range(0, len(y), rows))
-    jobs = [{"y": y[s:s + rows], "tile": f"region{label}-y{s}"} for s in starts]
-    shared = {"points": points, "values": values, "z": z, "x": x, "kernel": kernel,
-              "smoothing": smoothing}
-    tiles = mapper(_tile, shared, jobs)
-    return np.concatenate(tiles, axis=2)
+def _fill_runs(mask: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Voxels to evaluate: in each wanted (y, x) column one run in z.
+
+    A column crossing the sample runs from its first to its last sample voxel; a wanted
+    column off the sample (past its edge) takes the run of the nearest sample column, so
+    the interpolant is extrapolated in-plane there.
+    """
+    has = mask.any(0)
+    nz = mask.shape[0]
+    lo = np.argmax(mask, axis=0)
+    hi = nz - 1 - np.argmax(mask[::-1], axis=0)
+    if not has.all():
+        _, (nj, ni) = ndimage.distance_transform_edt(~has, return_indices=True)
+        lo, hi = lo[nj, ni], hi[nj, ni]
+    k = np.arange(nz)[:, None, None]
+    return (columns & has.any())[None] & (k >= lo[None]) & (k <= hi[None])
 
 
-def _tile(*, points, values, z, y, x, kernel, smoothing, tile):
-    """One tile of :func:`interpolate_displacements` (``tile`` names it for keys)."""
-    return interpolate_displacements(points, values, z=z, y=y, x=x, kernel=kernel,
-                                     smoothing=smoothing)
+def _tiled(points, values, targets, *, kernel, smoothing, mapper, label):
+    """Interpolate at the targets in tiles (one job each) and reassemble."""
+    jobs = [
+        {"targets": targets[s : s + _TILE_VOXELS], "tile": f"region{label}-{s}"}
+        for s in range(0, len(targets), _TILE_VOXELS)
+    ]
+    shared = {"points": points, "values": values, "kernel": kernel, "smoothing": smoothing}
+    return np.concatenate(mapper(_tile, shared, jobs), axis=0)
 
 
-def layer_strain_maps(field: StrainField, positions: np.ndarray, layer: np.ndarray,
-                      *, use: np.ndarray | None = None) -> np.ndarray:
+def _tile(*, points, values, targets, kernel, smoothing, tile):
+    """One tile of :func:`interpolate_displacements` (``tile`` names it for task keys)."""
+    return interpolate_displacements(points, values, targets, kernel=kernel, smoothing=smoothing)
+
+
+def layer_strain_maps(
+    field: StrainField, positions: np.ndarray, layer: np.ndarray, *, use: np.ndarray | None = None
+) -> np.ndarray:
     """The strain on the surface of each atomic layer, as 2D maps.
 
     Parameters
@@ -496,22 +506,31 @@ def layer_strain_maps(field: StrainField, positions: np.ndarray, layer: np.ndarr
     -------
     ndarray of shape (3, 6, ny, nx)
         For the bottom, metal and top layer (in that order), the six components on the
-        grid's (y, x) at the height of the layer, linearly interpolated between its
-        atoms; NaN outside the layer's convex hull or the sample.
+        grid's (y, x) at the height of the layer; NaN where no atom of the layer lies
+        within one spacing of the layer, or outside the sample.
+
+    Notes
+    -----
+    The height of a layer at a grid column is the Gaussian-weighted mean z of its
+    nearest atoms (width half their spacing), a smooth surface through the layer.
     """
     pos = np.asarray(positions, dtype=float)
     layer = np.asarray(layer)
     use = np.ones(len(pos), bool) if use is None else np.asarray(use, bool)
     yy, xx = np.meshgrid(field.y, field.x, indexing="ij")
+    columns = np.column_stack([xx.ravel(), yy.ravel()])
     out = np.full((3, 6, len(field.y), len(field.x)), np.nan)
     for k, lay in enumerate((-1, 0, 1)):
         sel = use & (layer == lay)
-        if sel.sum() < 3:
+        if sel.sum() < 7:
             continue
-        height = griddata(pos[sel, :2], pos[sel, 2], (xx, yy), method="linear")
-        ok = np.isfinite(height)
-        pts = np.column_stack([xx[ok], yy[ok], height[ok]])
-        values = field.at(pts)
-        for c in range(6):
-            out[k, c][ok] = values[:, c]
+        tree = cKDTree(pos[sel, :2])
+        spacing = float(np.median(tree.query(pos[sel, :2], k=2)[0][:, 1]))
+        dist, idx = tree.query(columns, k=6)
+        w = np.exp(-(dist**2 - dist[:, :1] ** 2) / (2 * (spacing / 2) ** 2))
+        height = np.sum(w * pos[sel, 2][idx], axis=1) / np.sum(w, axis=1)
+        ok = dist[:, 0] <= spacing
+        values = np.full((len(columns), 6), np.nan)
+        values[ok] = field.at(np.column_stack([columns[ok], height[ok]]))
+        out[k] = values.T.reshape(6, len(field.y), len(field.x))
     return out

@@ -1,0 +1,290 @@
+"""Accuracy and speed of the structure analysis against planted truths.
+
+Run ``python benchmarks/bench_structure.py`` (about a minute on one core). It prints
+
+1. strain recovered from an ideal MoS2 sheet (``ase.build.mx2``) carrying an analytic
+   displacement field (uniform gradient + sinusoids + a 0.3 Å ripple), against the
+   Gaussian-smoothed analytic strain, for atoms over 3 sigma from the field's edges, at
+   several levels of position noise;
+2. ripple amplitude and wavelength planted in straight-interface phantoms and fitted;
+3. top/bottom bond-angle differences planted with ``top_bottom_asymmetry`` in flat
+   phantoms, against the analytic value, per material;
+4. the paper-scale phantom (configs/paper.yaml): timings, peak memory, and the mean
+   strain of the metals in bands on each side of the interface, next to the phantom's
+   own in-plane misfit strain (a local least-squares gradient of its exact misfit
+   displacement, relative to each material's lattice), with and without the ripple,
+   linear and finite strain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from hpcaet.config import config_to_dict, load_config, packaged_config
+from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
+from hpcaet.structure import (
+    analyse_structure,
+    atomic_displacements,
+    bond_angles,
+    detrend_plane,
+    find_interface,
+    fit_ripple,
+    ideal_bond_angle,
+    interface_distance,
+    layer_difference,
+    strain_tensor,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "structure"))
+from structure_sheets import field, sheet, strain  # noqa: E402
+
+SIGMA = 3.16
+COMP = ("xx", "yy", "zz", "xy", "xz", "yz")
+
+
+def _species(atoms):
+    return np.array(["vac" if s == "X" else s for s in atoms.get_chemical_symbols()])
+
+
+def analytic_strain(half: float, noises: list[float]) -> None:
+    print(
+        f"\n1. Analytic field on a {2 * half:.0f} x {2 * half:.0f} Å MoS2 sheet, sigma "
+        f"{SIGMA} Å, grid 1 Å; error vs smoothed truth, atoms > 3 sigma from edges [%]"
+    )
+    pos0, species, layer = sheet(half=half)
+    print(
+        f"   {'noise [Å]':>9} {'atoms':>6} {'time [s]':>8}  "
+        + "  ".join(f"max|d{c}| rms" for c in COMP)
+    )
+    for noise in noises:
+        pos = pos0 + field(pos0) + np.random.default_rng(1).normal(0, noise, pos0.shape)
+        start = time.perf_counter()
+        disp, region, _ = atomic_displacements(
+            pos,
+            species,
+            layer,
+            np.zeros(len(pos), int),
+            lattice_constant={0: 3.16},
+            height={0: 1.56},
+        )
+        got = strain_tensor(
+            pos, disp, region, spacing=1.0, sigma=SIGMA, padding=6.0, mask_distance=2.0
+        ).at(pos)
+        elapsed = time.perf_counter() - start
+        inner = np.all(np.abs(pos0[:, :2]) < half - 3 * SIGMA, axis=1)
+        err = (got - strain(pos, SIGMA))[inner] * 100
+        cols = "  ".join(
+            f"{np.abs(err[:, k]).max():6.3f} {np.sqrt(np.mean(err[:, k] ** 2)):5.3f}"
+            for k in range(6)
+        )
+        print(f"   {noise:9.3f} {len(pos):6d} {elapsed:8.2f}  {cols}")
+
+
+def ripples() -> None:
+    print("\n2. Ripple along a straight zigzag interface (90 x 60 Å phantom, 0.05 Å noise)")
+    print(
+        f"   {'A planted':>9} {'A found':>8} {'err':>6} {'λ planted':>9} {'λ found':>8} {'err':>6}"
+    )
+    for amp, lam, seed in ((1.5, 50.0, 0), (0.8, 30.0, 1), (1.0, 25.0, 2), (2.0, 70.0, 3)):
+        spec = HeterojunctionSpec(
+            field=(90.0, 60.0),
+            ripple_amplitude=amp,
+            ripple_wavelength=lam,
+            wse2_polygon=((-1, -1), (-1, 0.05), (1, 0.05), (1, -1)),
+        )
+        atoms = build_heterojunction(spec, rng=seed)
+        species = _species(atoms)
+        metals = np.isin(species, ("Mo", "W"))
+        d, arc = interface_distance(atoms.positions, find_interface(atoms.positions, species))
+        h = detrend_plane(atoms.positions, mask=metals)
+        band = metals & (np.abs(d) <= 3.2)
+        fit = fit_ripple(arc[band], h[band])
+        print(
+            f"   {amp:9.2f} {fit.amplitude:8.3f} {100 * (fit.amplitude / amp - 1):+5.1f}% "
+            f"{lam:9.1f} {fit.wavelength:8.2f} {100 * (fit.wavelength / lam - 1):+5.1f}%"
+        )
+
+
+def bonds() -> None:
+    print(
+        "\n3. Planted top/bottom asymmetry (flat 100 x 100 Å phantom, 0.05 Å noise, "
+        "misfit, vacancies); bottom - top [deg], paired"
+    )
+    print(
+        f"   {'delta [Å]':>9} {'seed':>4} {'material':>8} {'expected':>8} {'X-M-X':>7} {'M-X-M':>7}"
+    )
+    for delta in (0.1, 0.3):
+        for seed in (0, 1):
+            spec = HeterojunctionSpec(
+                field=(100.0, 100.0), ripple_amplitude=0.0, top_bottom_asymmetry=delta
+            )
+            atoms = build_heterojunction(spec, rng=seed)
+            angles = bond_angles(
+                atoms.positions, _species(atoms), atoms.arrays["layer"], bond_cutoff=3.0
+            )
+            region = atoms.arrays["region"]
+            for r, (name, a, h) in enumerate((("MoS2", 3.16, 1.56), ("WSe2", 3.28, 1.67))):
+                want = ideal_bond_angle(a, h) - ideal_bond_angle(a, h + delta)
+                got = [
+                    layer_difference(angles, kind=k, atoms=region == r)["difference"]
+                    for k in ("XMX", "MXM")
+                ]
+                print(
+                    f"   {delta:9.2f} {seed:4d} {name:>8} {want:8.3f} {got[0]:7.3f} {got[1]:7.3f}"
+                )
+
+
+def _phantom_misfit_strain(config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """In-plane strain of the phantom's misfit field alone, at each metal, own lattice.
+
+    The phantom without misfit (a_WSe2 = a_MoS2), ripple, noise or vacancies sits on its
+    reference lattice, with the same sites in the same order, so the difference of
+    positions is the exact misfit displacement; its gradient is fitted by least squares
+    over the metals within 3.5 Å of each metal.
+    """
+    base = dict(
+        config_to_dict(config.phantom),
+        ripple_amplitude=0.0,
+        thermal_rms=0.0,
+        vacancies=0,
+        substitutions=0,
+    )
+    base["field"] = tuple(base["field"])
+    base["wse2_polygon"] = tuple(map(tuple, base["wse2_polygon"]))
+    strained = build_heterojunction(HeterojunctionSpec(**base), rng=0)
+    ref = build_heterojunction(
+        HeterojunctionSpec(
+            **{
+                **base,
+                "a_wse2": base["a_mos2"],
+                "chalcogen_height_wse2": base["chalcogen_height_mos2"],
+            }
+        ),
+        rng=0,
+    )
+    metal = strained.arrays["layer"] == 0
+    r0 = ref.positions[metal, :2]
+    u = strained.positions[metal, :2] - r0
+    misfit = base["a_wse2"] / base["a_mos2"] - 1
+    tree = cKDTree(r0)
+    eps = np.zeros((len(r0), 3))
+    for i, nb in enumerate(tree.query_ball_point(r0, 3.5)):
+        dx = r0[nb] - r0[i]
+        g, *_ = np.linalg.lstsq(dx, u[nb] - u[i], rcond=None)  # g[j, k] = du_k / dx_j
+        f = 1.0 / (1 + misfit) if strained.arrays["region"][metal][i] == 1 else 1.0
+        eps[i] = [(1 + g[0, 0]) * f - 1, (1 + g[1, 1]) * f - 1, 0.5 * (g[0, 1] + g[1, 0]) * f]
+    return strained.positions[metal], eps, _species(strained)[metal]
+
+
+def paper_scale() -> None:
+    print("\n4. Paper-scale phantom (configs/paper.yaml)")
+    config = load_config(packaged_config("paper"))
+    settings = config_to_dict(config.structure)
+    from hpcaet.phantom.stage import make_phantom
+
+    runs, metals = {}, {}
+    for label, phantom, finite in (
+        ("ripple-free", {"ripple_amplitude": 0.0}, False),
+        ("paper, linear", {}, False),
+        ("paper, finite", {}, True),
+    ):
+        cfg = load_config(
+            packaged_config("paper"), overrides={"phantom": phantom} if phantom else None
+        )
+        model = make_phantom(cfg)
+        start = time.perf_counter()
+        result = analyse_structure(
+            model["position"].values,
+            model["species"].values.astype(str),
+            model["layer"].values,
+            model["region"].values,
+            **{**settings, "finite_strain": finite},
+        )
+        total = time.perf_counter() - start
+        runs[label] = result
+        metals[label] = np.isin(model["species"].values.astype(str), ("Mo", "W"))
+        t = result.results["timings"]
+        print(
+            f"   {label:<14} {model.sizes['atom']} sites: total {total:.2f} s (interface and "
+            f"ripples {t['interface_and_ripples']:.2f}, bonds {t['bonds']:.2f}, lattice "
+            f"{t['lattice_fit']:.2f}, strain {t['strain']:.2f}); grid "
+            f"{result.field.strain.shape[1:]}"
+        )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"   peak resident memory of this process so far: {peak:.0f} MiB")
+    r = runs["paper, linear"].results
+    rip = r["ripple"]
+    print(
+        f"   ripple: amplitude {rip['amplitude']:.3f} Å (planted 1.5 at the interface), "
+        f"wavelength {rip['wavelength']:.2f} Å (planted 50)"
+    )
+    itf = r["interface"]
+    ch, vac = itf["chalcogens"]["bridging"], itf["vacancies"]
+    segments = [(s["kind"], round(s["length"], 1)) for s in itf["segments"]]
+    print(
+        f"   interface: {segments}; chalcogens bonded to Mo and W: S {ch['S']}, Se "
+        f"{ch['Se']}, vac {ch['vac']}; vacancies within {vac['cutoff']} Å: "
+        f"{vac['at_interface']} of {vac['total']}"
+    )
+    for kind in ("XMX", "MXM"):
+        b = r["bond_angles"][kind]
+        print(
+            f"   {kind} bottom - top: all {b['all']['difference']:+.2f}°, at the interface "
+            f"{b['interface']['difference']:+.2f}° (no asymmetry planted)"
+        )
+
+    pos, truth, _ = _phantom_misfit_strain(config)
+    d_truth, _ = interface_distance(pos, runs["ripple-free"].interface)
+    print(
+        "   mean strain of the metals by signed distance to the interface [%] "
+        "(truth: the phantom's misfit field alone, unsmoothed)"
+    )
+    header = f"   {'side':<5} {'|d| [Å]':>8} {'n':>4}  {'truth xx/yy/xy':>22}"
+    for label in runs:
+        header += f"  {label + ' xx/yy/xy':>31}"
+    print(header)
+    for lo, hi in ((0, 5), (5, 10), (10, 20)):
+        for side, name in ((-1, "MoS2"), (1, "WSe2")):
+            sel_t = (side * d_truth > lo) & (side * d_truth <= hi)
+            row = f"   {name:<5} {lo:>3}-{hi:<4} {sel_t.sum():>4}  " + "/".join(
+                f"{100 * truth[sel_t, k].mean():+6.2f}" for k in range(3)
+            )
+            for label, res in runs.items():
+                p = res.atom_strain
+                sel = (
+                    metals[label]
+                    & (side * res.distance > lo)
+                    & (side * res.distance <= hi)
+                    & np.all(np.isfinite(p), axis=1)
+                )
+                row += (
+                    "  " + " " * 10 + "/".join(f"{100 * p[sel, k].mean():+6.2f}" for k in (0, 1, 3))
+                )
+            print(row)
+    for label, res in runs.items():
+        print(
+            f"   {label:<14} paper signs near the interface (0-5 Å): "
+            f"{res.results['strain']['paper_signs']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the paper-scale part")
+    args = parser.parse_args()
+    analytic_strain(30.0, [0.0, 0.01, 0.02, 0.05])
+    ripples()
+    bonds()
+    if not args.quick:
+        paper_scale()
+
+
+if __name__ == "__main__":
+    main()

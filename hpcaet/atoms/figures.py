@@ -1,0 +1,95 @@
+"""Figures of the atoms stage (PNG, no global matplotlib state)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+__all__ = ["plot_atoms", "plot_refinement"]
+
+_COLOURS = {"Mo": "tab:blue", "W": "tab:red", "S": "gold", "Se": "tab:green", "vac": "black"}
+
+
+def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
+    """Top view by species (vacancies as crosses, flagged atoms ringed) and a side view.
+
+    Parameters
+    ----------
+    model : xarray.Dataset
+        AtomModel.
+    path : str or Path
+        PNG file to write.
+
+    Returns
+    -------
+    Path
+    """
+    pos = model["position"].values
+    species = model["species"].values.astype(str)
+    flag = model["flag"].values if "flag" in model else np.zeros(len(pos), int)
+    fig = Figure(figsize=(12, 5.5), layout="constrained")
+    top, side = fig.subplots(1, 2)
+    for name, colour in _COLOURS.items():
+        sel = species == name
+        if not sel.any():
+            continue
+        marker, size = ("x", 30) if name == "vac" else ("o", 12 if name in ("S", "Se") else 24)
+        top.scatter(pos[sel, 0], pos[sel, 1], s=size, c=colour, marker=marker,
+                    label=f"{name} ({sel.sum()})", linewidths=1)
+        side.scatter(pos[sel, 0], pos[sel, 2], s=size / 2, c=colour, marker=marker)
+    bad = flag > 0
+    if bad.any():
+        top.scatter(pos[bad, 0], pos[bad, 1], s=80, facecolors="none", edgecolors="magenta",
+                    label=f"flagged ({bad.sum()})")
+    top.set_aspect("equal")
+    r1, r = model.attrs.get("R1", np.nan), model.attrs.get("R", np.nan)
+    top.set(xlabel="x [Å]", ylabel="y [Å]", title=f"atom model (R1 {r1:.3f}, R {r:.3f})")
+    top.legend(loc="upper right", fontsize=8)
+    side.set(xlabel="x [Å]", ylabel="z [Å]", title="side view")
+    return _save(fig, path)
+
+
+def plot_refinement(history: dict, path: str | Path) -> Path:
+    """R1 over the iterations of every refinement and the species changes of each flipping.
+
+    Parameters
+    ----------
+    history : dict
+        ``refine`` (list of (n_iter, 2) arrays of loss and R1) and ``flips`` (list of
+        change counts per sweep), as returned by :func:`hpcaet.atoms.stage.build_model`.
+    path : str or Path
+
+    Returns
+    -------
+    Path
+    """
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_r, ax_f = fig.subplots(1, 2)
+    start = 0
+    for k, h in enumerate(history.get("refine", [])):
+        h = np.asarray(h)
+        steps = start + np.arange(len(h))
+        ax_r.plot(steps, h[:, 1], label=f"refinement {k}")
+        start += len(h)
+    ax_r.set(xlabel="iteration (all refinements)", ylabel="R1 over the support",
+             title="refinement")
+    ax_r.legend(fontsize=8)
+    labels, counts = [], []
+    for k, changes in enumerate(history.get("flips", [])):
+        for j, c in enumerate(np.atleast_1d(changes)):
+            labels.append(f"{k}.{j + 1}")
+            counts.append(int(c))
+    ax_f.bar(np.arange(len(counts)), counts)
+    ax_f.set_xticks(np.arange(len(counts)), labels, fontsize=7)
+    ax_f.set(xlabel="flipping cycle.sweep", ylabel="pairs changed", title="pair flipping")
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    return path

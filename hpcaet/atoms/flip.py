@@ -1,0 +1,228 @@
+"""Atom pair flipping: S, Se or vacancy for every top/bottom chalcogen pair.
+
+Following the Methods of Tian et al. ("Refinement of chemical species and
+identification of S/Se vacancies"): for a randomly chosen top/bottom pair, the images
+of the nine cases S/S, vac/vac, Se/Se, S/Se, Se/S, S/vac, vac/S, Se/vac and vac/Se are
+computed at the measured angles, the case with the smallest R1 is kept, and sweeps
+over all pairs repeat until no species changes.
+
+Only the pixels near the pair change between the cases, so the change of R1 is
+computed on a patch around the pair in each image (exact, since the patch covers the
+truncated Gaussians completely): with ``C`` the current calculated images and ``g`` the
+unit images of one site with one species' B-factor,
+``C' = C + s_j (w' g' - w g)`` on the patch, and the case minimising
+``sum |I - C'|`` over the patches has the smallest R1 (the denominator ``sum |I|``
+does not change). The calculated images are updated after every accepted change, so
+neighbouring pairs see each other's current species, as in a sequential sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from hpcaet.errors import InputError
+from hpcaet.forward import project_atoms, species_table
+from hpcaet.geometry import position_to_pixel, project_points
+
+__all__ = ["CASES", "FlipResult", "flip_pairs"]
+
+log = logging.getLogger(__name__)
+
+#: The nine (top, bottom) cases, in the order of the Methods.
+CASES = (("S", "S"), ("vac", "vac"), ("Se", "Se"), ("S", "Se"), ("Se", "S"), ("S", "vac"),
+         ("vac", "S"), ("Se", "vac"), ("vac", "Se"))
+_CHOICES = ("S", "Se", "vac")
+_CUTOFF = 4.0  # Gaussian truncation of project_atoms [standard deviations]
+
+
+class FlipResult(NamedTuple):
+    """Output of :func:`flip_pairs`.
+
+    Attributes
+    ----------
+    species : ndarray of str, shape (n,)
+        Species after flipping (metals unchanged).
+    changes : ndarray of int, shape (n_sweeps,)
+        Species changes in each sweep; the last is 0 when the sweeps converged.
+    r1_before, r1_after : float
+        R1 over the whole images before and after flipping.
+    """
+
+    species: np.ndarray
+    changes: np.ndarray
+    r1_before: float
+    r1_after: float
+
+
+def flip_pairs(
+    images: ArrayLike,
+    euler: ArrayLike,
+    position: ArrayLike,
+    species: ArrayLike,
+    pair: ArrayLike,
+    *,
+    pixel_size: float,
+    weights: Mapping[str, float],
+    b_factors: Mapping[str, float],
+    scale: ArrayLike,
+    offset: ArrayLike,
+    shifts: ArrayLike | None = None,
+    max_sweeps: int = 10,
+    rng: np.random.Generator | int | None = None,
+) -> FlipResult:
+    """Choose S, Se or vacancy for every chalcogen pair by the lowest R1.
+
+    Parameters
+    ----------
+    images : array_like of shape (m, ny, nx)
+        Measured images [counts].
+    euler : array_like of shape (m, 3)
+        Calibrated Euler angles [deg].
+    position : array_like of shape (n, 3)
+        All sites [Å], vacancy sites included.
+    species : array_like of str, shape (n,)
+    pair : array_like of int, shape (n,)
+        Partner site of each chalcogen site, -1 for metals; pairs must be mutual.
+    pixel_size : float
+        [Å].
+    weights, b_factors : mapping of str to float
+        Cross-section [Å²] and B-factor [Å²] of every species present and of ``S`` and
+        ``Se``.
+    scale, offset : array_like of shape (m,)
+        Per-image scale [counts per unit model] and offset [counts] (from
+        :func:`~hpcaet.atoms.refine_atoms`).
+    shifts : array_like of shape (m, 2), optional
+        Per-image shifts ``(x, y)`` [Å].
+    max_sweeps : int, default 10
+        Largest number of sweeps over all pairs.
+    rng : numpy.random.Generator or int or None
+        Order of the pairs in each sweep.
+
+    Returns
+    -------
+    FlipResult
+
+    Raises
+    ------
+    InputError
+        On inconsistent shapes, pairs that are not mutual or link a metal, or missing
+        species parameters.
+    """
+    y = np.asarray(images, dtype=float)
+    angles = np.asarray(euler, dtype=float)
+    r = np.asarray(position, dtype=float)
+    spec = np.asarray(species).astype("<U3").copy()
+    partner = np.asarray(pair, dtype=int)
+    m, n = len(y), len(r)
+    if y.ndim != 3 or angles.shape != (m, 3) or r.shape != (n, 3) or spec.shape != (n,) or (
+            partner.shape != (n,)):
+        raise InputError(
+            f"images (m, ny, nx), euler (m, 3), position (n, 3), species and pair (n,) must "
+            f"agree; got {y.shape}, {angles.shape}, {r.shape}, {spec.shape}, {partner.shape}."
+        )
+    s = np.asarray(scale, dtype=float).reshape(m)
+    c = np.asarray(offset, dtype=float).reshape(m)
+    t = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)
+    first = np.flatnonzero((partner > np.arange(n)))
+    second = partner[first]
+    if len(first) and (np.any(partner[second] != first) or np.any(second >= n)):
+        raise InputError("pair must be mutual: pair[pair[i]] == i for every paired site.")
+    paired = np.concatenate([first, second])
+    bad = [x for x in set(spec[paired]) if x not in _CHOICES]
+    if bad:
+        raise InputError(f"paired sites must be S, Se or vac; got species {sorted(bad)}.")
+    table_w = {"vac": 0.0, **{k: float(v) for k, v in weights.items()}}
+    table_b = {"vac": 1.0, **{k: float(v) for k, v in b_factors.items()}}
+    for name in ("S", "Se"):
+        if name not in table_w or name not in table_b:
+            raise InputError(f"weights and b_factors need a value for {name!r}.")
+
+    atom = spec != "vac"
+    model = project_atoms(r[atom], species_table(spec[atom], table_w),
+                          species_table(spec[atom], table_b), angles, shape=y.shape[1:],
+                          pixel_size=pixel_size, offsets=t)
+    calc = s[:, None, None] * model + c[:, None, None]
+    total = max(float(np.abs(y).sum()), 1e-300)
+    r1_before = float(np.abs(y - calc).sum()) / total
+    if len(first) == 0:
+        return FlipResult(spec, np.zeros(0, dtype=int), r1_before, r1_before)
+
+    # Patch size: covers both Gaussians of the widest chalcogen of any pair.
+    sigma = np.sqrt(max(table_b["S"], table_b["Se"]) / (8 * np.pi**2))
+    xy = project_points(r, angles) + t[:, None, :]  # (m, n, 2)
+    spread = np.abs(xy[:, first] - xy[:, second]).max() / 2
+    half = int(np.ceil((spread + _CUTOFF * sigma) / pixel_size)) + 1
+    cases_w = np.array([[table_w[a], table_w[b]] for a, b in CASES])
+    rng = np.random.default_rng(rng)
+    changes = []
+    for _ in range(max(1, int(max_sweeps))):
+        changed = 0
+        for k in rng.permutation(len(first)):
+            # The nine cases are all pairs of {S, Se, vac}, so which site is called the
+            # top one does not matter.
+            i, j = first[k], second[k]
+            case = _best_case(y, calc, r[[i, j]], (spec[i], spec[j]), angles, t, s, half,
+                              pixel_size, table_w, table_b, cases_w)
+            if case is not None:
+                spec[i], spec[j] = CASES[case]
+                changed += 1
+        changes.append(changed)
+        if changed == 0:
+            break
+    r1_after = float(np.abs(y - calc).sum()) / total
+    log.info("flip: %d pairs, changes per sweep %s, R1 %.4f -> %.4f", len(first), changes,
+             r1_before, r1_after)
+    return FlipResult(spec, np.asarray(changes), r1_before, r1_after)
+
+
+def _best_case(y, calc, sites, current, angles, shifts, scale, half, pixel_size, table_w,
+               table_b, cases_w):
+    """Index of the best case if it beats the current one (updating ``calc``), else None.
+
+    ``calc`` is changed in place on the patch when a better case is found.
+    """
+    m, ny, nx = y.shape
+    centre = project_points(sites.mean(axis=0, keepdims=True), angles)[:, 0] + shifts
+    rc = np.rint(position_to_pixel(centre, (ny, nx), pixel_size)).astype(int)  # (m, 2)
+    p = 2 * half + 1
+    rows = rc[:, 0, None] - half + np.arange(p)  # (m, p)
+    cols = rc[:, 1, None] - half + np.arange(p)
+    valid = ((rows >= 0) & (rows < ny))[:, :, None] & ((cols >= 0) & (cols < nx))[:, None, :]
+    rows_c, cols_c = np.clip(rows, 0, ny - 1), np.clip(cols, 0, nx - 1)
+    img = np.arange(m)[:, None, None]
+    index = (img, rows_c[:, :, None], cols_c[:, None, :])
+    meas, cur = y[index], calc[index]
+    # Patch pixel (a, b) of image j sits at full-image pixel (rows[j, a], cols[j, b]);
+    # shift the projections so project_atoms on a p x p grid lands there.
+    origin = np.column_stack([(cols[:, 0] + half - nx // 2) * pixel_size,
+                              (rows[:, 0] + half - ny // 2) * pixel_size])
+    offsets = shifts - origin
+    basis = {}
+    for a in (0, 1):
+        for name in ("S", "Se"):
+            basis[a, name] = project_atoms(sites[a:a + 1], 1.0, table_b[name], angles,
+                                           shape=(p, p), pixel_size=pixel_size,
+                                           offsets=offsets)
+    gt = np.stack([np.zeros((m, p, p)), basis[0, "S"], basis[0, "Se"]])  # vac, S, Se
+    gb = np.stack([np.zeros((m, p, p)), basis[1, "S"], basis[1, "Se"]])
+    pick = {"vac": 0, "S": 1, "Se": 2}
+    now = table_w[current[0]] * gt[pick[current[0]]] + table_w[current[1]] * gb[pick[current[1]]]
+    base = cur - scale[:, None, None] * now
+    top_idx = np.array([pick[a] for a, _ in CASES])
+    bot_idx = np.array([pick[b] for _, b in CASES])
+    model = cases_w[:, 0, None, None, None] * gt[top_idx] + cases_w[:, 1, None, None, None] * gb[
+        bot_idx]
+    trial = base[None] + scale[None, :, None, None] * model  # (9, m, p, p)
+    cost = np.where(valid[None], np.abs(meas[None] - trial), 0.0).sum(axis=(1, 2, 3))
+    now_case = CASES.index(tuple(current))
+    best = int(np.argmin(cost))
+    if cost[best] >= cost[now_case] * (1 - 1e-12) or best == now_case:
+        return None
+    full = np.broadcast_arrays(*index)
+    calc[full[0][valid], full[1][valid], full[2][valid]] = trial[best][valid]
+    return best

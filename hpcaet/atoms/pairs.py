@@ -1,0 +1,271 @@
+"""Top/bottom chalcogen pairs, with explicit vacancy sites where a partner is missing.
+
+In 2H-MX2 every chalcogen column holds one atom above and one below the metal sheet.
+The pair flipping of Tian et al. works on these columns, so every column must be a
+pair of sites, and a missing atom an explicit vacancy site:
+
+1. Each top and bottom chalcogen is projected along the normal of the middle surface
+   onto it; top and bottom atoms whose feet are mutual nearest neighbours within
+   ``pair_radius`` form a pair.
+2. An unpaired chalcogen gets a vacancy partner at its mirror image through the
+   middle surface (along the local normal).
+3. Columns where both atoms are missing are found from the metal lattice: the
+   centres of the metal triangles (Delaunay triangles with sides near the lattice
+   constant) of the orientation that the occupied columns take, with no chalcogen
+   foot within ``pair_radius``, get two vacancy sites at the local layer heights.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.spatial import Delaunay, cKDTree
+
+from hpcaet.atoms.layers import LAYER_BOTTOM, LAYER_METAL, LAYER_TOP, LayerSurfaces
+from hpcaet.errors import InputError
+
+__all__ = ["VACANCY", "PairedSites", "pair_chalcogens", "lattice_columns", "drop_stray_vacancies"]
+
+log = logging.getLogger(__name__)
+
+VACANCY = "vac"
+
+
+class PairedSites(NamedTuple):
+    """Sites after pairing (output of :func:`pair_chalcogens`).
+
+    Attributes
+    ----------
+    position : ndarray of shape (n_site, 3)
+        ``x, y, z`` [Å]; the input atoms first, in their order, then the new vacancies.
+    species : ndarray of str, shape (n_site,)
+        Input species, ``"vac"`` for the new sites.
+    layer, region : ndarray of int8, shape (n_site,)
+    pair : ndarray of int, shape (n_site,)
+        Index of the partner site; -1 for metals.
+    origin : ndarray of int, shape (n_site,)
+        Index of the input atom, -1 for an added vacancy.
+    """
+
+    position: np.ndarray
+    species: np.ndarray
+    layer: np.ndarray
+    region: np.ndarray
+    pair: np.ndarray
+    origin: np.ndarray
+
+
+def pair_chalcogens(
+    position: ArrayLike,
+    species: ArrayLike,
+    layer: ArrayLike,
+    region: ArrayLike,
+    *,
+    surfaces: LayerSurfaces,
+    pair_radius: float = 1.2,
+    fill_columns: bool = True,
+) -> PairedSites:
+    """Pair top and bottom chalcogens and add vacancy sites for missing partners.
+
+    Parameters
+    ----------
+    position : array_like of shape (n, 3)
+        Atom positions [Å].
+    species : array_like of str, shape (n,)
+    layer, region : array_like of int, shape (n,)
+        Layer (-1, 0, 1) and region (0, 1) of each atom.
+    surfaces : LayerSurfaces
+        The layer surfaces (from :func:`~hpcaet.atoms.fit_layers`), for the normal and
+        the mirror images.
+    pair_radius : float, default 1.2
+        Largest in-plane distance between the feet of a pair [Å].
+    fill_columns : bool, default True
+        Add vacancy pairs on empty chalcogen columns of the metal lattice (step 3).
+
+    Returns
+    -------
+    PairedSites
+
+    Raises
+    ------
+    InputError
+        On inconsistent shapes or a non-positive radius.
+    """
+    r = np.asarray(position, dtype=float)
+    n = len(r)
+    spec = np.asarray(species).astype("<U3")
+    lay = np.asarray(layer).astype(np.int8)
+    reg = np.asarray(region).astype(np.int8)
+    if r.shape != (n, 3) or spec.shape != (n,) or lay.shape != (n,) or reg.shape != (n,):
+        raise InputError(
+            f"position (n, 3), species, layer and region (n,) must agree; got shapes "
+            f"{r.shape}, {spec.shape}, {lay.shape}, {reg.shape}."
+        )
+    if not pair_radius > 0:
+        raise InputError(f"pair_radius must be positive [Å]; got {pair_radius!r}.")
+    foot, normal, depth = _feet(r, surfaces)
+    top, bottom = np.flatnonzero(lay == LAYER_TOP), np.flatnonzero(lay == LAYER_BOTTOM)
+    pair = np.full(n, -1)
+    if len(top) and len(bottom):
+        d_tb, j_tb = cKDTree(foot[bottom]).query(foot[top])
+        _, j_bt = cKDTree(foot[top]).query(foot[bottom])
+        mutual = (j_bt[j_tb] == np.arange(len(top))) & (d_tb <= pair_radius)
+        pair[top[mutual]] = bottom[j_tb[mutual]]
+        pair[bottom[j_tb[mutual]]] = top[mutual]
+
+    new_pos, new_layer, new_region, partner = [], [], [], []
+    lonely = np.flatnonzero((lay != LAYER_METAL) & (pair < 0))
+    if len(lonely):
+        new_pos.append(r[lonely] - 2 * depth[lonely, None] * normal[lonely])
+        new_layer.append(-lay[lonely])
+        new_region.append(reg[lonely])
+        partner.append(lonely)
+    n_lonely = len(lonely)
+
+    n_empty = 0
+    if fill_columns:
+        chalc_feet = foot[lay != LAYER_METAL]
+        centres = _empty_columns(r[lay == LAYER_METAL, :2], chalc_feet, pair_radius)
+        if len(centres):
+            z_mid, n_mid = surfaces.middle(centres)
+            h = surfaces.half_thickness(centres)
+            fallback_h = float(np.nanmedian(np.abs(depth[lay != LAYER_METAL])))
+            h = np.where(np.isfinite(h), h, fallback_h)
+            good = np.isfinite(z_mid)
+            centres, z_mid, n_mid, h = centres[good], z_mid[good], n_mid[good], h[good]
+            mid = np.column_stack([centres, z_mid])
+            _, near = cKDTree(r[:, :2]).query(centres)
+            n_empty = len(centres)
+            k = np.arange(n_empty)
+            first = n + n_lonely
+            for sign, L in ((1, LAYER_TOP), (-1, LAYER_BOTTOM)):
+                new_pos.append(mid + sign * h[:, None] * n_mid)
+                new_layer.append(np.full(n_empty, L))
+                new_region.append(reg[near])
+                partner.append(first + k + (n_empty if sign == 1 else 0))
+
+    if new_pos:
+        added = np.concatenate(new_pos)
+        m = len(added)
+        pair_new = np.concatenate(partner)
+        pair[lonely] = n + np.arange(n_lonely)
+        r = np.concatenate([r, added])
+        spec = np.concatenate([spec, np.full(m, VACANCY)])
+        lay = np.concatenate([lay, np.concatenate(new_layer)]).astype(np.int8)
+        reg = np.concatenate([reg, np.concatenate(new_region)]).astype(np.int8)
+        pair = np.concatenate([pair, pair_new])
+    origin = np.concatenate([np.arange(n), np.full(len(r) - n, -1)])
+    log.info("pairs: %d top/bottom pairs, %d vacancy partners, %d empty columns",
+             int(np.sum((pair >= 0) & (lay == LAYER_TOP))) - n_empty, n_lonely, n_empty)
+    return PairedSites(r, spec, lay, reg, pair, origin)
+
+
+def drop_stray_vacancies(
+    position: ArrayLike,
+    species: ArrayLike,
+    layer: ArrayLike,
+    pair: ArrayLike,
+    *,
+    surfaces: LayerSurfaces,
+    pair_radius: float = 1.2,
+) -> np.ndarray:
+    """Sites to keep: all but vacancy pairs that sit on no chalcogen column.
+
+    A pair that flipping made vacant on both sites, and whose foot is farther than
+    ``pair_radius`` from every chalcogen column of the metal lattice (see
+    :func:`lattice_columns`), came from spurious peaks (noise, or the tail of a heavy
+    atom at the field edge), not from a missing column.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    r = np.asarray(position, dtype=float)
+    spec = np.asarray(species).astype(str)
+    lay = np.asarray(layer)
+    partner = np.asarray(pair)
+    keep = np.ones(len(r), dtype=bool)
+    both = (spec == VACANCY) & (partner >= 0)
+    both[both] &= spec[partner[both]] == VACANCY
+    if not both.any():
+        return keep
+    foot, _, _ = _feet(r, surfaces)
+    chalc = (lay != LAYER_METAL) & (spec != VACANCY)
+    centre, _ = lattice_columns(r[lay == LAYER_METAL, :2], foot[chalc], pair_radius)
+    if len(centre) == 0:
+        return keep
+    dist, _ = cKDTree(centre).query(foot[both])
+    stray = np.flatnonzero(both)[dist > pair_radius]
+    keep[stray] = False
+    return keep
+
+
+def _feet(r: np.ndarray, surfaces: LayerSurfaces):
+    """Foot of each atom on the middle surface along its normal, the normal and depth."""
+    z_mid, normal = surfaces.middle(r[:, :2])
+    missing = ~np.isfinite(z_mid)
+    if np.any(missing):  # no metal nearby: a flat sheet at the median height
+        z_mid[missing] = np.nanmedian(z_mid) if np.any(~missing) else np.median(r[:, 2])
+        normal[missing] = (0.0, 0.0, 1.0)
+    depth = (r[:, 2] - z_mid) * normal[:, 2]
+    foot = r[:, :2] - depth[:, None] * normal[:, :2]
+    return foot, normal, depth
+
+
+def _empty_columns(metal_xy: np.ndarray, chalc_xy: np.ndarray, radius: float) -> np.ndarray:
+    """In-plane centres (k, 2) of chalcogen columns of the metal lattice with no atom."""
+    centre, occupied = lattice_columns(metal_xy, chalc_xy, radius)
+    return centre[~occupied]
+
+
+def lattice_columns(
+    metal_xy: ArrayLike, chalc_xy: ArrayLike, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chalcogen columns of the metal lattice and whether a chalcogen sits on each.
+
+    The columns are the centres of the metal triangles (Delaunay triangles with all
+    sides within 25 % of the median metal spacing) of the orientation that the
+    chalcogens take (the other orientation holds the hollow sites of 2H-MX2).
+
+    Parameters
+    ----------
+    metal_xy : array_like of shape (n_metal, 2)
+        In-plane metal positions [Å].
+    chalc_xy : array_like of shape (n_chalc, 2)
+        In-plane positions of chalcogen columns (atoms or feet) [Å].
+    radius : float
+        A column is occupied when a chalcogen is within this distance [Å].
+
+    Returns
+    -------
+    centre : ndarray of shape (k, 2)
+        Column centres [Å].
+    occupied : ndarray of bool, shape (k,)
+    """
+    metal_xy = np.asarray(metal_xy, dtype=float).reshape(-1, 2)
+    chalc_xy = np.asarray(chalc_xy, dtype=float).reshape(-1, 2)
+    empty = (np.zeros((0, 2)), np.zeros(0, dtype=bool))
+    if len(metal_xy) < 3 or len(chalc_xy) == 0:
+        return empty
+    try:
+        tri = Delaunay(metal_xy)
+    except Exception:  # degenerate (collinear) metals: no triangles  # noqa: BLE001
+        return empty
+    v = metal_xy[tri.simplices]  # (t, 3, 2)
+    sides = np.linalg.norm(v - np.roll(v, 1, axis=1), axis=2)
+    a = np.median(cKDTree(metal_xy).query(metal_xy, k=2)[0][:, 1])
+    v = v[np.all((sides > 0.75 * a) & (sides < 1.25 * a), axis=1)]
+    if len(v) == 0:
+        return empty
+    centre = v.mean(axis=1)
+    rel = v[:, 0] - centre
+    turn = np.exp(3j * np.arctan2(rel[:, 1], rel[:, 0]))  # same for all three vertices
+    dist, _ = cKDTree(chalc_xy).query(centre)
+    occupied = dist <= radius
+    if not occupied.any():
+        return empty
+    column = np.real(turn * np.conj(turn[occupied].mean())) > 0
+    return centre[column], occupied[column]

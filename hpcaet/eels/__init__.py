@@ -1,0 +1,62 @@
+"""Spatially resolved vibrational EELS (the paper's Methods and Table S3).
+
+Read spectra (:func:`read_spectra`), align their zero-loss peaks
+(:func:`align_zero_loss`), subtract a two-window power-law background
+(:func:`fit_power_law`), cluster them by k-means with the correlation distance
+(:func:`correlation_kmeans`, :func:`contiguous_regions`) and fit Gaussians to each
+group's mean (:func:`fit_gaussians`); :func:`analyse_spectra` chains these on arrays and
+:func:`analyse_eels` on Datasets. :func:`synthetic_line_scan` makes test scans with a
+known answer.
+"""
+
+from hpcaet.eels.align import ZeroLossAlignment, align_zero_loss, locate_zero_loss
+from hpcaet.eels.analysis import EelsAnalysis, analyse_spectra
+from hpcaet.eels.background import PAPER_WINDOWS, PowerLawBackground, fit_power_law, power_law
+from hpcaet.eels.cluster import (
+    KMeansResult,
+    Regions,
+    contiguous_regions,
+    correlation_kmeans,
+    normalise_spectra,
+)
+from hpcaet.eels.peaks import GaussianFit, fit_gaussians, gaussian, initial_centres
+from hpcaet.eels.readers import read_spectra
+from hpcaet.eels.stage import analyse_eels, run_eels_stage, synthetic_eels, write_eels_figures
+from hpcaet.eels.synthetic import (
+    TABLE_S3_DFT,
+    TABLE_S3_EELS,
+    TABLE_S3_EELS_ERROR,
+    SyntheticLineScan,
+    synthetic_line_scan,
+)
+
+__all__ = [
+    "read_spectra",
+    "ZeroLossAlignment",
+    "align_zero_loss",
+    "locate_zero_loss",
+    "PAPER_WINDOWS",
+    "PowerLawBackground",
+    "fit_power_law",
+    "power_law",
+    "KMeansResult",
+    "Regions",
+    "correlation_kmeans",
+    "contiguous_regions",
+    "normalise_spectra",
+    "GaussianFit",
+    "fit_gaussians",
+    "gaussian",
+    "initial_centres",
+    "EelsAnalysis",
+    "analyse_spectra",
+    "analyse_eels",
+    "synthetic_eels",
+    "run_eels_stage",
+    "write_eels_figures",
+    "SyntheticLineScan",
+    "synthetic_line_scan",
+    "TABLE_S3_EELS",
+    "TABLE_S3_EELS_ERROR",
+    "TABLE_S3_DFT",
+]

@@ -1,0 +1,475 @@
+"""Stage layer of the tilt-series processing: tilt_series.nc in, processed.nc out.
+
+Three phases: (1) per tilt, one Dask task each — drift and scan-distortion correction,
+denoising, background subtraction and metal-column fitting; (2) once — tracking the
+columns across the series and calibrating the angles; (3) per tilt again — the
+column-fit bias at the calibrated angles, the vibration kernel and its deconvolution,
+and the alignment shift. Every per-tilt result is checkpointed under
+``checkpoints/preprocess/`` (keyed by the input and the config), so a killed run
+resumes where it stopped; the tasks are pure functions of their inputs, with
+deterministic keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from hpcaet.config import Config, config_to_dict
+from hpcaet.errors import InputError
+from hpcaet.forward import species_table
+from hpcaet.geometry import pixel_to_position, position_to_pixel
+from hpcaet.io import make_tilt_series, read_dataset
+from hpcaet.parallel import gather_with_progress
+from hpcaet.preprocess.align import alignment_shifts, shift_image
+from hpcaet.preprocess.angles import calibrate_angles
+from hpcaet.preprocess.background import estimate_background, hollow_fraction
+from hpcaet.preprocess.columns import column_bias, find_metal_columns
+from hpcaet.preprocess.denoise import denoise_image
+from hpcaet.preprocess.drift import correct_frames, estimate_drift
+from hpcaet.preprocess.lattice import LatticeModel, reference_image
+from hpcaet.preprocess.tracking import track_columns
+from hpcaet.preprocess.vibration import deconvolve, estimate_vibration
+
+__all__ = ["preprocess_series", "run_preprocess", "lattice_model"]
+
+log = logging.getLogger(__name__)
+
+
+def lattice_model(config: Config) -> LatticeModel:
+    """The reference monolayer of ``config.preprocess`` with the species' parameters."""
+    pp, sp = config.preprocess, config.species
+    names = [pp.metal, pp.chalcogen]
+    w = species_table(names, sp.cross_section)
+    b = species_table(names, sp.b_factor)
+    return LatticeModel(
+        lattice_constant=pp.lattice_constant,
+        chalcogen_height=pp.chalcogen_height,
+        metal_weight=float(w[0]),
+        chalcogen_weight=float(w[1]),
+        metal_b=float(b[0]),
+        chalcogen_b=float(b[1]),
+        probe_fwhm=config.imaging.probe_fwhm,
+    )
+
+
+def run_preprocess(config: Config, run, client=None) -> dict[str, xr.Dataset]:
+    """Pipeline entry: read ``tilt_series.nc`` of a run directory, return ``processed.nc``."""
+    series = read_dataset(run.file("tilt_series.nc"), kind="TiltSeries")
+    from hpcaet.preprocess.figures import plot_preprocess
+
+    checkpoints = run.checkpoints / "preprocess"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    processed, steps = preprocess_series(series, config, client=client, checkpoint_dir=checkpoints)
+    plot_preprocess(series, processed, steps, run.figures)
+    return {"processed.nc": processed}
+
+
+def preprocess_series(
+    series: xr.Dataset,
+    config: Config,
+    *,
+    client=None,
+    checkpoint_dir: str | Path | None = None,
+) -> tuple[xr.Dataset, dict[str, np.ndarray]]:
+    """Process a raw TiltSeries into aligned images with calibrated angles.
+
+    Parameters
+    ----------
+    series : xarray.Dataset
+        TiltSeries with ``frames`` (tilt, frame, y, x) [counts] and nominal ``euler``.
+    config : Config
+        Uses ``preprocess``, ``species`` and ``imaging.probe_fwhm``.
+    client : distributed.Client, optional
+        Spread the per-tilt work over this cluster; without one it runs here.
+    checkpoint_dir : path, optional
+        Folder for per-tilt checkpoints.
+
+    Returns
+    -------
+    processed : xarray.Dataset
+        TiltSeries with ``images`` (tilt, y, x) [counts] and calibrated ``euler``, plus
+        diagnostics (``drift``, ``drift_velocity``, ``angle_residual``,
+        ``nominal_euler``, ``background``, ``vibration_*``, ``alignment_shift``,
+        ``column_bias``, ``metal_position``, ``denoise_psnr_gain`` where truth exists).
+    steps : dict of str to ndarray
+        Intermediate images for the figures: ``summed``, ``denoised``, ``subtracted``,
+        ``deconvolved`` (tilt, y, x) and the tracked columns ``tracks`` (tilt, n, 2).
+
+    Raises
+    ------
+    InputError
+        No frames, a missing angle, a frame of the wrong shape or an all-zero frame.
+    """
+    if "frames" not in series:
+        raise InputError(
+            "the tilt series has no raw 'frames' (tilt, frame, y, x) to process; it holds "
+            f"{sorted(series.data_vars)}. Read the raw data with hpcaet.io.readers first."
+        )
+    frames = series["frames"].values
+    euler = series["euler"].values.astype(float)
+    if euler.shape != (frames.shape[0], 3) or not np.all(np.isfinite(euler)):
+        bad = np.unique(np.argwhere(~np.isfinite(euler))[:, 0]).tolist()
+        raise InputError(
+            f"every tilt needs its nominal Euler angles (z, y, x) [deg]; missing for tilt(s) "
+            f"{bad} (euler shape {euler.shape}, frames {frames.shape}). Add them."
+        )
+    pp = config.preprocess
+    px = float(series.attrs["pixel_size"])
+    read_noise = float(series.attrs.get("read_noise", 0.0)) * np.sqrt(frames.shape[1])
+    model = lattice_model(config)
+    n_tilt = frames.shape[0]
+    key = _key(series, config)
+    options_a = dict(
+        pixel_size=px,
+        read_noise=read_noise,
+        model=model,
+        max_step=pp.drift_max_step,
+        lowpass=pp.drift_lowpass,
+        refine=pp.drift_refine,
+        denoise=pp.denoise,
+        hollow=pp.background_hollow,
+        smoothing=pp.background_smoothing,
+        threshold=pp.column_threshold,
+    )
+    first = _map(
+        _process_tilt,
+        [(frames[j], euler[j]) for j in range(n_tilt)],
+        options_a,
+        client,
+        checkpoint_dir,
+        f"preprocess-a-{key}",
+        "preprocess (drift, denoise, background, columns)",
+    )
+    subtracted = np.stack([r["subtracted"] for r in first])
+    spacing = pp.lattice_constant / px
+    tracks = track_columns(
+        [r["columns"] for r in first],
+        subtracted,
+        euler,
+        spacing=spacing,
+        tolerance=pp.track_tolerance,
+        min_views=pp.track_min_views,
+    )
+    observed = pixel_to_position(tracks.rc, subtracted.shape[1:], px)
+    calibration = calibrate_angles(
+        observed,
+        euler,
+        reference=tracks.reference,
+        lattice_constant=pp.lattice_constant,
+        outlier=pp.angle_outlier,
+    )
+    centres = position_to_pixel(calibration.shift, subtracted.shape[1:], px)
+    options_c = dict(
+        pixel_size=px,
+        model=model,
+        vibration=pp.vibration,
+        crop=pp.vibration_crop,
+        iterations=pp.vibration_iterations,
+        max_amplitude=pp.vibration_max_amplitude,
+        align=pp.align,
+    )
+    second = _map(
+        _finish_tilt,
+        [
+            (
+                first[j]["summed"] - first[j]["background"],
+                subtracted[j],
+                first[j]["columns"],
+                first[j]["intensity"],
+                calibration.euler[j],
+                centres[j],
+            )
+            for j in range(n_tilt)
+        ],
+        options_c,
+        client,
+        checkpoint_dir,
+        f"preprocess-c-{key}-{_digest(calibration.euler)}",
+        "preprocess (vibration, alignment)",
+    )
+    processed = _assemble(series, first, second, calibration, tracks)
+    steps = {
+        "summed": np.stack([r["summed"] for r in first]),
+        "denoised": np.stack([r["denoised"] for r in first]),
+        "background": np.stack([r["background"] for r in first]),
+        "subtracted": subtracted,
+        "deconvolved": np.stack([r["deconvolved"] for r in second]),
+        "tracks": tracks.rc,
+        "reference": np.array(tracks.reference),
+    }
+    return processed, steps
+
+
+def _process_tilt(
+    frames,
+    euler,
+    *,
+    pixel_size,
+    read_noise,
+    model,
+    max_step,
+    lowpass,
+    refine,
+    denoise,
+    hollow,
+    smoothing,
+    threshold,
+) -> dict:
+    """Phase 1 of one tilt: drift, sum, denoise, background, metal columns."""
+    drift = estimate_drift(frames, max_step=max_step, lowpass=lowpass, refine=refine)
+    summed = correct_frames(frames, drift.velocity)
+    denoised = denoise_image(summed, read_noise=read_noise, method=denoise)
+    spacing = model.lattice_constant / pixel_size
+    rho = 0.0
+    if hollow:
+        ref = reference_image(model, euler, shape=(96, 96), pixel_size=pixel_size)
+        rho = hollow_fraction(ref, spacing=spacing)
+    bg = estimate_background(denoised, spacing=spacing, hollow=rho, smoothing=smoothing)
+    subtracted = denoised - bg.background
+    fit = find_metal_columns(subtracted, lattice_constant=spacing, threshold=threshold)
+    return {
+        "velocity": drift.velocity,
+        "drift": drift.drift,
+        "measured": drift.measured,
+        "drift_residual": np.array(drift.residual),
+        "summed": summed,
+        "denoised": denoised,
+        "background": bg.background,
+        "subtracted": subtracted,
+        "columns": fit.position,
+        "intensity": fit.intensity,
+        "hollow": np.array(rho),
+    }
+
+
+def _finish_tilt(
+    raw,
+    image,
+    columns,
+    intensity,
+    euler,
+    centre,
+    *,
+    pixel_size,
+    model,
+    vibration,
+    crop,
+    iterations,
+    max_amplitude,
+    align,
+) -> dict:
+    """Phase 3 of one tilt: column bias, vibration kernel and deconvolution, alignment."""
+    bias = column_bias(model, euler, pixel_size=pixel_size)
+    result = {"bias": bias, "vibration": np.full(4, np.nan), "crop": np.full(2, np.nan)}
+    out = image
+    if vibration:
+        corner = _mos2_crop(columns, intensity, image.shape, crop)
+        if corner is not None:
+            sl = (slice(corner[0], corner[0] + crop), slice(corner[1], corner[1] + crop))
+            inside = columns - corner
+            keep = (inside >= 0).all(axis=1) & (inside < crop).all(axis=1)
+            centre_xy = pixel_to_position(corner + crop // 2, image.shape, pixel_size)
+            origin_xy = pixel_to_position(centre, image.shape, pixel_size)
+            est = estimate_vibration(
+                raw[sl],
+                model,
+                euler,
+                pixel_size=pixel_size,
+                centre=centre_xy - origin_xy,
+                columns=inside[keep],
+                max_amplitude=max_amplitude,
+            )
+            result["vibration"] = np.array([est.direction, est.amplitude, est.width, est.misfit])
+            result["crop"] = np.asarray(corner, float)
+            out = deconvolve(image, est, pixel_size=pixel_size, iterations=iterations)
+    result["deconvolved"] = out
+    shift = alignment_shifts((np.asarray(centre) - bias)[None], image.shape)[0]
+    result["shift"] = shift if align else np.zeros(2)
+    result["image"] = shift_image(out, shift) if align else out
+    return result
+
+
+def _mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
+    """Corner (row, col) of a ``crop`` square holding many columns and few bright ones.
+
+    The darker metal columns are taken as Mo (MoS2); a window is scored by its number of
+    them minus ten times its number of bright (W) ones.
+    """
+    if len(columns) < 6 or min(shape) < crop:
+        return None
+    dark = np.sort(intensity)[: max(1, len(intensity) // 2)]
+    bright = intensity > 1.5 * float(np.median(dark))
+    starts = [np.arange(0, s - crop + 1, max(1, crop // 4)) for s in shape]
+    best, corner = -np.inf, None
+    for r0 in starts[0]:
+        for c0 in starts[1]:
+            inside = (
+                (columns[:, 0] >= r0 + 2)
+                & (columns[:, 0] < r0 + crop - 2)
+                & (columns[:, 1] >= c0 + 2)
+                & (columns[:, 1] < c0 + crop - 2)
+            )
+            score = (inside & ~bright).sum() - 10 * (inside & bright).sum()
+            if score > best:
+                best, corner = score, np.array([r0, c0])
+    return corner
+
+
+def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
+    n_tilt = len(first)
+    images = np.stack([r["image"] for r in second]).astype(np.float32)
+    truth = {
+        k: series[k].values
+        for k in (
+            "true_euler",
+            "true_drift",
+            "true_offset",
+            "true_vibration_direction",
+            "true_vibration_amplitude",
+            "true_vibration_width",
+        )
+        if k in series
+    }
+    attrs = {
+        k: series.attrs[k]
+        for k in (
+            "voltage",
+            "convergence_angle",
+            "detector_inner_angle",
+            "detector_outer_angle",
+            "dose",
+        )
+        if k in series.attrs
+    }
+    ds = make_tilt_series(
+        images=images,
+        euler=calibration.euler,
+        pixel_size=float(series.attrs["pixel_size"]),
+        stage_tilt=series["stage_tilt"].values if "stage_tilt" in series else None,
+        read_noise=series.attrs.get("read_noise"),
+        **attrs,
+        **truth,
+        attrs={
+            "angle_frame": "sheet: origin at the tracked metals' centroid, z normal to "
+            "their best-fit plane, x along the zigzag bonds",
+            "angle_reference_image": int(tracks.reference),
+        },
+    )
+    ds["nominal_euler"] = (
+        ("tilt", "angle"),
+        series["euler"].values,
+        {"units": "deg", "long_name": "nominal Euler angles (input)"},
+    )
+    ds["drift_velocity"] = (
+        ("tilt", "shift_axis"),
+        np.stack([r["velocity"] for r in first]),
+        {"units": "pixel", "long_name": "estimated drift per frame (x, y)"},
+    )
+    ds["drift"] = (
+        ("tilt", "frame", "shift_axis"),
+        np.stack([r["drift"] for r in first]),
+        {"units": "pixel", "long_name": "estimated drift at the start of each frame"},
+    )
+    ds["drift_residual"] = (
+        ("tilt",),
+        np.array([float(r["drift_residual"]) for r in first]),
+        {"units": "pixel", "long_name": "RMS misfit of the linear drift"},
+    )
+    ds["background"] = (
+        ("tilt", "y", "x"),
+        np.stack([r["background"] for r in first]).astype(np.float32),
+        {"units": "counts", "long_name": "estimated background (subtracted)"},
+    )
+    ds["angle_residual"] = (
+        ("tilt",),
+        calibration.residual,
+        {"units": "Å", "long_name": "RMS column misfit of equation (1)"},
+    )
+    ds["column_bias"] = (
+        ("tilt", "shift_axis"),
+        np.stack([r["bias"][::-1] for r in second]),
+        {"units": "pixel", "long_name": "metal-column fit bias (x, y) removed"},
+    )
+    vib = np.stack([r["vibration"] for r in second])
+    for k, (name, units) in enumerate(
+        (("direction", "deg"), ("amplitude", "Å"), ("width", "Å"), ("misfit", "1"))
+    ):
+        ds[f"vibration_{name}"] = (
+            ("tilt",),
+            vib[:, k],
+            {"units": units, "long_name": f"vibration kernel {name}"},
+        )
+    ds["alignment_shift"] = (
+        ("tilt", "shift_axis"),
+        np.stack([r["shift"][::-1] for r in second]),
+        {"units": "pixel", "long_name": "shift applied (x, y)"},
+    )
+    ds["metal_position"] = (
+        ("metal", "xyz"),
+        calibration.positions,
+        {
+            "units": "Å",
+            "long_name": "3D positions of the tracked metals (sheet frame, before alignment)",
+        },
+    )
+    ds = ds.assign_coords(xyz=("xyz", ["x", "y", "z"]))
+    ds["metal_seen"] = (
+        ("tilt", "metal"),
+        calibration.inliers.astype(np.int8),
+        {"units": "1", "long_name": "1 where the column was used"},
+    )
+    log.info(
+        "preprocess: %d tilts, %d tracked metals, angle residual %.3f Å RMS",
+        n_tilt,
+        len(calibration.positions),
+        float(np.sqrt(np.nanmean(calibration.residual**2))),
+    )
+    return ds
+
+
+def _map(func, args_list, options, client, checkpoint_dir, prefix, label) -> list[dict]:
+    """Run ``func(*args, **options)`` per tilt, locally or on Dask, with checkpoints."""
+    results: list[dict | None] = [None] * len(args_list)
+    paths = [None] * len(args_list)
+    if checkpoint_dir is not None:
+        for j in range(len(args_list)):
+            paths[j] = Path(checkpoint_dir) / f"{prefix}-tilt{j:03d}.npz"
+            if paths[j].exists():
+                with np.load(paths[j]) as data:
+                    results[j] = {k: data[k] for k in data.files}
+    todo = [j for j in range(len(args_list)) if results[j] is None]
+    if todo and client is not None:
+        futures = [
+            client.submit(func, *args_list[j], key=f"{prefix}-tilt{j}", pure=False, **options)
+            for j in todo
+        ]
+        for j, r in zip(todo, gather_with_progress(futures, label=label), strict=True):
+            results[j] = r
+    else:
+        for j in todo:
+            results[j] = func(*args_list[j], **options)
+            log.info("%s: tilt %d/%d done", label, j + 1, len(args_list))
+    for j in todo:
+        if paths[j] is not None:
+            np.savez(paths[j], **results[j])
+    return results
+
+
+def _key(series: xr.Dataset, config: Config) -> str:
+    data = {
+        "input": str(series.attrs.get("config_hash", "")),
+        "shape": list(series["frames"].shape),
+        "sections": {k: config_to_dict(config)[k] for k in ("preprocess", "species")},
+        "probe": config.imaging.probe_fwhm,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:8]

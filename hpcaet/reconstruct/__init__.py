@@ -1,0 +1,51 @@
+"""sAET reconstruction: GENFIRE or a RESIRE-style solver on scanning windows.
+
+One window (:func:`genfire`, :func:`resire`: crops in, support slab out), the scanning
+plan (:func:`plan_windows`, :func:`crop_window`, :func:`stitch`), a whole field serially
+or on Dask with per-window checkpoints (:func:`reconstruct_field`), and the pipeline
+stage (:mod:`hpcaet.reconstruct.stage`). Conventions are those of
+:mod:`hpcaet.geometry`; see ``docs/reconstruct.md``.
+"""
+
+from hpcaet.reconstruct._common import WindowResult
+from hpcaet.reconstruct.distributed import (
+    ALGORITHMS,
+    FieldResult,
+    reconstruct_field,
+    reconstruct_window,
+)
+from hpcaet.reconstruct.fourier import GriddedData, SlabTransform, grid_projections
+from hpcaet.reconstruct.genfire import genfire, genfire_operator
+from hpcaet.reconstruct.resire import SlabProjector, resire, slab_projector
+from hpcaet.reconstruct.windows import (
+    Window,
+    WindowPlan,
+    check_field,
+    crop_window,
+    plan_windows,
+    spline_coefficients,
+    stitch,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "FieldResult",
+    "GriddedData",
+    "SlabProjector",
+    "SlabTransform",
+    "Window",
+    "WindowPlan",
+    "WindowResult",
+    "check_field",
+    "crop_window",
+    "genfire",
+    "genfire_operator",
+    "grid_projections",
+    "plan_windows",
+    "reconstruct_field",
+    "reconstruct_window",
+    "resire",
+    "slab_projector",
+    "spline_coefficients",
+    "stitch",
+]

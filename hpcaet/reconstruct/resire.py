@@ -1,0 +1,222 @@
+"""A RESIRE-style real-space reconstructor for one window.
+
+RESIRE (Pham et al., Sci. Rep. 13, 5624 (2023)) minimises the projection error
+``sum_j |A_j rho - b_j|^2`` in real space by gradient steps, with a projector ``A``
+and its exact transpose as back-projector. Here, written for hpcaet:
+
+* :func:`slab_projector` builds ``A`` for the support slab of a window and any Euler
+  angles as a sparse matrix: each voxel centre is rotated into the microscope frame
+  (:mod:`hpcaet.geometry`) and its value shared bilinearly among the four pixels round
+  its projected position. ``A.T`` is then the exact adjoint (dot-product identity to
+  rounding).
+* :func:`resire` iterates ``rho <- P(rho + tau C A^T R (b - A rho))`` with ``R`` the
+  inverse ray sums and ``C`` the inverse column sums of ``A`` (the diagonal scaling of
+  SIRT, which makes ``tau`` in (0, 2) a stable step), ``P`` positivity on the slab.
+  With ``momentum`` the step is taken from Nesterov's extrapolated point (FISTA, Beck
+  & Teboulle, SIAM J. Imaging Sci. 2, 183 (2009)), which needs ``tau <= 1`` and on a
+  12-tilt phantom window reaches in 100 steps what the plain iteration reaches in
+  over 500.
+* Only *consistent* pixels are fitted: those whose ray crosses the slab without
+  leaving the window's x-y footprint. At a tilt, the crop's border pixels also see the
+  sheet outside the window, which no density inside the window can explain; they are
+  left out rather than forced into the border voxels.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy import sparse
+
+from hpcaet.errors import InputError
+from hpcaet.reconstruct._common import (
+    WindowResult,
+    check_fraction,
+    check_iterations,
+    check_projections,
+    slab_offsets,
+)
+
+__all__ = ["SlabProjector", "slab_projector", "resire"]
+
+
+class SlabProjector(NamedTuple):
+    """Projector of a window's support slab.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix of shape (p m m, nz m m), float32
+        ``A``: slab voxels (``[z, y, x]`` flattened) to crop pixels (``[tilt, row, col]``
+        flattened); ``A @ v`` gives the images as sums along the beam.
+    transpose : scipy.sparse.csr_matrix of shape (nz m m, p m m), float32
+        ``A.T`` in row-compressed form (the back-projector).
+    consistent : ndarray of shape (p, m, m), bool
+        Pixels whose ray crosses the slab inside the window's footprint.
+    """
+
+    matrix: sparse.csr_matrix
+    transpose: sparse.csr_matrix
+    consistent: np.ndarray
+
+
+def slab_projector(rotations: np.ndarray, *, m: int, nz: int) -> SlabProjector:
+    """Build the voxel-driven bilinear projector of a support slab.
+
+    Parameters
+    ----------
+    rotations : ndarray of shape (p, 3, 3)
+        Rotation matrices of the projections.
+    m : int
+        Window edge and crop size [voxels = pixels].
+    nz : int
+        Slab thickness [voxels].
+
+    Returns
+    -------
+    SlabProjector
+    """
+    rotations = np.asarray(rotations, dtype=float).reshape(-1, 3, 3)
+    p = len(rotations)
+    off, offz = slab_offsets(m, nz)
+    dz, dy, dx = np.meshgrid(offz, off, off, indexing="ij")
+    d = np.stack([dx.ravel(), dy.ravel(), dz.ravel()], axis=1).astype(np.float64)
+    voxel = np.arange(d.shape[0], dtype=np.int64)
+    c = m // 2
+    rows, cols, vals = [], [], []
+    for j, R in enumerate(rotations):
+        uv = d @ R[:2].T + c  # (nvox, 2) col, row positions in the crop
+        i0 = np.floor(uv).astype(np.int64)
+        f = (uv - i0).astype(np.float32)
+        for ox, oy, w in (
+            (0, 0, (1 - f[:, 0]) * (1 - f[:, 1])),
+            (1, 0, f[:, 0] * (1 - f[:, 1])),
+            (0, 1, (1 - f[:, 0]) * f[:, 1]),
+            (1, 1, f[:, 0] * f[:, 1]),
+        ):
+            col, row = i0[:, 0] + ox, i0[:, 1] + oy
+            ok = (col >= 0) & (col < m) & (row >= 0) & (row < m) & (w > 0)
+            rows.append((j * m + row[ok]) * m + col[ok])
+            cols.append(voxel[ok])
+            vals.append(w[ok])
+    matrix = sparse.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(p * m * m, d.shape[0]), dtype=np.float32,
+    )
+    matrix.sum_duplicates()
+    return SlabProjector(matrix, matrix.T.tocsr(), _consistent_pixels(rotations, m, nz))
+
+
+def _consistent_pixels(rotations: np.ndarray, m: int, nz: int) -> np.ndarray:
+    """Pixels whose ray through the slab ``|z| <= nz / 2`` stays in the window footprint."""
+    c = m // 2
+    u, v = np.meshgrid(np.arange(m) - c, np.arange(m) - c, indexing="xy")  # col, row
+    lo, hi = -c - 0.5, m - c - 0.5  # voxel extent along x and y
+    h = nz / 2
+    out = np.zeros((len(rotations), m, m), dtype=bool)
+    for j, R in enumerate(rotations):
+        # Ray r(t) = R^T (u, v, t); its height r_z = R[0,2] u + R[1,2] v + R[2,2] t.
+        a = R[0, 2] * u + R[1, 2] * v
+        if abs(R[2, 2]) < 1e-6:  # beam in the sheet's plane: every ray leaves the slab
+            continue
+        inside = np.ones((m, m), dtype=bool)
+        for t in ((h - a) / R[2, 2], (-h - a) / R[2, 2]):
+            for axis in (0, 1):
+                r = R[0, axis] * u + R[1, axis] * v + R[2, axis] * t
+                inside &= (r >= lo) & (r <= hi)
+        out[j] = inside
+    return out
+
+
+def resire(
+    images: np.ndarray,
+    euler: np.ndarray,
+    *,
+    support_z: int,
+    iterations: int = 200,
+    step: float = 1.0,
+    momentum: bool = True,
+    positivity: bool = True,
+    rfree_fraction: float = 0.05,
+    rng: np.random.Generator | int | None = None,
+) -> WindowResult:
+    """Reconstruct one window by gradient steps on the projection error (RESIRE style).
+
+    Parameters
+    ----------
+    images : ndarray of shape (p, m, m)
+        Window projections, centre pixel ``(m // 2, m // 2)`` on the window centre
+        [image units].
+    euler : ndarray of shape (p, 3)
+        Euler angles (Z, Y, X) of each projection [deg], :mod:`hpcaet.geometry`.
+    support_z : int
+        Thickness of the support slab round the window centre [voxels].
+    iterations : int, default 200
+        Gradient steps.
+    step : float, default 1
+        Step ``tau`` of the SIRT-scaled gradient, in (0, 2), or (0, 1] with momentum.
+    momentum : bool, default True
+        Nesterov (FISTA) extrapolation between steps.
+    positivity : bool, default True
+        Clip negative densities after each step.
+    rfree_fraction : float, default 0.05
+        Fraction of the consistent pixels withheld from the fit for the R-free.
+    rng : numpy.random.Generator or int or None
+        Chooses the withheld pixels.
+
+    Returns
+    -------
+    WindowResult
+        The slab (``support_z, m, m``) in image units per voxel; the error
+        ``sum |A rho - b| / sum |b|`` over the fitted pixels and the R-free over the
+        withheld ones, per iteration, at the point each step starts from.
+
+    Raises
+    ------
+    InputError
+        Bad shapes or counts, NaN pixels, or parameters out of range.
+    """
+    imgs, rotations = check_projections(images, euler, support_z=support_z)
+    iterations = check_iterations(iterations)
+    check_fraction("rfree_fraction", rfree_fraction, upper=0.5)
+    stable = (0 < step <= 1) if momentum else (0 < step < 2)
+    if not (np.isfinite(step) and stable):
+        bound = "(0, 1] with momentum" if momentum else "(0, 2)"
+        raise InputError(f"step must be in {bound} for a stable SIRT step; got {step!r}.")
+    m = imgs.shape[1]
+    proj = slab_projector(rotations, m=m, nz=support_z)
+    b = imgs.ravel()
+    used = proj.consistent.ravel()
+    withheld = np.zeros_like(used)
+    if rfree_fraction > 0:
+        candidates = np.flatnonzero(used)
+        pick = np.random.default_rng(rng).permutation(candidates)
+        withheld[pick[: int(rfree_fraction * len(candidates))]] = True
+    fit = used & ~withheld
+    ray = np.asarray(proj.matrix.sum(axis=1)).ravel()
+    row_scale = np.where(fit & (ray > 0), 1.0 / np.maximum(ray, 1e-12), 0.0).astype(np.float32)
+    column = proj.transpose @ (row_scale > 0).astype(np.float32)
+    col_scale = np.where(column > 0, step / np.maximum(column, 1e-12), 0.0).astype(np.float32)
+    norm_fit = float(np.abs(b[fit]).sum()) or 1.0
+    norm_free = float(np.abs(b[withheld]).sum())
+    error = np.empty(iterations)
+    rfree = np.full(iterations, np.nan)
+    x = np.zeros(proj.matrix.shape[1], dtype=np.float32)
+    y, speed = x, 1.0  # extrapolated point and FISTA's t_k
+    for t in range(iterations):
+        residual = b - proj.matrix @ y
+        size = np.abs(residual)
+        error[t] = size[fit].sum() / norm_fit
+        if norm_free > 0:
+            rfree[t] = size[withheld].sum() / norm_free
+        new = y + col_scale * (proj.transpose @ (row_scale * residual))
+        if positivity:
+            np.maximum(new, 0.0, out=new)
+        if momentum:
+            faster = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * speed**2))
+            y = new + np.float32((speed - 1.0) / faster) * (new - x)
+            speed = faster
+        else:
+            y = new
+        x = new
+    return WindowResult(volume=x.reshape(support_z, m, m), error=error, rfree=rfree)

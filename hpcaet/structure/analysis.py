@@ -1,0 +1,396 @@
+"""All structural results of one atom model, in one call (no I/O).
+
+:func:`analyse_structure` chains the steps of :mod:`hpcaet.structure` the way the
+paper does (Figs. 1D–F, 2, S3) and gathers the numbers into a JSON-ready dict. It
+takes plain arrays and the settings of the ``structure`` config section as keywords;
+the stage layer (:mod:`hpcaet.structure.stage`) reads the files, passes a Dask mapper
+and writes the outputs.
+
+A model with only one material has no interface: the interface, strip-roughness,
+ripple and vacancy results are then None (with a logged warning) and the bond angles
+and strain are computed for the whole model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpcaet.errors import InputError
+from hpcaet.structure.bonds import BondAngles, bond_angles, ideal_bond_angle, layer_difference
+from hpcaet.structure.displacements import atomic_displacements
+from hpcaet.structure.interface import (
+    Interface,
+    find_interface,
+    interface_chalcogens,
+    interface_distance,
+    vacancy_profile,
+)
+from hpcaet.structure.lattice import CHALCOGENS, METALS, LatticeFit
+from hpcaet.structure.ripples import RippleFit, detrend_plane, fit_ripple, strip_roughness
+from hpcaet.structure.strain import (
+    COMPONENTS,
+    Mapper,
+    StrainField,
+    layer_strain_maps,
+    strain_tensor,
+)
+
+__all__ = ["StructureAnalysis", "analyse_structure"]
+
+log = logging.getLogger(__name__)
+
+_VACANCY = "vac"
+_NAMES = {0: "MoS2", 1: "WSe2"}
+#: Distance bands (|d| in Å) on each side of the interface for the strain summary.
+_BANDS = ((0.0, 5.0), (5.0, 10.0), (10.0, 20.0))
+
+
+@dataclass(frozen=True)
+class StructureAnalysis:
+    """Everything :func:`analyse_structure` found.
+
+    Attributes
+    ----------
+    interface : Interface or None
+        None for a single-material model.
+    distance, arc : ndarray of shape (n,) or None
+        Signed distance to the interface (> 0 in WSe2) and arc length along it [Å].
+    height : ndarray of shape (n,)
+        z above the least-squares plane of the metals [Å].
+    strips : dict or None
+        :func:`~hpcaet.structure.ripples.strip_roughness` of the metals.
+    ripple : RippleFit or None
+        Sinusoid fit of the metal heights along the interface.
+    ripple_atoms : ndarray of bool, shape (n,) or None
+        The metals that entered the ripple fit.
+    angles : BondAngles
+    displacement : ndarray of shape (n, 3)
+        Displacement from the fitted ideal lattice [Å].
+    region : ndarray of int8, shape (n,)
+        Region of each site used for the fits.
+    fits : dict of int to LatticeFit
+    field : StrainField
+    atom_strain : ndarray of shape (n, 6)
+        Strain at each site (NaN where the grid is NaN next to it).
+    layer_maps : ndarray of shape (3, 6, ny, nx)
+        Strain on the bottom, metal and top layer surfaces.
+    results : dict
+        The numbers, JSON-ready (see :func:`analyse_structure`).
+    """
+
+    interface: Interface | None
+    distance: np.ndarray | None
+    arc: np.ndarray | None
+    height: np.ndarray
+    strips: dict | None
+    ripple: RippleFit | None
+    ripple_atoms: np.ndarray | None
+    angles: BondAngles
+    displacement: np.ndarray
+    region: np.ndarray
+    fits: dict[int, LatticeFit]
+    field: StrainField
+    atom_strain: np.ndarray
+    layer_maps: np.ndarray
+    results: dict
+
+
+def analyse_structure(
+    positions: np.ndarray,
+    species: np.ndarray,
+    layer: np.ndarray,
+    region: np.ndarray,
+    *,
+    a_mos2: float,
+    a_wse2: float,
+    chalcogen_height_mos2: float,
+    chalcogen_height_wse2: float,
+    fit_lattice_constant: bool,
+    interface_cutoff: float,
+    vacancy_bin: float,
+    strips: int,
+    strip_min_atoms: int,
+    ripple_band: float,
+    bond_cutoff: float,
+    grid_spacing: float,
+    sigma: float,
+    padding: float,
+    mask_distance: float,
+    rbf_kernel: str,
+    rbf_smoothing: float,
+    finite_strain: bool,
+    mapper: Mapper | None = None,
+) -> StructureAnalysis:
+    """Interface, ripples, bond distortion, displacements and strain of an atom model.
+
+    Parameters
+    ----------
+    positions : ndarray of shape (n, 3)
+        Sites [Å], vacancies included.
+    species : ndarray of str, shape (n,)
+        Mo, W, S, Se or ``"vac"``.
+    layer : ndarray of int, shape (n,)
+        -1 bottom chalcogen, 0 metal, 1 top chalcogen.
+    region : ndarray of int, shape (n,)
+        0 MoS2, 1 WSe2, -1 unknown.
+    a_mos2, a_wse2, chalcogen_height_mos2, chalcogen_height_wse2 : float
+        The ideal lattices [Å].
+    fit_lattice_constant : bool
+        Fit each region's lattice constant too.
+    interface_cutoff : float
+        Chalcogens and vacancies within this distance are *at* the interface [Å].
+    vacancy_bin : float
+        Bin width of the vacancy profile [Å].
+    strips, strip_min_atoms : int
+        Number of strips parallel to the interface, and the fewest metals a strip needs
+        for a roughness.
+    ripple_band : float
+        Metals within this distance of the interface enter the ripple fit [Å].
+    bond_cutoff : float
+        Metal–chalcogen bond cutoff [Å].
+    grid_spacing, sigma, padding, mask_distance : float
+        Strain grid, Gaussian smoothing, grid margin and sample mask [Å].
+    rbf_kernel : str
+        Kernel of the RBF interpolation.
+    rbf_smoothing : float
+        Smoothing of the RBF interpolation.
+    finite_strain : bool
+        Euler–Almansi finite strain instead of the linear strain.
+    mapper : callable, optional
+        Runs the grid-interpolation tiles (see :func:`~hpcaet.structure.strain_tensor`).
+
+    Returns
+    -------
+    StructureAnalysis
+        ``results`` holds: ``counts`` (sites per species), ``interface`` (segments
+        with kind and length, zigzag direction, interface chalcogens, vacancies near
+        the interface and the vacancy profile), ``roughness`` (per strip), ``ripple``
+        (amplitude, wavelength), ``bond_angles`` (per kind: all, and near the
+        interface; ideal angles), ``lattice`` (fit per region), ``strain`` (mean of
+        each component over the metals in distance bands on each side of the
+        interface, extremes per component) and ``timings`` [s].
+    """
+    timings = {}
+    pos = np.asarray(positions, dtype=float)
+    species = np.asarray(species).astype(str)
+    layer = np.asarray(layer)
+    n = len(pos)
+    if (
+        pos.shape != (n, 3)
+        or species.shape != (n,)
+        or layer.shape != (n,)
+        or np.shape(region) != (n,)
+    ):
+        raise InputError(
+            f"analyse_structure needs positions (n, 3) and species, layer, region (n,); got "
+            f"{pos.shape}, {species.shape}, {layer.shape}, {np.shape(region)}."
+        )
+    is_metal = np.isin(species, METALS)
+    counts = {s: int(np.sum(species == s)) for s in METALS + CHALCOGENS + (_VACANCY,)}
+    results: dict = {"counts": counts}
+
+    start = time.perf_counter()
+    height = detrend_plane(pos, mask=is_metal)
+    interface = distance = arc = strip_result = ripple = ripple_atoms = None
+    if counts["Mo"] and counts["W"]:
+        interface = find_interface(pos, species)
+        distance, arc = interface_distance(pos, interface)
+        results["interface"] = _interface_results(
+            interface, pos, species, distance, cutoff=interface_cutoff, bin_width=vacancy_bin
+        )
+        strip_result = strip_roughness(
+            height[is_metal], distance[is_metal], n_strips=strips, min_atoms=strip_min_atoms
+        )
+        results["roughness"] = _plain(strip_result)
+        ripple_atoms = is_metal & (np.abs(distance) <= ripple_band)
+        try:
+            ripple = fit_ripple(arc[ripple_atoms], height[ripple_atoms])
+            results["ripple"] = {
+                "amplitude": ripple.amplitude,
+                "wavelength": ripple.wavelength,
+                "phase": ripple.phase,
+                "rms": ripple.rms,
+                "n_atoms": ripple.n_atoms,
+            }
+        except InputError as exc:
+            log.warning("no ripple fit: %s", exc)
+            results["ripple"] = None
+    else:
+        log.warning(
+            "only one material (%d Mo, %d W): no interface, strips, ripple or vacancy profile",
+            counts["Mo"],
+            counts["W"],
+        )
+        results.update(interface=None, roughness=None, ripple=None)
+    timings["interface_and_ripples"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    angles = bond_angles(pos, species, layer, bond_cutoff=bond_cutoff)
+    near = None if distance is None else np.abs(distance) <= interface_cutoff
+    bonds = {}
+    for kind in ("XMX", "MXM"):
+        bonds[kind] = {"all": layer_difference(angles, kind=kind)}
+        if near is not None:
+            bonds[kind]["interface"] = layer_difference(angles, kind=kind, atoms=near)
+    bonds["ideal"] = {
+        "MoS2": ideal_bond_angle(a_mos2, chalcogen_height_mos2),
+        "WSe2": ideal_bond_angle(a_wse2, chalcogen_height_wse2),
+    }
+    results["bond_angles"] = bonds
+    timings["bonds"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    displacement, used_region, fits = atomic_displacements(
+        pos,
+        species,
+        layer,
+        region,
+        lattice_constant={0: a_mos2, 1: a_wse2},
+        height={0: chalcogen_height_mos2, 1: chalcogen_height_wse2},
+        fit_lattice_constant=fit_lattice_constant,
+    )
+    timings["lattice_fit"] = time.perf_counter() - start
+    start = time.perf_counter()
+    measured = species != _VACANCY
+    field = strain_tensor(
+        pos,
+        displacement,
+        used_region,
+        spacing=grid_spacing,
+        sigma=sigma,
+        padding=padding,
+        mask_distance=mask_distance,
+        use=measured,
+        kernel=rbf_kernel,
+        rbf_smoothing=rbf_smoothing,
+        finite=finite_strain,
+        mapper=mapper,
+    )
+    atom_strain = field.at(pos)
+    maps = layer_strain_maps(field, pos, layer, use=measured)
+    timings["strain"] = time.perf_counter() - start
+    results["lattice"] = {
+        _NAMES.get(r, str(r)): {
+            "lattice_constant": f.lattice_constant,
+            "height": f.height,
+            "sublattice": f.sublattice,
+            "rms": f.rms,
+            "sites": int(np.sum(used_region == r)),
+        }
+        for r, f in fits.items()
+    }
+    results["strain"] = _strain_results(
+        atom_strain, is_metal & measured, used_region, distance, finite=finite_strain
+    )
+    results["timings"] = timings
+    return StructureAnalysis(
+        interface=interface,
+        distance=distance,
+        arc=arc,
+        height=height,
+        strips=strip_result,
+        ripple=ripple,
+        ripple_atoms=ripple_atoms,
+        angles=angles,
+        displacement=displacement,
+        region=used_region,
+        fits=fits,
+        field=field,
+        atom_strain=atom_strain,
+        layer_maps=maps,
+        results=results,
+    )
+
+
+def _interface_results(interface, pos, species, distance, *, cutoff, bin_width) -> dict:
+    lengths = np.linalg.norm(interface.segments[:, 1] - interface.segments[:, 0], axis=1)
+    vac = species == _VACANCY
+    profile = vacancy_profile(distance, species, bin_width=bin_width)
+    return {
+        "zigzag_angle": interface.zigzag_angle,
+        "spacing": interface.spacing,
+        "segments": [
+            {
+                "start": s[0].tolist(),
+                "end": s[1].tolist(),
+                "kind": str(k),
+                "length": float(length),
+                "deviation": float(d),
+            }
+            for s, k, length, d in zip(
+                interface.segments, interface.kind, lengths, interface.deviation, strict=True
+            )
+        ],
+        "length": interface.length,
+        "chalcogens": interface_chalcogens(pos, species, distance, cutoff=cutoff),
+        "vacancies": {
+            "total": int(vac.sum()),
+            "at_interface": int(np.sum(vac & (np.abs(distance) <= cutoff))),
+            "cutoff": cutoff,
+        },
+        "vacancy_profile": _plain(profile),
+    }
+
+
+def _strain_results(atom_strain, metals, region, distance, *, finite) -> dict:
+    """Mean strain of the metals in distance bands on each side, and extremes [%]."""
+    out: dict = {
+        "kind": "Euler-Almansi" if finite else "linear",
+        "units": "%",
+        "components": list(COMPONENTS),
+    }
+    finite_rows = metals & np.all(np.isfinite(atom_strain), axis=1)
+    out["max_abs"] = (
+        {
+            c: float(np.nanmax(np.abs(atom_strain[finite_rows, k])) * 100)
+            for k, c in enumerate(COMPONENTS)
+        }
+        if finite_rows.any()
+        else None
+    )
+    out["mean_by_region"] = {
+        _NAMES.get(int(r), str(r)): {
+            c: float(np.mean(atom_strain[sel, k]) * 100) for k, c in enumerate(COMPONENTS)
+        }
+        for r in np.unique(region)
+        if (sel := finite_rows & (region == r)).any()
+    }
+    if distance is None:
+        out["near_interface"] = None
+        return out
+    bands = []
+    for lo, hi in _BANDS:
+        for side, name in ((-1, "MoS2"), (1, "WSe2")):
+            sel = finite_rows & (side * distance > lo) & (side * distance <= hi)
+            row = {"side": name, "from": lo, "to": hi, "metals": int(sel.sum())}
+            row.update(
+                {
+                    c: float(np.mean(atom_strain[sel, k]) * 100) if sel.any() else None
+                    for k, c in enumerate(COMPONENTS)
+                }
+            )
+            bands.append(row)
+    out["near_interface"] = bands
+    first = {b["side"]: b for b in bands if b["from"] == _BANDS[0][0]}
+    out["paper_signs"] = {
+        "exx_eyy_positive_MoS2": _both(first["MoS2"], lambda v: v > 0),
+        "exx_eyy_negative_WSe2": _both(first["WSe2"], lambda v: v < 0),
+    }
+    return out
+
+
+def _both(row, test) -> bool | None:
+    values = (row["xx"], row["yy"])
+    if any(v is None for v in values):
+        return None
+    return bool(all(test(v) for v in values))
+
+
+def _plain(table: dict) -> dict:
+    return {
+        k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in table.items()
+    }

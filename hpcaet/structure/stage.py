@@ -1,0 +1,319 @@
+"""Stage layer of the structure analysis: AtomModel in, Strain Dataset and results out.
+
+``hpcaet structure --run runs/NAME`` reads ``atoms.nc`` (the traced model) or, while a
+run has none, ``truth_atoms.nc`` (the phantom; a warning says so), runs
+:func:`~hpcaet.structure.analysis.analyse_structure`, and writes
+
+* ``strain.nc`` (Strain: per-atom displacements, the strain tensor on the grid, and
+  the extra variables ``atom_strain(atom, component)`` and
+  ``layer_strain(atomic_layer, component, y, x)``),
+* ``structure_results.json`` (every number) and ``structure_results.txt`` (a short
+  table for people),
+* figures ``structure_*.png`` in ``figures/``.
+
+The radial-basis interpolation of the displacements to the grid is the costly step; it
+runs as independent tiles, spread over a Dask cluster when a client is given (atoms
+scattered once per region, deterministic task keys) and checkpointed one file per tile
+under ``checkpoints/structure/``, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from hpcaet.config import Config, config_to_dict
+from hpcaet.errors import InputError
+from hpcaet.io import make_strain, read_dataset
+from hpcaet.structure.analysis import StructureAnalysis, analyse_structure
+from hpcaet.structure.strain import COMPONENTS
+
+__all__ = [
+    "run_structure",
+    "read_atom_model",
+    "checkpointed_mapper",
+    "strain_dataset",
+    "results_table",
+]
+
+log = logging.getLogger(__name__)
+
+RESULTS_JSON = "structure_results.json"
+RESULTS_TEXT = "structure_results.txt"
+_LAYER_NAMES = ("bottom", "metal", "top")
+
+
+def read_atom_model(run) -> tuple[xr.Dataset, str]:
+    """The AtomModel of a run: ``atoms.nc``, else ``truth_atoms.nc`` with a warning.
+
+    Parameters
+    ----------
+    run : RunDirectory
+
+    Returns
+    -------
+    model : xarray.Dataset
+    name : str
+        The file read.
+
+    Raises
+    ------
+    InputError
+        Neither file exists.
+    """
+    for name in ("atoms.nc", "truth_atoms.nc"):
+        path = run.file(name)
+        if path.exists():
+            if name != "atoms.nc":
+                log.warning(
+                    "structure: %s has no atoms.nc (the atoms stage has not run); "
+                    "analysing the ground truth %s instead",
+                    run.root,
+                    name,
+                )
+            return read_dataset(path, kind="AtomModel"), name
+    raise InputError(
+        f"{run.root} has neither atoms.nc nor truth_atoms.nc; run 'hpcaet atoms --run "
+        f"{run.root}' (or 'hpcaet simulate --out {run.root}') first."
+    )
+
+
+def checkpointed_mapper(directory: Path, *, client=None) -> Callable:
+    """A mapper for :func:`~hpcaet.structure.strain_tensor` with one checkpoint per tile.
+
+    Parameters
+    ----------
+    directory : Path
+        Where the tiles are kept (``<key>.npy``); created if missing.
+    client : distributed.Client, optional
+        Run the tiles on this cluster; without one, here in turn.
+
+    Returns
+    -------
+    callable
+        ``mapper(func, shared, jobs) -> list``. The key of a tile hashes its inputs
+        (atoms, displacements, targets and settings), so a tile is reused only for the
+        same inputs.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def mapper(func: Callable, shared: dict, jobs: Sequence[dict]) -> list:
+        common = _digest(shared)
+        keys = [f"structure-{job['tile']}-{_digest(job, common)}" for job in jobs]
+        results: list = [None] * len(jobs)
+        todo = []
+        for i, key in enumerate(keys):
+            path = directory / f"{key}.npy"
+            if path.exists():
+                results[i] = np.load(path)
+            else:
+                todo.append(i)
+        if len(todo) < len(jobs):
+            log.info("structure: %d of %d tiles from checkpoints", len(jobs) - len(todo), len(jobs))
+        if client is None:
+            for i in todo:
+                results[i] = func(**shared, **jobs[i])
+                _save(directory / f"{keys[i]}.npy", results[i])
+        elif todo:
+            from hpcaet.parallel import gather_with_progress
+
+            big = {k: v for k, v in shared.items() if isinstance(v, np.ndarray)}
+            scattered = dict(
+                zip(big, client.scatter(list(big.values()), broadcast=True), strict=True)
+            )
+            args = {**shared, **scattered}
+            futures = [
+                client.submit(func, **args, **jobs[i], key=keys[i], pure=False) for i in todo
+            ]
+            for i, value in zip(
+                todo, gather_with_progress(futures, label="structure"), strict=True
+            ):
+                results[i] = value
+                _save(directory / f"{keys[i]}.npy", value)
+        return results
+
+    return mapper
+
+
+def _digest(data: dict, salt: str = "") -> str:
+    h = hashlib.sha256(salt.encode())
+    for key in sorted(data):
+        value = data[key]
+        h.update(key.encode())
+        if isinstance(value, np.ndarray):
+            h.update(np.ascontiguousarray(value).tobytes())
+            h.update(str(value.shape).encode())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()[:16]
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.npy")
+    np.save(tmp, array)
+    os.replace(tmp, path)
+
+
+def strain_dataset(model: xr.Dataset, analysis: StructureAnalysis, *, source: str) -> xr.Dataset:
+    """The Strain Dataset of an analysis (with per-atom and per-layer strain)."""
+    field = analysis.field
+    ds = make_strain(
+        displacement=analysis.displacement,
+        strain=field.strain,
+        z=field.z,
+        y=field.y,
+        x=field.x,
+        position=model["position"].values,
+        region=analysis.region,
+        source=source,
+        sigma=field.sigma,
+        sigma_units="Å",
+        grid_spacing=field.spacing,
+        grid_spacing_units="Å",
+        strain_kind=analysis.results["strain"]["kind"],
+    )
+    ds["atom_strain"] = (
+        ("atom", "component"),
+        analysis.atom_strain,
+        {"units": "1", "long_name": "strain at each site (trilinear)"},
+    )
+    ds = ds.assign_coords(atomic_layer=list(_LAYER_NAMES))
+    ds["layer_strain"] = (
+        ("atomic_layer", "component", "y", "x"),
+        analysis.layer_maps,
+        {"units": "1", "long_name": "strain on the surface of each layer"},
+    )
+    ds["species"] = ("atom", model["species"].values.astype(str))
+    ds["layer"] = (
+        "atom",
+        model["layer"].values.astype(np.int8),
+        {"units": "1", "long_name": "-1 bottom, 0 metal, 1 top"},
+    )
+    return ds
+
+
+def results_table(results: dict) -> str:
+    """A short plain-text table of the numbers of an analysis."""
+    lines = [
+        f"structure analysis of {results.get('source', '?')}",
+        "sites: " + ", ".join(f"{k} {v}" for k, v in results["counts"].items()),
+    ]
+    itf = results.get("interface")
+    if itf:
+        lines.append(
+            "interface: " + ", ".join(f"{s['kind']} {s['length']:.1f} Å" for s in itf["segments"])
+        )
+        ch = itf["chalcogens"]
+        lines.append(
+            f"chalcogens bonded to Mo and W: S {ch['bridging']['S']}, "
+            f"Se {ch['bridging']['Se']}, vacancies {ch['bridging']['vac']}; within "
+            f"{itf['vacancies']['cutoff']} Å: S {ch['near']['S']}, Se {ch['near']['Se']}"
+        )
+        lines.append(
+            f"vacancies: {itf['vacancies']['at_interface']} of "
+            f"{itf['vacancies']['total']} within {itf['vacancies']['cutoff']} Å"
+        )
+    rough = results.get("roughness")
+    if rough:
+        lines.append(
+            "roughness per strip [Å] (distance to the interface [Å]): "
+            + ", ".join(
+                f"{c:+.1f}: {r:.3f}"
+                for c, r in zip(rough["centre"], rough["roughness"], strict=True)
+            )
+        )
+    rip = results.get("ripple")
+    if rip:
+        lines.append(
+            f"ripple: amplitude {rip['amplitude']:.3f} Å, wavelength "
+            f"{rip['wavelength']:.2f} Å ({rip['n_atoms']} metals)"
+        )
+    for kind, text in (("XMX", "X-M-X"), ("MXM", "M-X-M")):
+        b = results["bond_angles"][kind]
+        row = (
+            f"{text} angles [deg]: top {b['all']['top']:.2f}, bottom {b['all']['bottom']:.2f}"
+            f", bottom - top {b['all']['difference']:+.2f}"
+        )
+        if "interface" in b:
+            row += f" (at the interface {b['interface']['difference']:+.2f})"
+        lines.append(row)
+    for name, fit in results["lattice"].items():
+        lines.append(
+            f"lattice {name}: a {fit['lattice_constant']:.4f} Å, rms displacement "
+            f"{fit['rms']:.3f} Å, {fit['sites']} sites"
+        )
+    st = results["strain"]
+    if st.get("near_interface"):
+        lines.append(f"mean {st['kind']} strain of the metals [%] by distance to the interface:")
+        lines.append(
+            f"  {'side':<5} {'|d| [Å]':>9} {'n':>4} " + " ".join(f"{c:>7}" for c in COMPONENTS)
+        )
+        for b in st["near_interface"]:
+            vals = " ".join(
+                f"{b[c]:+7.3f}" if b[c] is not None else f"{'-':>7}" for c in COMPONENTS
+            )
+            lines.append(
+                f"  {b['side']:<5} {b['from']:>4.0f}-{b['to']:<4.0f} {b['metals']:>4} {vals}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def run_structure(config: Config, run, client=None) -> dict[str, xr.Dataset]:
+    """Run the structure analysis of a run directory.
+
+    Parameters
+    ----------
+    config : Config
+        Uses the ``structure`` section.
+    run : RunDirectory
+    client : distributed.Client, optional
+        Spread the grid interpolation over this cluster.
+
+    Returns
+    -------
+    dict
+        ``{"strain.nc": Strain Dataset}``; results and figures are written directly.
+    """
+    from hpcaet.structure.figures import plot_structure
+
+    model, source = read_atom_model(run)
+    settings = config_to_dict(config.structure)
+    mapper = checkpointed_mapper(run.checkpoints / "structure", client=client)
+    analysis = analyse_structure(
+        model["position"].values,
+        model["species"].values.astype(str),
+        model["layer"].values,
+        model["region"].values,
+        mapper=mapper,
+        **settings,
+    )
+    results = {"source": source, "settings": settings, **analysis.results}
+    _write_text(run.file(RESULTS_JSON), json.dumps(results, indent=1, default=_json_default))
+    _write_text(run.file(RESULTS_TEXT), results_table(results))
+    log.info("structure: wrote %s and %s", RESULTS_JSON, RESULTS_TEXT)
+    for path in plot_structure(model, analysis, run.figures):
+        log.info("structure: figure %s", path)
+    return {"strain.nc": strain_dataset(model, analysis, source=source)}
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

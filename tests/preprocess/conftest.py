@@ -1,0 +1,29 @@
+"""Shared synthetic inputs of the preprocess tests (all small, built from known truths)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpcaet.preprocess import LatticeModel
+
+PIXEL = 0.32  # [Å]
+
+
+@pytest.fixture(scope="session")
+def mos2() -> LatticeModel:
+    """Ideal MoS2 with the phantom's default species table and probe (defaults.yaml)."""
+    return LatticeModel(
+        lattice_constant=3.16,
+        chalcogen_height=1.56,
+        metal_weight=0.010,
+        chalcogen_weight=0.0026,
+        metal_b=13.7,
+        chalcogen_b=12.9,
+        probe_fwhm=0.8,
+    )
+
+
+@pytest.fixture()
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
