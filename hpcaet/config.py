@@ -372,9 +372,20 @@ class StructureConfig:
     finite_strain: bool
 
     def __post_init__(self):
-        _positive(self, "a_mos2", "a_wse2", "chalcogen_height_mos2", "chalcogen_height_wse2",
-                  "vacancy_bin", "strips", "ripple_band", "bond_cutoff", "grid_spacing",
-                  "sigma", "mask_distance")
+        _positive(
+            self,
+            "a_mos2",
+            "a_wse2",
+            "chalcogen_height_mos2",
+            "chalcogen_height_wse2",
+            "vacancy_bin",
+            "strips",
+            "ripple_band",
+            "bond_cutoff",
+            "grid_spacing",
+            "sigma",
+            "mask_distance",
+        )
         _nonnegative(self, "interface_cutoff", "padding", "rbf_smoothing")
         if self.strip_min_atoms < 2:
             raise ConfigError(

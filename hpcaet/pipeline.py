@@ -152,7 +152,7 @@ STAGES: dict[str, Stage] = {
         inputs=("volume.nc", "processed.nc"),
         outputs=("atoms.nc",),
         run=_atoms,
-        after=("simulate",),  # becomes ("reconstruct",) once that stage is registered
+        after=("simulate", "preprocess", "reconstruct"),
     ),
     "structure": Stage(
         name="structure",
@@ -161,7 +161,7 @@ STAGES: dict[str, Stage] = {
         inputs=("atoms.nc",),
         outputs=("strain.nc",),
         run=_structure,
-        after=("simulate",),  # becomes ("atoms",) once the atoms stage is registered
+        after=("simulate", "preprocess", "reconstruct", "atoms"),  # stage_hash is not transitive
     ),
     "eels": Stage(
         name="eels",

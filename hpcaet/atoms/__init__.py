@@ -13,7 +13,8 @@ species and explicit vacancy sites, following the Methods of Tian et al.
 * :func:`flip_pairs` – the nine S/Se/vacancy cases of every pair, lowest R1 kept;
 * :func:`score_atoms` – accuracy against a known truth.
 
-The stage (``hpcaet atoms --run DIR``) is :func:`hpcaet.atoms.stage.run_atoms`.
+:func:`hpcaet.atoms.build.build_model` chains them on a Volume and a TiltSeries; the
+stage (``hpcaet atoms --run DIR``) is :func:`hpcaet.atoms.stage.run_atoms`.
 """
 
 from hpcaet.atoms.classify import REGION_MOS2, REGION_WSE2, Classification, classify_species
@@ -26,16 +27,16 @@ from hpcaet.atoms.layers import (
     LayerSurfaces,
     fit_layers,
 )
-from hpcaet.atoms.pairs import PairedSites, pair_chalcogens
-from hpcaet.atoms.refine import (
+from hpcaet.atoms.objective import (
     ChunkTerms,
     ImageChunk,
-    RefineResult,
     chunk_objective,
+    pixel_weights,
     r_factors,
-    refine_atoms,
     support_mask,
 )
+from hpcaet.atoms.pairs import PairedSites, lattice_columns, pair_chalcogens
+from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.score import format_scores, match_sites, score_atoms
 from hpcaet.atoms.synthetic import ideal_images, ideal_volume, probe_b_factor
 from hpcaet.atoms.trace import TracedAtoms, enforce_min_distance, trace_atoms
@@ -65,7 +66,9 @@ __all__ = [
     "ideal_images",
     "ideal_volume",
     "match_sites",
+    "lattice_columns",
     "pair_chalcogens",
+    "pixel_weights",
     "probe_b_factor",
     "r_factors",
     "refine_atoms",

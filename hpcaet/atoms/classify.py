@@ -169,12 +169,18 @@ def classify_species(
     levels.update({"S": float(np.exp(c_s_all)), "Se": float(np.exp(c_se_all))})
 
     keep = np.ones(n, dtype=bool)
-    keep[metal] = logi[metal] >= np.log(min_intensity) + min(np.log(v) for k, v in levels.items()
-                                                            if k in ("Mo", "W"))
+    keep[metal] = logi[metal] >= np.log(min_intensity) + min(
+        np.log(v) for k, v in levels.items() if k in ("Mo", "W")
+    )
     keep[chal] = logi[chal] >= np.log(min_intensity) + c_s_min
     counts = {s: int(np.sum(species[keep] == s)) for s in ("Mo", "W", "S", "Se")}
-    log.info("classify: %s; %d weak candidates dropped; WSe2 region holds %d of %d atoms",
-             counts, int(np.sum(~keep)), int(np.sum(region == REGION_WSE2)), n)
+    log.info(
+        "classify: %s; %d weak candidates dropped; WSe2 region holds %d of %d atoms",
+        counts,
+        int(np.sum(~keep)),
+        int(np.sum(region == REGION_WSE2)),
+        n,
+    )
     return Classification(species, region.astype(np.int8), keep, levels)
 
 
@@ -212,8 +218,11 @@ def two_means(values: ArrayLike) -> tuple[float, float, float]:
     high_sse = (csq[-1] - csq[k - 1]) - high_sum**2 / high_n
     best = int(np.argmin(low_sse + high_sse))
     kb = best + 1
-    return (float(csum[kb - 1] / kb), float(high_sum[best] / high_n[best]),
-            float(0.5 * (v[kb - 1] + v[kb])))
+    return (
+        float(csum[kb - 1] / kb),
+        float(high_sum[best] / high_n[best]),
+        float(0.5 * (v[kb - 1] + v[kb])),
+    )
 
 
 def _chalcogen_levels(lc: np.ndarray, in_mos2: np.ndarray, expected: float):
@@ -246,8 +255,7 @@ def _lloyd(values: np.ndarray, low: float, high: float, iterations: int = 30):
 
 def _region_map(points: np.ndarray, is_w: np.ndarray, query: np.ndarray, sigma: float):
     """1 where the Gaussian-weighted W fraction of the metals exceeds one half."""
-    pairs = cKDTree(query).sparse_distance_matrix(cKDTree(points), 3 * sigma,
-                                                   output_type="ndarray")
+    pairs = cKDTree(query).sparse_distance_matrix(cKDTree(points), 3 * sigma, output_type="ndarray")
     i, j = pairs["i"].astype(np.intp), pairs["j"].astype(np.intp)
     w = np.exp(-0.5 * (pairs["v"] / sigma) ** 2)
     total = np.bincount(i, w, minlength=len(query))

@@ -37,13 +37,26 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
         if not sel.any():
             continue
         marker, size = ("x", 30) if name == "vac" else ("o", 12 if name in ("S", "Se") else 24)
-        top.scatter(pos[sel, 0], pos[sel, 1], s=size, c=colour, marker=marker,
-                    label=f"{name} ({sel.sum()})", linewidths=1)
+        top.scatter(
+            pos[sel, 0],
+            pos[sel, 1],
+            s=size,
+            c=colour,
+            marker=marker,
+            label=f"{name} ({sel.sum()})",
+            linewidths=1,
+        )
         side.scatter(pos[sel, 0], pos[sel, 2], s=size / 2, c=colour, marker=marker)
     bad = flag > 0
     if bad.any():
-        top.scatter(pos[bad, 0], pos[bad, 1], s=80, facecolors="none", edgecolors="magenta",
-                    label=f"flagged ({bad.sum()})")
+        top.scatter(
+            pos[bad, 0],
+            pos[bad, 1],
+            s=80,
+            facecolors="none",
+            edgecolors="magenta",
+            label=f"flagged ({bad.sum()})",
+        )
     top.set_aspect("equal")
     r1, r = model.attrs.get("R1", np.nan), model.attrs.get("R", np.nan)
     top.set(xlabel="x [Å]", ylabel="y [Å]", title=f"atom model (R1 {r1:.3f}, R {r:.3f})")
@@ -59,7 +72,7 @@ def plot_refinement(history: dict, path: str | Path) -> Path:
     ----------
     history : dict
         ``refine`` (list of (n_iter, 2) arrays of loss and R1) and ``flips`` (list of
-        change counts per sweep), as returned by :func:`hpcaet.atoms.stage.build_model`.
+        change counts per sweep), as returned by :func:`hpcaet.atoms.build.build_model`.
     path : str or Path
 
     Returns
@@ -74,8 +87,7 @@ def plot_refinement(history: dict, path: str | Path) -> Path:
         steps = start + np.arange(len(h))
         ax_r.plot(steps, h[:, 1], label=f"refinement {k}")
         start += len(h)
-    ax_r.set(xlabel="iteration (all refinements)", ylabel="R1 over the support",
-             title="refinement")
+    ax_r.set(xlabel="iteration (all refinements)", ylabel="R1 over the support", title="refinement")
     ax_r.legend(fontsize=8)
     labels, counts = [], []
     for k, changes in enumerate(history.get("flips", [])):

@@ -34,8 +34,17 @@ __all__ = ["CASES", "FlipResult", "flip_pairs"]
 log = logging.getLogger(__name__)
 
 #: The nine (top, bottom) cases, in the order of the Methods.
-CASES = (("S", "S"), ("vac", "vac"), ("Se", "Se"), ("S", "Se"), ("Se", "S"), ("S", "vac"),
-         ("vac", "S"), ("Se", "vac"), ("vac", "Se"))
+CASES = (
+    ("S", "S"),
+    ("vac", "vac"),
+    ("Se", "Se"),
+    ("S", "Se"),
+    ("Se", "S"),
+    ("S", "vac"),
+    ("vac", "S"),
+    ("Se", "vac"),
+    ("vac", "Se"),
+)
 _CHOICES = ("S", "Se", "vac")
 _CUTOFF = 4.0  # Gaussian truncation of project_atoms [standard deviations]
 
@@ -119,8 +128,13 @@ def flip_pairs(
     spec = np.asarray(species).astype("<U3").copy()
     partner = np.asarray(pair, dtype=int)
     m, n = len(y), len(r)
-    if y.ndim != 3 or angles.shape != (m, 3) or r.shape != (n, 3) or spec.shape != (n,) or (
-            partner.shape != (n,)):
+    if (
+        y.ndim != 3
+        or angles.shape != (m, 3)
+        or r.shape != (n, 3)
+        or spec.shape != (n,)
+        or (partner.shape != (n,))
+    ):
         raise InputError(
             f"images (m, ny, nx), euler (m, 3), position (n, 3), species and pair (n,) must "
             f"agree; got {y.shape}, {angles.shape}, {r.shape}, {spec.shape}, {partner.shape}."
@@ -128,10 +142,14 @@ def flip_pairs(
     s = np.asarray(scale, dtype=float).reshape(m)
     c = np.asarray(offset, dtype=float).reshape(m)
     t = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)
-    first = np.flatnonzero((partner > np.arange(n)))
+    linked = np.flatnonzero(partner >= 0)
+    if np.any(partner >= n) or np.any(partner[partner[linked]] != linked):
+        raise InputError(
+            "pair must be mutual: pair[pair[i]] == i for every paired site, and index a "
+            f"site (< {n}). Build the pairs with pair_chalcogens."
+        )
+    first = np.flatnonzero(partner > np.arange(n))
     second = partner[first]
-    if len(first) and (np.any(partner[second] != first) or np.any(second >= n)):
-        raise InputError("pair must be mutual: pair[pair[i]] == i for every paired site.")
     paired = np.concatenate([first, second])
     bad = [x for x in set(spec[paired]) if x not in _CHOICES]
     if bad:
@@ -143,9 +161,15 @@ def flip_pairs(
             raise InputError(f"weights and b_factors need a value for {name!r}.")
 
     atom = spec != "vac"
-    model = project_atoms(r[atom], species_table(spec[atom], table_w),
-                          species_table(spec[atom], table_b), angles, shape=y.shape[1:],
-                          pixel_size=pixel_size, offsets=t)
+    model = project_atoms(
+        r[atom],
+        species_table(spec[atom], table_w),
+        species_table(spec[atom], table_b),
+        angles,
+        shape=y.shape[1:],
+        pixel_size=pixel_size,
+        offsets=t,
+    )
     calc = s[:, None, None] * model + c[:, None, None]
     total = max(float(np.abs(y).sum()), 1e-300)
     r1_before = float(np.abs(y - calc).sum()) / total
@@ -166,8 +190,20 @@ def flip_pairs(
             # The nine cases are all pairs of {S, Se, vac}, so which site is called the
             # top one does not matter.
             i, j = first[k], second[k]
-            case = _best_case(y, calc, r[[i, j]], (spec[i], spec[j]), angles, t, s, half,
-                              pixel_size, table_w, table_b, cases_w)
+            case = _best_case(
+                y,
+                calc,
+                r[[i, j]],
+                (spec[i], spec[j]),
+                angles,
+                t,
+                s,
+                half,
+                pixel_size,
+                table_w,
+                table_b,
+                cases_w,
+            )
             if case is not None:
                 spec[i], spec[j] = CASES[case]
                 changed += 1
@@ -175,13 +211,19 @@ def flip_pairs(
         if changed == 0:
             break
     r1_after = float(np.abs(y - calc).sum()) / total
-    log.info("flip: %d pairs, changes per sweep %s, R1 %.4f -> %.4f", len(first), changes,
-             r1_before, r1_after)
+    log.info(
+        "flip: %d pairs, changes per sweep %s, R1 %.4f -> %.4f",
+        len(first),
+        changes,
+        r1_before,
+        r1_after,
+    )
     return FlipResult(spec, np.asarray(changes), r1_before, r1_after)
 
 
-def _best_case(y, calc, sites, current, angles, shifts, scale, half, pixel_size, table_w,
-               table_b, cases_w):
+def _best_case(
+    y, calc, sites, current, angles, shifts, scale, half, pixel_size, table_w, table_b, cases_w
+):
     """Index of the best case if it beats the current one (updating ``calc``), else None.
 
     ``calc`` is changed in place on the patch when a better case is found.
@@ -199,15 +241,22 @@ def _best_case(y, calc, sites, current, angles, shifts, scale, half, pixel_size,
     meas, cur = y[index], calc[index]
     # Patch pixel (a, b) of image j sits at full-image pixel (rows[j, a], cols[j, b]);
     # shift the projections so project_atoms on a p x p grid lands there.
-    origin = np.column_stack([(cols[:, 0] + half - nx // 2) * pixel_size,
-                              (rows[:, 0] + half - ny // 2) * pixel_size])
+    origin = np.column_stack(
+        [(cols[:, 0] + half - nx // 2) * pixel_size, (rows[:, 0] + half - ny // 2) * pixel_size]
+    )
     offsets = shifts - origin
     basis = {}
     for a in (0, 1):
         for name in ("S", "Se"):
-            basis[a, name] = project_atoms(sites[a:a + 1], 1.0, table_b[name], angles,
-                                           shape=(p, p), pixel_size=pixel_size,
-                                           offsets=offsets)
+            basis[a, name] = project_atoms(
+                sites[a : a + 1],
+                1.0,
+                table_b[name],
+                angles,
+                shape=(p, p),
+                pixel_size=pixel_size,
+                offsets=offsets,
+            )
     gt = np.stack([np.zeros((m, p, p)), basis[0, "S"], basis[0, "Se"]])  # vac, S, Se
     gb = np.stack([np.zeros((m, p, p)), basis[1, "S"], basis[1, "Se"]])
     pick = {"vac": 0, "S": 1, "Se": 2}
@@ -215,8 +264,10 @@ def _best_case(y, calc, sites, current, angles, shifts, scale, half, pixel_size,
     base = cur - scale[:, None, None] * now
     top_idx = np.array([pick[a] for a, _ in CASES])
     bot_idx = np.array([pick[b] for _, b in CASES])
-    model = cases_w[:, 0, None, None, None] * gt[top_idx] + cases_w[:, 1, None, None, None] * gb[
-        bot_idx]
+    model = (
+        cases_w[:, 0, None, None, None] * gt[top_idx]
+        + cases_w[:, 1, None, None, None] * gb[bot_idx]
+    )
     trial = base[None] + scale[None, :, None, None] * model  # (9, m, p, p)
     cost = np.where(valid[None], np.abs(meas[None] - trial), 0.0).sum(axis=(1, 2, 3))
     now_case = CASES.index(tuple(current))

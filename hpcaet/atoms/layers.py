@@ -76,8 +76,14 @@ class LayerSurfaces:
         """
         pts = self.points[layer]
         weight = None if self.weights is None else self.weights.get(layer)
-        return _local_quadratic(pts[:, :2], pts[:, 2], np.asarray(xy, float).reshape(-1, 2),
-                                self.smoothing, exclude=exclude, point_weight=weight)
+        return _local_quadratic(
+            pts[:, :2],
+            pts[:, 2],
+            np.asarray(xy, float).reshape(-1, 2),
+            self.smoothing,
+            exclude=exclude,
+            point_weight=weight,
+        )
 
     def middle(self, xy: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Height [Å] and unit normal (q, 3) of the middle (metal) surface."""
@@ -162,8 +168,7 @@ def fit_layers(
     r = np.asarray(positions, dtype=float)
     if r.ndim != 2 or r.shape[1] != 3 or not np.all(np.isfinite(r)):
         raise InputError(
-            f"positions must be a finite array of shape (n, 3) (x, y, z in Å); got shape "
-            f"{r.shape}."
+            f"positions must be a finite array of shape (n, 3) (x, y, z in Å); got shape {r.shape}."
         )
     if len(r) < 4:
         raise InputError(f"need at least 4 atoms to fit layers; got {len(r)}.")
@@ -180,14 +185,15 @@ def fit_layers(
             seed = power >= np.quantile(power, 2 / 3)
     # First middle surface: the local median height of the seeds (robust to noise peaks
     # and, with top and bottom balanced, at the metal sheet).
-    mid = _local_median(xy[seed], z[seed], xy, 2.0 * smoothing)
+    mid = _local_median(xy[seed], z[seed], xy, smoothing)
     mid = np.where(np.isnan(mid), np.nanmedian(mid) if np.any(~np.isnan(mid)) else 0.0, mid)
     dz = z - mid
     if spacing is None:
         band = np.abs(dz)[(np.abs(dz) > 0.8) & (np.abs(dz) < 2.6)]
         spacing = float(np.median(band)) if band.size >= 3 else 1.6
-    layer = np.where(dz > spacing / 2, LAYER_TOP, np.where(dz < -spacing / 2, LAYER_BOTTOM,
-                                                           LAYER_METAL))
+    layer = np.where(
+        dz > spacing / 2, LAYER_TOP, np.where(dz < -spacing / 2, LAYER_BOTTOM, LAYER_METAL)
+    )
     robust = np.ones(len(r))
     distance = np.full(len(r), np.nan)
     surfaces = LayerSurfaces({}, float(smoothing))
@@ -213,14 +219,17 @@ def fit_layers(
 
 
 def _surfaces(r, layer, robust, smoothing) -> LayerSurfaces:
-    return LayerSurfaces({L: r[layer == L] for L in _LAYERS}, float(smoothing),
-                         {L: robust[layer == L] for L in _LAYERS})
+    return LayerSurfaces(
+        {L: r[layer == L] for L in _LAYERS},
+        float(smoothing),
+        {L: robust[layer == L] for L in _LAYERS},
+    )
 
 
 def _bisquare(distance: np.ndarray, layer: np.ndarray) -> np.ndarray:
     """Tukey bisquare weights of the residuals, scale from each layer's MAD.
 
-    A point 6 MADs (at least 0.6 Å) off its layer gets weight 0; an undefined residual
+    A point 6 MADs (at least 1 Å) off its layer gets weight 0; an undefined residual
     (isolated point) too.
     """
     out = np.zeros(len(distance))
@@ -228,7 +237,7 @@ def _bisquare(distance: np.ndarray, layer: np.ndarray) -> np.ndarray:
         sel = (layer == L) & np.isfinite(distance)
         if not sel.any():
             continue
-        scale = max(6.0 * float(np.median(np.abs(distance[sel]))), 0.6)
+        scale = max(6.0 * float(np.median(np.abs(distance[sel]))), 1.0)
         u = distance[sel] / scale
         out[sel] = np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
     return out
@@ -239,8 +248,7 @@ def _local_median(points: np.ndarray, values: np.ndarray, query: np.ndarray, rad
     out = np.full(len(query), np.nan)
     if len(points) == 0:
         return out
-    pairs = cKDTree(query).sparse_distance_matrix(cKDTree(points), radius,
-                                                  output_type="ndarray")
+    pairs = cKDTree(query).sparse_distance_matrix(cKDTree(points), radius, output_type="ndarray")
     i, v = pairs["i"].astype(np.intp), values[pairs["j"]]
     order = np.lexsort((v, i))
     i, v = i[order], v[order]
@@ -285,18 +293,23 @@ def _local_quadratic(
     w = np.exp(-0.5 * np.sum(d**2, axis=1))
     if point_weight is not None:
         w = w * np.asarray(point_weight)[j]
-    design = np.column_stack([np.ones(len(d)), d[:, 0], d[:, 1], d[:, 0] ** 2,
-                              d[:, 0] * d[:, 1], d[:, 1] ** 2])  # (p, 6)
+    design = np.column_stack(
+        [np.ones(len(d)), d[:, 0], d[:, 1], d[:, 0] ** 2, d[:, 0] * d[:, 1], d[:, 1] ** 2]
+    )  # (p, 6)
     outer = (w[:, None, None] * design[:, :, None] * design[:, None, :]).reshape(len(d), 36)
     normal = np.stack([np.bincount(i, outer[:, k], minlength=q) for k in range(36)], -1)
-    rhs = np.stack([np.bincount(i, w * design[:, k] * values[j], minlength=q)
-                    for k in range(6)], -1)
+    rhs = np.stack(
+        [np.bincount(i, w * design[:, k] * values[j], minlength=q) for k in range(6)], -1
+    )
     weight = np.bincount(i, w, minlength=q)
     ok = weight >= _MIN_WEIGHT
     if not np.any(ok):
         return value, grad
-    ridge = np.array([0.0, 1e-2, 1e-2, 5e-2, 5e-2, 5e-2])
-    A = normal[ok].reshape(-1, 6, 6) + weight[ok, None, None] * np.diag(ridge)
+    # The ridge grows where few atoms are near (edges), so that the fit there tends to a
+    # local plane instead of a wild quadratic.
+    few = 1.0 / weight[ok, None]
+    ridge = np.array([0.0, 1e-2, 1e-2, 5e-2, 5e-2, 5e-2]) + np.array([0, 0.5, 0.5, 2, 2, 2]) * few
+    A = normal[ok].reshape(-1, 6, 6) + (weight[ok, None] * ridge)[:, :, None] * np.eye(6)
     coef = np.linalg.solve(A, rhs[ok][:, :, None])[:, :, 0]
     value[ok] = coef[:, 0]
     grad[ok] = coef[:, 1:3] / sigma

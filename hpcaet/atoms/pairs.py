@@ -158,8 +158,12 @@ def pair_chalcogens(
         reg = np.concatenate([reg, np.concatenate(new_region)]).astype(np.int8)
         pair = np.concatenate([pair, pair_new])
     origin = np.concatenate([np.arange(n), np.full(len(r) - n, -1)])
-    log.info("pairs: %d top/bottom pairs, %d vacancy partners, %d empty columns",
-             int(np.sum((pair >= 0) & (lay == LAYER_TOP))) - n_empty, n_lonely, n_empty)
+    log.info(
+        "pairs: %d top/bottom pairs, %d vacancy partners, %d empty columns",
+        int(np.sum((pair >= 0) & (lay == LAYER_TOP))) - n_empty,
+        n_lonely,
+        n_empty,
+    )
     return PairedSites(r, spec, lay, reg, pair, origin)
 
 

@@ -41,25 +41,21 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import ndimage
 from scipy.optimize import minimize
 
+from hpcaet.atoms.objective import (
+    ImageChunk,
+    chunk_objective,
+    pixel_weights,
+    r_sums,
+    split_images,
+    support_mask,
+)
 from hpcaet.errors import InputError
-from hpcaet.forward import project_atoms, project_atoms_vjp
+from hpcaet.forward import project_atoms
 from hpcaet.geometry import euler_to_matrix
 
-__all__ = [
-    "ImageChunk",
-    "ChunkTerms",
-    "RefineResult",
-    "refine_atoms",
-    "split_images",
-    "support_mask",
-    "chunk_objective",
-    "r_factors",
-    "fit_scale_offset",
-    "pixel_weights",
-]
+__all__ = ["Mapper", "RefineResult", "refine_atoms"]
 
 log = logging.getLogger(__name__)
 
@@ -68,57 +64,6 @@ log = logging.getLogger(__name__)
 Mapper = Callable[[Sequence["ImageChunk"], Callable, dict], list]
 
 _B_BOUNDS = (0.5, 300.0)  # [Å²]
-
-
-class ImageChunk(NamedTuple):
-    """A group of images that one task fits: data, angles and support masks.
-
-    Attributes
-    ----------
-    index : ndarray of int, shape (k,)
-        Image numbers in the full series.
-    images : ndarray of shape (k, ny, nx)
-        Measured images [counts].
-    euler : ndarray of shape (k, 3)
-        Calibrated Euler angles [deg].
-    weight : ndarray of shape (k, ny, nx)
-        Weight of each pixel in the loss (the inverse noise variance [1/counts²]);
-        zero outside the support.
-    """
-
-    index: np.ndarray
-    images: np.ndarray
-    euler: np.ndarray
-    weight: np.ndarray
-
-
-class ChunkTerms(NamedTuple):
-    """Loss, gradients and R-factor sums of one chunk (output of :func:`chunk_objective`).
-
-    Attributes
-    ----------
-    loss : float
-        ``0.5 * sum(residual**2)`` over the support [counts²].
-    d_positions : ndarray of shape (n, 3)
-    d_weights, d_b_factors : ndarray of shape (n,)
-        Per-atom gradients of ``loss``.
-    d_shifts : ndarray of shape (k, 2)
-        Gradient with respect to each image's shift ``(x, y)`` [counts²/Å].
-    scale, offset : ndarray of shape (k,)
-        Fitted scale [counts] and offset [counts] of each image.
-    abs_residual, abs_measured : float
-        ``sum |residual|`` and ``sum |measured|`` over the support (R1 sums).
-    """
-
-    loss: float
-    d_positions: np.ndarray
-    d_weights: np.ndarray
-    d_b_factors: np.ndarray
-    d_shifts: np.ndarray
-    scale: np.ndarray
-    offset: np.ndarray
-    abs_residual: float
-    abs_measured: float
 
 
 class RefineResult(NamedTuple):
@@ -150,159 +95,6 @@ class RefineResult(NamedTuple):
     history: np.ndarray
     R1: float
     R: float
-
-
-def support_mask(
-    position: ArrayLike,
-    euler: ArrayLike,
-    *,
-    shape: tuple[int, int],
-    pixel_size: float,
-    margin: float = 3.0,
-    shifts: ArrayLike | None = None,
-) -> np.ndarray:
-    """Pixels within about ``margin`` of any projected site, per image.
-
-    Parameters
-    ----------
-    position : array_like of shape (n, 3)
-        Sites [Å] (vacancy sites included: their pixels matter for flipping).
-    euler : array_like of shape (m, 3)
-        Euler angles [deg].
-    shape : tuple of int
-        ``(ny, nx)``.
-    pixel_size : float
-        [Å].
-    margin : float, default 3.0
-        Distance from the nearest projected site [Å].
-    shifts : array_like of shape (m, 2), optional
-        Per-image shifts ``(x, y)`` [Å].
-
-    Returns
-    -------
-    ndarray of bool, shape (m, ny, nx)
-    """
-    sigma = margin / 2.0
-    b = 8.0 * np.pi**2 * sigma**2
-    cover = project_atoms(position, 1.0, b, euler, shape=shape, pixel_size=pixel_size,
-                          offsets=shifts, cutoff=2.5)
-    level = np.exp(-0.5 * (margin / sigma) ** 2) / (2.0 * np.pi * sigma**2)
-    return cover >= level
-
-
-def split_images(
-    images: np.ndarray, euler: np.ndarray, weight: np.ndarray, *, chunk: int
-) -> list[ImageChunk]:
-    """Split a series into chunks of at most ``chunk`` images."""
-    m = len(images)
-    chunk = max(1, int(chunk))
-    return [ImageChunk(np.arange(a, min(a + chunk, m)), images[a:a + chunk],
-                       euler[a:a + chunk], weight[a:a + chunk]) for a in range(0, m, chunk)]
-
-
-def fit_scale_offset(
-    model: np.ndarray, measured: np.ndarray, weight: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image weighted least-squares ``scale * model + offset ≈ measured``.
-
-    Parameters
-    ----------
-    model, measured : ndarray of shape (k, ny, nx)
-    weight : ndarray of shape (k, ny, nx)
-        Non-negative pixel weights (a boolean mask works too).
-
-    Returns
-    -------
-    scale, offset : ndarray of shape (k,)
-        The scale is kept positive (a model with no signal gets scale 0).
-    """
-    w = np.asarray(weight, dtype=float)
-    n = w.sum(axis=(1, 2))
-    sm = (w * model).sum(axis=(1, 2))
-    smm = (w * model**2).sum(axis=(1, 2))
-    si = (w * measured).sum(axis=(1, 2))
-    smi = (w * model * measured).sum(axis=(1, 2))
-    det = n * smm - sm**2
-    ok = det > 1e-12 * np.maximum(n * smm, 1e-300)
-    scale = np.where(ok, (n * smi - sm * si) / np.where(ok, det, 1.0), 0.0)
-    scale = np.maximum(scale, 0.0)
-    offset = (si - scale * sm) / np.where(n > 0, n, 1.0)
-    return scale, offset
-
-
-def chunk_objective(
-    chunk: ImageChunk,
-    *,
-    position: np.ndarray,
-    weight: np.ndarray,
-    b_factor: np.ndarray,
-    shifts: np.ndarray,
-    pixel_size: float,
-) -> ChunkTerms:
-    """Loss and gradients of one chunk of images (a pure function: one Dask task).
-
-    Parameters
-    ----------
-    chunk : ImageChunk
-    position : ndarray of shape (n, 3)
-        Atom positions [Å].
-    weight, b_factor : ndarray of shape (n,)
-        Per-atom cross-sections [Å²] and B-factors [Å²].
-    shifts : ndarray of shape (m, 2)
-        Shifts of *all* images of the series [Å]; the chunk takes its own rows.
-    pixel_size : float
-        [Å].
-
-    Returns
-    -------
-    ChunkTerms
-    """
-    own = shifts[chunk.index]
-    shape = chunk.images.shape[1:]
-    model = project_atoms(position, weight, b_factor, chunk.euler, shape=shape,
-                          pixel_size=pixel_size, offsets=own)
-    scale, offset = fit_scale_offset(model, chunk.images, chunk.weight)
-    mask = chunk.weight > 0
-    residual = np.where(mask, scale[:, None, None] * model + offset[:, None, None]
-                        - chunk.images, 0.0)
-    weighted = chunk.weight * residual
-    grads = project_atoms_vjp(scale[:, None, None] * weighted, position, weight, b_factor,
-                              chunk.euler, pixel_size=pixel_size, offsets=own)
-    return ChunkTerms(
-        loss=0.5 * float(np.vdot(residual, weighted)),
-        d_positions=grads.positions,
-        d_weights=grads.weights,
-        d_b_factors=grads.b_factors,
-        d_shifts=grads.offsets,
-        scale=scale,
-        offset=offset,
-        abs_residual=float(np.abs(residual).sum()),
-        abs_measured=float(np.abs(np.where(mask, chunk.images, 0.0)).sum()),
-    )
-
-
-def r_factors(measured: ArrayLike, calculated: ArrayLike, mask: ArrayLike) -> tuple[float, float]:
-    """R1 (real space) and R (Fourier magnitudes) over a support.
-
-    Parameters
-    ----------
-    measured, calculated : array_like of shape (m, ny, nx)
-        Images in the same units.
-    mask : array_like of bool, shape (m, ny, nx)
-        Support; pixels outside are set to zero before the Fourier transforms.
-
-    Returns
-    -------
-    R1, R : float
-        See the module docstring.
-    """
-    meas = np.where(mask, measured, 0.0)
-    calc = np.where(mask, calculated, 0.0)
-    r1 = float(np.abs(meas - calc).sum() / max(np.abs(meas).sum(), 1e-300))
-    f_meas = np.abs(np.fft.rfft2(meas))
-    f_calc = np.abs(np.fft.rfft2(calc))
-    r = float(np.abs(f_meas - f_calc).sum() / max(f_meas.sum(), 1e-300))
-    return r1, r
 
 
 def refine_atoms(
@@ -361,7 +153,7 @@ def refine_atoms(
         Images per chunk (one task each with a ``mapper``).
     mapper : callable, optional
         ``mapper(chunks, func, params)`` returns ``[func(c, **params) for c in chunks]``,
-        possibly computed elsewhere (see :class:`hpcaet.atoms.stage.DaskMapper`).
+        possibly computed elsewhere (see :class:`hpcaet.atoms.distributed.DaskMapper`).
 
     Returns
     -------
@@ -401,8 +193,9 @@ def refine_atoms(
     t0 = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)
     if noise not in ("poisson", "uniform"):
         raise InputError(f"noise must be 'poisson' or 'uniform'; got {noise!r}.")
-    mask = support_mask(r0, angles, shape=y.shape[1:], pixel_size=pixel_size, margin=margin,
-                        shifts=t0)
+    mask = support_mask(
+        r0, angles, shape=y.shape[1:], pixel_size=pixel_size, margin=margin, shifts=t0
+    )
     weight = pixel_weights(y, mask) if noise == "poisson" else mask.astype(float)
     chunks = split_images(y, angles, weight, chunk=chunk)
     run = mapper or _serial
@@ -419,33 +212,53 @@ def refine_atoms(
     axes = evecs * np.sqrt(np.maximum(evals, 1e-3 * evals.max()))  # geom = axes @ axes.T
 
     # Parameter vector: scaled positions, log weights, log B-factors, shifts.
-    sizes = [3 * len(ra) if fit_positions else 0, n_sp if fit_species else 0,
-             n_sp if fit_species else 0, 2 * m if fit_shifts else 0]
+    sizes = [
+        3 * len(ra) if fit_positions else 0,
+        n_sp if fit_species else 0,
+        n_sp if fit_species else 0,
+        2 * m if fit_shifts else 0,
+    ]
     bounds_at = np.cumsum([0] + sizes)
 
     def unpack(x):
-        p = (x[bounds_at[0]:bounds_at[1]].reshape(-1, 3) @ np.linalg.inv(axes)) / precond[
-            :, None] if fit_positions else ra
-        lw = x[bounds_at[1]:bounds_at[2]] if fit_species else np.log(w0)
-        lb = x[bounds_at[2]:bounds_at[3]] if fit_species else np.log(b0)
-        t = x[bounds_at[3]:bounds_at[4]].reshape(m, 2) if fit_shifts else t0
+        p = (
+            (x[bounds_at[0] : bounds_at[1]].reshape(-1, 3) @ np.linalg.inv(axes)) / precond[:, None]
+            if fit_positions
+            else ra
+        )
+        lw = x[bounds_at[1] : bounds_at[2]] if fit_species else np.log(w0)
+        lb = x[bounds_at[2] : bounds_at[3]] if fit_species else np.log(b0)
+        t = x[bounds_at[3] : bounds_at[4]].reshape(m, 2) if fit_shifts else t0
         return p, np.exp(lw), np.exp(lb), t
 
-    x0 = np.concatenate([((ra * precond[:, None]) @ axes).ravel() if fit_positions else [],
-                         np.log(w0) if fit_species else [], np.log(b0) if fit_species else [],
-                         t0.ravel() if fit_shifts else []])
+    x0 = np.concatenate(
+        [
+            ((ra * precond[:, None]) @ axes).ravel() if fit_positions else [],
+            np.log(w0) if fit_species else [],
+            np.log(b0) if fit_species else [],
+            t0.ravel() if fit_shifts else [],
+        ]
+    )
     state: dict = {}
 
     def objective(x):
         p, w, b, t = unpack(x)
-        params = {"position": p, "weight": w[sidx], "b_factor": b[sidx], "shifts": t,
-                  "pixel_size": pixel_size}
+        params = {
+            "position": p,
+            "weight": w[sidx],
+            "b_factor": b[sidx],
+            "shifts": t,
+            "pixel_size": pixel_size,
+        }
         terms = run(chunks, chunk_objective, params)
         loss = sum(tm.loss for tm in terms)
         g = []
         if fit_positions:
-            g.append(((sum(tm.d_positions for tm in terms) / precond[:, None])
-                      @ np.linalg.inv(axes).T).ravel())
+            g.append(
+                (
+                    (sum(tm.d_positions for tm in terms) / precond[:, None]) @ np.linalg.inv(axes).T
+                ).ravel()
+            )
         if fit_species:
             dw = np.bincount(sidx, sum(tm.d_weights for tm in terms), minlength=n_sp)
             db = np.bincount(sidx, sum(tm.d_b_factors for tm in terms), minlength=n_sp)
@@ -458,12 +271,16 @@ def refine_atoms(
         state["scale"] = np.concatenate([tm.scale for tm in terms])
         state["offset"] = np.concatenate([tm.offset for tm in terms])
         state["r1"] = sum(tm.abs_residual for tm in terms) / max(
-            sum(tm.abs_measured for tm in terms), 1e-300)
+            sum(tm.abs_measured for tm in terms), 1e-300
+        )
         state["loss"] = loss / norm
         return loss / norm, np.concatenate(g) / norm if g else np.zeros(0)
 
-    bounds = [(None, None)] * (sizes[0] + sizes[1]) + [tuple(np.log(_B_BOUNDS))] * sizes[2] + [
-        (None, None)] * sizes[3]
+    bounds = (
+        [(None, None)] * (sizes[0] + sizes[1])
+        + [tuple(np.log(_B_BOUNDS))] * sizes[2]
+        + [(None, None)] * sizes[3]
+    )
     f0, _ = objective(x0)
     history = [(f0, state["r1"])]
 
@@ -471,12 +288,30 @@ def refine_atoms(
         history.append((state["loss"], state["r1"]))
 
     if len(x0) and iterations > 0:
-        res = minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                       callback=record, options={"maxiter": int(iterations), "maxcor": 20,
-                                                 "ftol": tolerance * f0, "gtol": 1e-12})
+        res = minimize(
+            objective,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            callback=record,
+            options={
+                "maxiter": int(iterations),
+                "maxcor": 20,
+                "ftol": tolerance * f0,
+                "gtol": 1e-12,
+            },
+        )
         x = res.x
-        log.info("refine: %d iterations, loss %.5g -> %.5g, R1 %.4f -> %.4f (%s)",
-                 res.nit, f0, res.fun, history[0][1], history[-1][1], res.message)
+        log.info(
+            "refine: %d iterations, loss %.5g -> %.5g, R1 %.4f -> %.4f (%s)",
+            res.nit,
+            f0,
+            res.fun,
+            history[0][1],
+            history[-1][1],
+            res.message,
+        )
     else:
         x = x0
     p, w, b, t = unpack(x)
@@ -486,13 +321,13 @@ def refine_atoms(
         # the atoms (then the shifts hold no common translation).
         u = np.linalg.solve(geom * m, np.einsum("jai,ja->i", rot, t - t0))
         p, t = p + u, t - np.einsum("jai,i->ja", rot, u)
-        x = np.concatenate([((p * precond[:, None]) @ axes).ravel(), x[bounds_at[1]:bounds_at[3]],
-                            t.ravel()])
+        x = np.concatenate(
+            [((p * precond[:, None]) @ axes).ravel(), x[bounds_at[1] : bounds_at[3]], t.ravel()]
+        )
     objective(x)  # scales and offsets at the solution
     out = r0.copy()
     out[atom] = p
-    r1, r = _final_r(chunks, p, w[sidx], b[sidx], t, state["scale"], state["offset"],
-                     pixel_size)
+    r1, r = _final_r(chunks, p, w[sidx], b[sidx], t, state["scale"], state["offset"], pixel_size)
     return RefineResult(
         position=out,
         weights={s: float(v) for s, v in zip(names, w, strict=True)},
@@ -506,33 +341,6 @@ def refine_atoms(
     )
 
 
-def pixel_weights(images: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Inverse noise variance of each pixel of the support, normalised to mean 1.
-
-    The variance is the counts smoothed over about a pixel (the expected counting
-    noise) plus the variance of the pixels outside the support (detector noise and
-    residual background); where there is no such vacuum, one count squared.
-
-    Parameters
-    ----------
-    images : ndarray of shape (m, ny, nx)
-        Measured images [counts].
-    mask : ndarray of bool, shape (m, ny, nx)
-        Support.
-
-    Returns
-    -------
-    ndarray of shape (m, ny, nx)
-        Zero outside the support.
-    """
-    smooth = ndimage.gaussian_filter(images, (0, 1.0, 1.0))
-    vacuum = images[~mask]
-    floor = float(np.var(vacuum)) if vacuum.size > 100 else 1.0
-    floor = max(floor, 1e-6 * max(float(np.abs(images).max()), 1e-300))
-    w = np.where(mask, 1.0 / (np.maximum(smooth, 0.0) + floor), 0.0)
-    return w / max(float(w[mask].mean()), 1e-300) if mask.any() else w
-
-
 def _serial(chunks: Sequence[ImageChunk], func: Callable, params: dict) -> list:
     return [func(c, **params) for c in chunks]
 
@@ -541,12 +349,15 @@ def _final_r(chunks, position, weight, b_factor, shifts, scale, offset, pixel_si
     """R1 and R of the model over all chunks (computed here: one pass)."""
     sums = np.zeros(4)
     for c in chunks:
-        calc = project_atoms(position, weight, b_factor, c.euler, shape=c.images.shape[1:],
-                             pixel_size=pixel_size, offsets=shifts[c.index])
+        calc = project_atoms(
+            position,
+            weight,
+            b_factor,
+            c.euler,
+            shape=c.images.shape[1:],
+            pixel_size=pixel_size,
+            offsets=shifts[c.index],
+        )
         calc = scale[c.index, None, None] * calc + offset[c.index, None, None]
-        meas = np.where(c.weight > 0, c.images, 0.0)
-        calc = np.where(c.weight > 0, calc, 0.0)
-        f_meas, f_calc = np.abs(np.fft.rfft2(meas)), np.abs(np.fft.rfft2(calc))
-        sums += [np.abs(meas - calc).sum(), np.abs(meas).sum(),
-                 np.abs(f_meas - f_calc).sum(), f_meas.sum()]
+        sums += r_sums(c.images, calc, c.weight > 0)
     return float(sums[0] / max(sums[1], 1e-300)), float(sums[2] / max(sums[3], 1e-300))

@@ -2,14 +2,14 @@
 
 Sites are matched one to one (nearest pairs first, within ``max_distance``), vacancy
 sites included (a vacancy site left over is matched by column: in-plane within
-``max_distance``, since its height is only an estimate); with ``align`` the model is first shifted by the median displacement of
-its matched metals (a reconstruction may sit a fraction of an Å off the phantom's
-origin, which is not an error of the atoms). Per true species the score gives the
-number of atoms, the detection rate (a model atom, of any species, on the site), the
-species accuracy (the right species on the site) and the RMSD of the detected atoms
-[pm], as Tian et al. report precision (S 15 pm, Mo 4 pm, Se 15 pm, W 6 pm). Vacancies
-and substitutions (a chalcogen other than the host of its region: Se in MoS2, S in
-WSe2) are counted as true, found and false.
+``max_distance``, since its height is only an estimate); with ``align`` the model is
+first shifted by the median displacement of its matched metals (a reconstruction may
+sit a fraction of an Å off the phantom's origin, which is not an error of the atoms).
+Per true species the score gives the number of atoms, the detection rate (a model
+atom, of any species, on the site), the species accuracy (the right species on the
+site) and the RMSD of the detected atoms [pm], as Tian et al. report precision (S 15 pm,
+Mo 4 pm, Se 15 pm, W 6 pm). Vacancies and substitutions (a chalcogen other than the
+host of its region: Se in MoS2, S in WSe2) are counted as true, found and false.
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ _SPECIES = ("Mo", "W", "S", "Se")
 _HOST = {0: "S", 1: "Se"}  # chalcogen host of the MoS2 (0) and WSe2 (1) regions
 
 
-def match_sites(
-    position: ArrayLike, truth: ArrayLike, *, max_distance: float = 0.8
-) -> np.ndarray:
+def match_sites(position: ArrayLike, truth: ArrayLike, *, max_distance: float = 0.8) -> np.ndarray:
     """One-to-one matching of model sites to true sites, nearest pairs first.
 
     Parameters
@@ -108,8 +106,14 @@ def score_atoms(
     s = np.asarray(species).astype(str)
     q = np.asarray(truth_position, dtype=float)
     t = np.asarray(truth_species).astype(str)
-    if p.ndim != 2 or p.shape[1:] != (3,) or s.shape != (len(p),) or q.ndim != 2 or (
-            q.shape[1:] != (3,)) or t.shape != (len(q),):
+    if (
+        p.ndim != 2
+        or p.shape[1:] != (3,)
+        or s.shape != (len(p),)
+        or q.ndim != 2
+        or (q.shape[1:] != (3,))
+        or t.shape != (len(q),)
+    ):
         raise InputError(
             f"position (n, 3) / species (n,) and truth_position (k, 3) / truth_species (k,) "
             f"must agree; got {p.shape}, {s.shape}, {q.shape}, {t.shape}."
@@ -138,24 +142,35 @@ def score_atoms(
             "detected": int(det.sum()),
             "detection_rate": float(det.sum() / sel.sum()) if sel.any() else float("nan"),
             "species_correct": int(np.sum(sel & (model_on == name))),
-            "species_accuracy": (float(np.sum(sel & (model_on == name)) / sel.sum())
-                                 if sel.any() else float("nan")),
+            "species_accuracy": (
+                float(np.sum(sel & (model_on == name)) / sel.sum()) if sel.any() else float("nan")
+            ),
             "rmsd_pm": float(100 * np.sqrt(np.mean(np.sum(err**2, axis=1))))
-            if det.any() else float("nan"),
+            if det.any()
+            else float("nan"),
             "rmsd_xyz_pm": (100 * np.sqrt(np.mean(err**2, axis=0))).tolist()
-            if det.any() else [float("nan")] * 3,
+            if det.any()
+            else [float("nan")] * 3,
         }
     true_vac = t == "vac"
     model_vac = s == "vac"
     vac_found = int(np.sum(true_vac & (model_on == "vac")))
     # A false vacancy: a model vacancy on a true atom, or on no true site at all.
-    vac_false = int(np.sum(model_vac & ((match < 0) | ~np.isin(
-        np.where(match >= 0, t[np.maximum(match, 0)], ""), ("vac",)))))
+    vac_false = int(
+        np.sum(
+            model_vac
+            & ((match < 0) | ~np.isin(np.where(match >= 0, t[np.maximum(match, 0)], ""), ("vac",)))
+        )
+    )
     out: dict[str, Any] = {
         "species": per_species,
         "vacancies": {"true": int(true_vac.sum()), "found": vac_found, "false": vac_false},
-        "extra_atoms": int(np.sum(~model_vac & ((match < 0) | (np.where(
-            match >= 0, t[np.maximum(match, 0)], "") == "vac")))),
+        "extra_atoms": int(
+            np.sum(
+                ~model_vac
+                & ((match < 0) | (np.where(match >= 0, t[np.maximum(match, 0)], "") == "vac"))
+            )
+        ),
         "missing_atoms": int(np.sum(~true_vac & ~on_atom)),
         "shift": shift.tolist(),
         "n_model": int(len(p)),
@@ -178,8 +193,11 @@ def score_atoms(
     sub = out.get("substitutions", {"true": 0, "found": 0, "false": 0})
     out["all_correct"] = bool(
         all(v["species_correct"] == v["n_true"] for v in per_species.values())
-        and vac_found == out["vacancies"]["true"] and vac_false == 0
-        and sub["found"] == sub["true"] and sub["false"] == 0 and out["extra_atoms"] == 0
+        and vac_found == out["vacancies"]["true"]
+        and vac_false == 0
+        and sub["found"] == sub["true"]
+        and sub["false"] == 0
+        and out["extra_atoms"] == 0
     )
     return out
 
@@ -198,7 +216,8 @@ def _match_vacancies(p, s, q, t, match, max_distance):
     if len(free_true) == 0 or len(free_model) == 0:
         return match
     pairs = cKDTree(p[free_model, :2]).sparse_distance_matrix(
-        cKDTree(q[free_true, :2]), max_distance, output_type="ndarray")
+        cKDTree(q[free_true, :2]), max_distance, output_type="ndarray"
+    )
     order = np.argsort(pairs["v"], kind="stable")
     out = match.copy()
     for i, j in zip(free_model[pairs["i"][order]], free_true[pairs["j"][order]], strict=True):
@@ -209,20 +228,26 @@ def _match_vacancies(p, s, q, t, match, max_distance):
 
 def format_scores(scores: dict[str, Any]) -> str:
     """A plain-text table of :func:`score_atoms` output (for logs and benchmarks)."""
-    lines = [f"{'species':<8}{'n_true':>8}{'detected':>10}{'species ok':>12}{'RMSD [pm]':>11}"
-             f"{'x/y/z [pm]':>20}"]
+    lines = [
+        f"{'species':<8}{'n_true':>8}{'detected':>10}{'species ok':>12}{'RMSD [pm]':>11}"
+        f"{'x/y/z [pm]':>20}"
+    ]
     for name, row in scores["species"].items():
         if row["n_true"] == 0:
             continue
         xyz = "/".join(f"{v:.1f}" for v in row["rmsd_xyz_pm"])
-        lines.append(f"{name:<8}{row['n_true']:>8}{row['detection_rate']:>9.1%} "
-                     f"{row['species_accuracy']:>11.1%} {row['rmsd_pm']:>10.1f}{xyz:>20}")
+        lines.append(
+            f"{name:<8}{row['n_true']:>8}{row['detection_rate']:>9.1%} "
+            f"{row['species_accuracy']:>11.1%} {row['rmsd_pm']:>10.1f}{xyz:>20}"
+        )
     v = scores["vacancies"]
     lines.append(f"vacancies: {v['found']}/{v['true']} found, {v['false']} false")
     if "substitutions" in scores:
         u = scores["substitutions"]
         lines.append(f"substitutions: {u['found']}/{u['true']} found, {u['false']} false")
-    lines.append(f"extra atoms: {scores['extra_atoms']}, missing atoms: "
-                 f"{scores['missing_atoms']}, alignment shift [Å]: "
-                 + ", ".join(f"{x:+.3f}" for x in scores["shift"]))
+    lines.append(
+        f"extra atoms: {scores['extra_atoms']}, missing atoms: "
+        f"{scores['missing_atoms']}, alignment shift [Å]: "
+        + ", ".join(f"{x:+.3f}" for x in scores["shift"])
+    )
     return "\n".join(lines)

@@ -183,17 +183,43 @@ def ideal_inputs(
     rng = np.random.default_rng(rng)
     pos = truth["position"].values
     species = truth["species"].values.astype(str)
-    cross = dict(zip(truth["element"].values.astype(str),
-                     truth["cross_section"].values.tolist(), strict=True))
+    cross = dict(
+        zip(
+            truth["element"].values.astype(str), truth["cross_section"].values.tolist(), strict=True
+        )
+    )
     angles = np.asarray(euler, dtype=float).reshape(-1, 3)
-    images = ideal_images(pos, species, angles, cross_section=cross, b_factor=b_factor,
-                          shape=shape, pixel_size=pixel_size, dose=dose, extra_b=extra_b,
-                          read_noise=read_noise, rng=rng)
+    images = ideal_images(
+        pos,
+        species,
+        angles,
+        cross_section=cross,
+        b_factor=b_factor,
+        shape=shape,
+        pixel_size=pixel_size,
+        dose=dose,
+        extra_b=extra_b,
+        read_noise=read_noise,
+        rng=rng,
+    )
     nz = 2 * int(np.ceil((np.abs(pos[:, 2]).max() + 4.0) / pixel_size)) + 1
-    density = ideal_volume(pos, species, cross_section=cross, b_factor=b_factor,
-                           voxel_size=pixel_size, shape=(nz, *shape), extra_b=extra_b,
-                           blur=blur, noise=noise, rng=rng)
+    density = ideal_volume(
+        pos,
+        species,
+        cross_section=cross,
+        b_factor=b_factor,
+        voxel_size=pixel_size,
+        shape=(nz, *shape),
+        extra_b=extra_b,
+        blur=blur,
+        noise=noise,
+        rng=rng,
+    )
     volume = make_volume(density.astype(np.float32), voxel_size=pixel_size, algorithm="ideal")
-    series = make_tilt_series(images=images.astype(np.float32), euler=angles,
-                              pixel_size=pixel_size, dose=dose * len(angles))
+    series = make_tilt_series(
+        images=images.astype(np.float32),
+        euler=angles,
+        pixel_size=pixel_size,
+        dose=dose * len(angles),
+    )
     return volume, series

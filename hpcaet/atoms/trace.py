@@ -9,8 +9,9 @@ distance between atoms is enforced (the stronger peak wins), and candidates that
 not sit on one of the three atomic layers are dropped (:mod:`hpcaet.atoms.layers`).
 
 The fine grid is evaluated tile by tile (``tile`` original voxels in y and x, all of z,
-plus a halo), and tiles whose density stays below the threshold are skipped, so the
-memory stays bounded and empty vacuum costs little.
+plus a halo) as three small matrix products with the cubic B-spline weights, and tiles
+whose smoothed density stays below the threshold are skipped, so the memory stays
+bounded and empty vacuum costs little.
 
 References
 ----------
@@ -125,10 +126,14 @@ def trace_atoms(
         raise InputError(f"upsample must be a positive integer; got {upsample!r}.")
     if int(fit_size) != fit_size or fit_size < 3 or fit_size % 2 == 0:
         raise InputError(f"fit_size must be an odd integer >= 3 [voxels]; got {fit_size!r}.")
-    for name, value in (("threshold", threshold), ("min_distance", min_distance),
-                        ("integration_radius", integration_radius),
-                        ("layer_tolerance", layer_tolerance),
-                        ("layer_min_distance", layer_min_distance), ("tile", tile)):
+    for name, value in (
+        ("threshold", threshold),
+        ("min_distance", min_distance),
+        ("integration_radius", integration_radius),
+        ("layer_tolerance", layer_tolerance),
+        ("layer_min_distance", layer_min_distance),
+        ("tile", tile),
+    ):
         if not value > 0:
             raise InputError(f"{name} must be positive; got {value!r}.")
     coeffs = ndimage.spline_filter(vol, order=3, mode=_SPLINE_MODE)
@@ -141,16 +146,22 @@ def trace_atoms(
             "peak) in the volume; it holds no atoms. Check the reconstruction or lower "
             "atoms.threshold."
         )
-    index = _fit_gaussian(coeffs, index, half=int(fit_size) // 2, shape=vol.shape,
-                          spacing=1.0 / int(upsample))
+    index = _fit_gaussian(
+        coeffs, index, half=int(fit_size) // 2, shape=vol.shape, spacing=1.0 / int(upsample)
+    )
     height = _sample(coeffs, index)
     keep = enforce_min_distance(index * voxel_size, height, min_distance=min_distance)
     index, height = index[keep], height[keep]
     intensity = _integrate(coeffs, index, radius=integration_radius / voxel_size) * voxel_size**3
     centre = np.array(vol.shape) // 2
     position = ((index - centre) * voxel_size)[:, ::-1]  # (z, y, x) indices -> x, y, z [Å]
-    log.info("trace: %d local maxima above %.4g, %d after the %.2f Å minimum distance",
-             n_candidates, level, len(index), min_distance)
+    log.info(
+        "trace: %d local maxima above %.4g, %d after the %.2f Å minimum distance",
+        n_candidates,
+        level,
+        len(index),
+        min_distance,
+    )
     if len(position) < 4:
         raise InputError(
             f"only {len(position)} atom(s) traced in the volume; at least 4 are needed to "
@@ -162,8 +173,11 @@ def trace_atoms(
         for L in np.unique(layers.layer):
             members = np.flatnonzero((layers.layer == L) & keep)
             crowded = np.ones(len(members), dtype=bool)
-            crowded[enforce_min_distance(position[members], height[members],
-                                         min_distance=layer_min_distance)] = False
+            crowded[
+                enforce_min_distance(
+                    position[members], height[members], min_distance=layer_min_distance
+                )
+            ] = False
             keep[members[crowded]] = False
         if np.all(keep):
             break
@@ -173,9 +187,13 @@ def trace_atoms(
                 f"atomic layers (within {layer_tolerance} Å); the volume does not look like "
                 "a monolayer."
             )
-        log.info("trace: dropped %d candidates off the atomic layers (> %.2f Å) or "
-                 "nearer than %.2f Å to a stronger one on their layer", int(np.sum(~keep)),
-                 layer_tolerance, layer_min_distance)
+        log.info(
+            "trace: dropped %d candidates off the atomic layers (> %.2f Å) or "
+            "nearer than %.2f Å to a stronger one on their layer",
+            int(np.sum(~keep)),
+            layer_tolerance,
+            layer_min_distance,
+        )
         position, intensity, height = position[keep], intensity[keep], height[keep]
         layers = fit_layers(position, smoothing=layer_smoothing, strength=height)
     return TracedAtoms(position, intensity, height, layers, n_candidates)
@@ -192,7 +210,8 @@ def find_peaks(
         Cubic B-spline coefficients of ``volume`` (``scipy.ndimage.spline_filter``,
         mode ``"mirror"``).
     volume : ndarray of shape (nz, ny, nx)
-        The volume itself, used to skip tiles that stay below ``level``.
+        The volume itself, used to skip tiles whose 3³-box mean stays below half of
+        ``level`` (vacuum with noise).
     level : float
         Minimum interpolated density of a maximum.
     upsample : int
@@ -207,6 +226,9 @@ def find_peaks(
     """
     nz, ny, nx = volume.shape
     mz, my, mx = (_spline_matrix(n, upsample) for n in volume.shape)
+    # A tile is skipped when even its 3³-box mean stays below half the level: an atom
+    # keeps most of its peak over 3³ voxels, isolated noise voxels do not.
+    smooth = ndimage.uniform_filter(volume, size=3, mode="nearest")
     step = 1.0 / upsample
     z = np.arange(mz.shape[0]) * step
     found = []
@@ -219,19 +241,20 @@ def find_peaks(
             fx = np.arange(max(x0 * upsample - 1, 0), min((x1 - 1) * upsample + 2, mx.shape[0]))
             ya, yb = max(y0 - 2, 0), min(y1 + 2, ny)
             xa, xb = max(x0 - 2, 0), min(x1 + 2, nx)
-            if volume[:, ya:yb, xa:xb].max() < 0.5 * level:
+            if smooth[:, ya:yb, xa:xb].max() < 0.5 * level:
                 continue
             block = coeffs[:, ya:yb, xa:xb]
             fine = np.tensordot(mz, block, axes=(1, 0))
             fine = np.tensordot(my[fy, ya:yb], fine, axes=(1, 1))  # (fy, fz, x)
             fine = np.tensordot(fine, mx[fx, xa:xb], axes=(2, 1))  # (fy, fz, fx)
-            fine = fine.transpose(1, 0, 2)
-            peak = (fine == ndimage.maximum_filter(fine, size=3, mode="nearest")) & (
-                fine > level)
-            k, i, j = np.nonzero(peak)
+            k, i, j = _local_maxima(fine.transpose(1, 0, 2), level)
             idx = np.column_stack([z[k], fy[i] * step, fx[j] * step])
-            own = (idx[:, 1] >= y0 - 0.5 * step) & (idx[:, 1] < y1 - 0.5 * step) & (
-                idx[:, 2] >= x0 - 0.5 * step) & (idx[:, 2] < x1 - 0.5 * step)
+            own = (
+                (idx[:, 1] >= y0 - 0.5 * step)
+                & (idx[:, 1] < y1 - 0.5 * step)
+                & (idx[:, 2] >= x0 - 0.5 * step)
+                & (idx[:, 2] < x1 - 0.5 * step)
+            )
             found.append(idx[own])
     return np.concatenate(found) if found else np.zeros((0, 3))
 
@@ -273,7 +296,7 @@ def enforce_min_distance(
     for i in np.argsort(-np.asarray(strength), kind="stable"):
         if not blocked[i]:
             kept[i] = True
-            blocked[dst[start[i]:start[i + 1]]] = True
+            blocked[dst[start[i] : start[i + 1]]] = True
     return np.flatnonzero(kept)
 
 
@@ -308,6 +331,29 @@ def _reference_peak(vol: np.ndarray) -> float:
     return float(np.partition(peaks, peaks.size - rank)[peaks.size - rank])
 
 
+def _local_maxima(values: np.ndarray, level: float):
+    """Indices of the samples above ``level`` that are the maximum of their 3³ block.
+
+    Only the samples above ``level`` (a small fraction of a volume of atoms) are
+    compared with their 26 neighbours; at the border the neighbourhood is clipped.
+    """
+    k, i, j = np.nonzero(values > level)
+    if k.size == 0:
+        return k, i, j
+    here = values[k, i, j]
+    is_max = np.ones(k.size, dtype=bool)
+    upper = np.array(values.shape) - 1
+    for dk in (-1, 0, 1):
+        kk = np.clip(k + dk, 0, upper[0])
+        for di in (-1, 0, 1):
+            ii = np.clip(i + di, 0, upper[1])
+            for dj in (-1, 0, 1):
+                if dk == di == dj == 0:
+                    continue
+                is_max &= here >= values[kk, ii, np.clip(j + dj, 0, upper[2])]
+    return k[is_max], i[is_max], j[is_max]
+
+
 def _spline_matrix(n: int, upsample: int) -> np.ndarray:
     """Cubic B-spline evaluation matrix from ``n`` coefficients to the fine samples.
 
@@ -335,23 +381,32 @@ def _spline_matrix(n: int, upsample: int) -> np.ndarray:
 
 def _sample(coeffs: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Spline values at fractional indices (n, 3)."""
-    return ndimage.map_coordinates(coeffs, index.T, order=3, prefilter=False,
-                                   mode=_SPLINE_MODE)
+    return ndimage.map_coordinates(coeffs, index.T, order=3, prefilter=False, mode=_SPLINE_MODE)
 
 
-def _fit_gaussian(coeffs: np.ndarray, index: np.ndarray, *, half: int, shape, spacing: float = 1.0) -> np.ndarray:
+def _fit_gaussian(
+    coeffs: np.ndarray, index: np.ndarray, *, half: int, shape, spacing: float = 1.0
+) -> np.ndarray:
     """Sub-voxel centres by a weighted quadratic fit of the log density (twice).
 
     The neighbourhood is ``(2 half + 1)³`` samples ``spacing`` original voxels apart,
-    centred on the current estimate. Samples below 10 % of the centre value are left out, the others are
-    weighted by their squared value (Caruana's weighting of a log fit). A fit whose
+    centred on the current estimate. Samples below 10 % of the largest are left out,
+    the others are weighted by their squared value (Caruana's weighting of a log fit). A fit whose
     curvature is not negative definite, or that moves the centre by more than a
     voxel, keeps the previous estimate. Centres are fractional indices ``(z, y, x)``.
     """
     grid = np.arange(-half, half + 1, dtype=float)
     off = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
-    design = np.column_stack([np.ones(len(off)), off, off**2, off[:, 0] * off[:, 1],
-                              off[:, 0] * off[:, 2], off[:, 1] * off[:, 2]])  # (s, 10)
+    design = np.column_stack(
+        [
+            np.ones(len(off)),
+            off,
+            off**2,
+            off[:, 0] * off[:, 1],
+            off[:, 0] * off[:, 2],
+            off[:, 1] * off[:, 2],
+        ]
+    )  # (s, 10)
     upper = np.array(shape, dtype=float) - 1
     current = index.copy()
     for _ in range(2):
@@ -389,7 +444,7 @@ def _integrate(coeffs: np.ndarray, index: np.ndarray, *, radius: float) -> np.nd
     off = off[np.sum(off**2, axis=1) <= radius**2]
     out = np.empty(len(index))
     for start in range(0, len(index), 4096):
-        pts = index[start:start + 4096, None, :] + off[None]
+        pts = index[start : start + 4096, None, :] + off[None]
         values = _sample(coeffs, pts.reshape(-1, 3)).reshape(-1, len(off))
-        out[start:start + 4096] = values.sum(axis=1) * 0.125  # half-voxel cells
+        out[start : start + 4096] = values.sum(axis=1) * 0.125  # half-voxel cells
     return out

@@ -260,7 +260,11 @@ def _load(store: Path | None, tag: str, key: str) -> dict | None:
         return None
     try:
         with np.load(path) as data:
-            return {name: data[name] for name in ("tile", "error", "rfree")}
+            out = {name: data[name] for name in ("tile", "error", "rfree")}
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         log.warning("reconstruct: checkpoint %s unreadable (%s); recomputing it", path, exc)
         return None
+    if not (np.all(np.isfinite(out["tile"])) and np.all(np.isfinite(out["error"]))):
+        log.warning("reconstruct: checkpoint %s holds non-finite values; recomputing it", path)
+        return None
+    return out

@@ -160,7 +160,9 @@ def _dft_samples(image, rotation, n, radius):
     pix = (np.arange(m) - m // 2).astype(np.float64)
     ex = np.exp(-2j * np.pi * np.outer(pix, uv[:, 0]) / n).astype(np.complex64)  # (m, s)
     ey = np.exp(-2j * np.pi * np.outer(pix, uv[:, 1]) / n).astype(np.complex64)
-    values = np.einsum("rs,rs->s", ey, image.astype(np.complex64) @ ex)
+    img = np.asarray(image, dtype=np.float32)
+    rows = (img @ ex.real) + 1j * (img @ ex.imag)  # two real GEMMs: (m, s)
+    values = np.einsum("rs,rs->s", ey, rows.astype(np.complex64))
     return g, values, 1.0 - (dist / radius) ** 2
 
 

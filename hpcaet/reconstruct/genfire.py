@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hpcaet.errors import InputError
+from hpcaet.errors import ConvergenceError, InputError
 from hpcaet.reconstruct._common import (
     WindowResult,
     check_fraction,
@@ -160,6 +160,11 @@ def genfire(
         volume += op.inverse(active * diff)
         if positivity:
             np.maximum(volume, 0.0, out=volume)
+    if not np.all(np.isfinite(volume)):
+        raise ConvergenceError(
+            f"GENFIRE produced non-finite voxels after {iterations} iterations; check the "
+            "projections for extreme values."
+        )
     return WindowResult(volume=volume, error=error, rfree=rfree)
 
 

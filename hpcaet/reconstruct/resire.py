@@ -6,12 +6,13 @@ and its exact transpose as back-projector. Here, written for hpcaet:
 
 * :func:`slab_projector` builds ``A`` for the support slab of a window and any Euler
   angles as a sparse matrix: each voxel centre is rotated into the microscope frame
-  (:mod:`hpcaet.geometry`) and its value shared bilinearly among the four pixels round
-  its projected position. ``A.T`` is then the exact adjoint (dot-product identity to
-  rounding).
+  (:mod:`hpcaet.geometry`) and its value shared among the pixels round its projected
+  position with the weights of Keys' cubic convolution kernel (or bilinear ones).
+  ``A.T`` is then the exact adjoint (dot-product identity to rounding).
 * :func:`resire` iterates ``rho <- P(rho + tau C A^T R (b - A rho))`` with ``R`` the
-  inverse ray sums and ``C`` the inverse column sums of ``A`` (the diagonal scaling of
-  SIRT, which makes ``tau`` in (0, 2) a stable step), ``P`` positivity on the slab.
+  inverse row sums and ``C`` the inverse column sums of ``|A|`` over the fitted pixels
+  (the diagonal scaling of SIRT; by Schur's test ``tau`` in (0, 2) is a stable step),
+  ``P`` positivity on the slab.
   With ``momentum`` the step is taken from Nesterov's extrapolated point (FISTA, Beck
   & Teboulle, SIAM J. Imaging Sci. 2, 183 (2009)), which needs ``tau <= 1`` and on a
   12-tilt phantom window reaches in 100 steps what the plain iteration reaches in
@@ -29,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import sparse
 
-from hpcaet.errors import InputError
+from hpcaet.errors import ConvergenceError, InputError
 from hpcaet.reconstruct._common import (
     WindowResult,
     check_fraction,
@@ -60,8 +61,15 @@ class SlabProjector(NamedTuple):
     consistent: np.ndarray
 
 
-def slab_projector(rotations: np.ndarray, *, m: int, nz: int) -> SlabProjector:
-    """Build the voxel-driven bilinear projector of a support slab.
+def slab_projector(
+    rotations: np.ndarray, *, m: int, nz: int, kernel: str = "cubic"
+) -> SlabProjector:
+    """Build the voxel-driven projector of a support slab.
+
+    Each voxel centre ``d`` (offsets from the window centre, :mod:`hpcaet.geometry`)
+    lands at ``(col, row) = (R d)[:2] + m // 2`` in crop ``j``; its value is shared among
+    the pixels round that point with the weights of an interpolation kernel, so ``A.T``
+    interpolates the images at the projected voxel centres.
 
     Parameters
     ----------
@@ -71,40 +79,64 @@ def slab_projector(rotations: np.ndarray, *, m: int, nz: int) -> SlabProjector:
         Window edge and crop size [voxels = pixels].
     nz : int
         Slab thickness [voxels].
+    kernel : {"cubic", "linear"}, default "cubic"
+        ``"cubic"``: Keys' cubic convolution (a = -1/2; 4 x 4 pixels, exact for
+        quadratics). On Gaussian atoms of the paper's B-factors its projections are
+        within 0.4 % of the exact ones and a lone atom's reconstructed peak within
+        0.05 voxel of its place. ``"linear"``: bilinear (2 x 2 pixels, 4x fewer
+        entries, 2.7 % model error, which the fit turns into z errors of up to half a
+        voxel).
 
     Returns
     -------
     SlabProjector
     """
+    if kernel not in _KERNELS:
+        raise InputError(f"projector kernel must be 'cubic' or 'linear'; got {kernel!r}.")
+    weight, taps = _KERNELS[kernel]
     rotations = np.asarray(rotations, dtype=float).reshape(-1, 3, 3)
     p = len(rotations)
     off, offz = slab_offsets(m, nz)
     dz, dy, dx = np.meshgrid(offz, off, off, indexing="ij")
     d = np.stack([dx.ravel(), dy.ravel(), dz.ravel()], axis=1).astype(np.float64)
-    voxel = np.arange(d.shape[0], dtype=np.int64)
-    c = m // 2
-    rows, cols, vals = [], [], []
+    nvox = d.shape[0]
+    shifts = np.arange(taps) - (taps // 2 - 1)  # pixels round floor(position)
+    per_tilt = taps * taps
+    # A.T row by row: voxel v holds p * taps^2 entries (tilt, tap row, tap col); taps
+    # that fall off the crop get weight 0 at a clipped index (harmless in products).
+    cols = np.empty((nvox, p, taps, taps), dtype=np.int32)
+    vals = np.empty((nvox, p, taps, taps), dtype=np.float32)
     for j, R in enumerate(rotations):
-        uv = d @ R[:2].T + c  # (nvox, 2) col, row positions in the crop
+        uv = d @ R[:2].T + m // 2  # (nvox, 2) col, row
         i0 = np.floor(uv).astype(np.int64)
-        f = (uv - i0).astype(np.float32)
-        for ox, oy, w in (
-            (0, 0, (1 - f[:, 0]) * (1 - f[:, 1])),
-            (1, 0, f[:, 0] * (1 - f[:, 1])),
-            (0, 1, (1 - f[:, 0]) * f[:, 1]),
-            (1, 1, f[:, 0] * f[:, 1]),
-        ):
-            col, row = i0[:, 0] + ox, i0[:, 1] + oy
-            ok = (col >= 0) & (col < m) & (row >= 0) & (row < m) & (w > 0)
-            rows.append((j * m + row[ok]) * m + col[ok])
-            cols.append(voxel[ok])
-            vals.append(w[ok])
-    matrix = sparse.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(p * m * m, d.shape[0]), dtype=np.float32,
-    )
-    matrix.sum_duplicates()
-    return SlabProjector(matrix, matrix.T.tocsr(), _consistent_pixels(rotations, m, nz))
+        f = uv - i0
+        col = i0[:, 0, None] + shifts  # (nvox, taps)
+        row = i0[:, 1, None] + shifts
+        wx = weight(f[:, 0, None] - shifts) * ((col >= 0) & (col < m))
+        wy = weight(f[:, 1, None] - shifts) * ((row >= 0) & (row < m))
+        vals[:, j] = wy[:, :, None] * wx[:, None, :]
+        cols[:, j] = (j * m + np.clip(row, 0, m - 1))[:, :, None] * m + np.clip(col, 0, m - 1)[
+            :, None, :]
+    indptr = np.arange(0, nvox * p * per_tilt + 1, p * per_tilt, dtype=np.int64)
+    transpose = sparse.csr_matrix((vals.ravel(), cols.ravel(), indptr),
+                                  shape=(nvox, p * m * m))
+    transpose.eliminate_zeros()
+    matrix = transpose.T.tocsr()
+    return SlabProjector(matrix, transpose, _consistent_pixels(rotations, m, nz))
+
+
+def _keys(t: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel, a = -1/2 (Keys, IEEE TASSP 29, 1153 (1981))."""
+    t = np.abs(t)
+    return np.where(t < 1, (1.5 * t - 2.5) * t * t + 1,
+                    np.where(t < 2, ((-0.5 * t + 2.5) * t - 4) * t + 2, 0.0))
+
+
+def _linear(t: np.ndarray) -> np.ndarray:
+    return np.clip(1.0 - np.abs(t), 0.0, None)
+
+
+_KERNELS = {"cubic": (_keys, 4), "linear": (_linear, 2)}
 
 
 def _consistent_pixels(rotations: np.ndarray, m: int, nz: int) -> np.ndarray:
@@ -136,6 +168,7 @@ def resire(
     iterations: int = 200,
     step: float = 1.0,
     momentum: bool = True,
+    kernel: str = "cubic",
     positivity: bool = True,
     rfree_fraction: float = 0.05,
     rng: np.random.Generator | int | None = None,
@@ -157,6 +190,8 @@ def resire(
         Step ``tau`` of the SIRT-scaled gradient, in (0, 2), or (0, 1] with momentum.
     momentum : bool, default True
         Nesterov (FISTA) extrapolation between steps.
+    kernel : {"cubic", "linear"}, default "cubic"
+        Interpolation kernel of the projector (:func:`slab_projector`).
     positivity : bool, default True
         Clip negative densities after each step.
     rfree_fraction : float, default 0.05
@@ -184,7 +219,7 @@ def resire(
         bound = "(0, 1] with momentum" if momentum else "(0, 2)"
         raise InputError(f"step must be in {bound} for a stable SIRT step; got {step!r}.")
     m = imgs.shape[1]
-    proj = slab_projector(rotations, m=m, nz=support_z)
+    proj = slab_projector(rotations, m=m, nz=support_z, kernel=kernel)
     b = imgs.ravel()
     used = proj.consistent.ravel()
     withheld = np.zeros_like(used)
@@ -193,10 +228,14 @@ def resire(
         pick = np.random.default_rng(rng).permutation(candidates)
         withheld[pick[: int(rfree_fraction * len(candidates))]] = True
     fit = used & ~withheld
-    ray = np.asarray(proj.matrix.sum(axis=1)).ravel()
+    # SIRT scaling with absolute weights (Keys' kernel has negative lobes): by Schur's
+    # test ||R^1/2 A C^1/2|| <= 1, so the step is stable.
+    magnitude = abs(proj.transpose)
+    ray = magnitude.T @ np.ones(magnitude.shape[0], dtype=np.float32)
     row_scale = np.where(fit & (ray > 0), 1.0 / np.maximum(ray, 1e-12), 0.0).astype(np.float32)
-    column = proj.transpose @ (row_scale > 0).astype(np.float32)
+    column = magnitude @ (row_scale > 0).astype(np.float32)
     col_scale = np.where(column > 0, step / np.maximum(column, 1e-12), 0.0).astype(np.float32)
+    del magnitude
     norm_fit = float(np.abs(b[fit]).sum()) or 1.0
     norm_free = float(np.abs(b[withheld]).sum())
     error = np.empty(iterations)
@@ -219,4 +258,9 @@ def resire(
         else:
             y = new
         x = new
+    if not np.all(np.isfinite(x)):
+        raise ConvergenceError(
+            f"RESIRE diverged (non-finite voxels after {iterations} steps with step "
+            f"{step}); use a smaller step or momentum=False."
+        )
     return WindowResult(volume=x.reshape(support_z, m, m), error=error, rfree=rfree)

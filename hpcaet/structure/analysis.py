@@ -123,6 +123,7 @@ def analyse_structure(
     rbf_kernel: str,
     rbf_smoothing: float,
     finite_strain: bool,
+    exclude: np.ndarray | None = None,
     mapper: Mapper | None = None,
 ) -> StructureAnalysis:
     """Interface, ripples, bond distortion, displacements and strain of an atom model.
@@ -160,6 +161,10 @@ def analyse_structure(
         Smoothing of the RBF interpolation.
     finite_strain : bool
         Euler–Almansi finite strain instead of the linear strain.
+    exclude : ndarray of bool, shape (n,), optional
+        Sites not to trust (e.g. the AtomModel's ``off_layer`` flag): they are left out
+        of the interface, counts, bonds, ripples, lattice fits and strain field, but
+        still get a displacement. Default: none.
     mapper : callable, optional
         Runs the grid-interpolation tiles (see :func:`~hpcaet.structure.strain_tensor`).
 
@@ -189,8 +194,16 @@ def analyse_structure(
             f"analyse_structure needs positions (n, 3) and species, layer, region (n,); got "
             f"{pos.shape}, {species.shape}, {layer.shape}, {np.shape(region)}."
         )
-    is_metal = np.isin(species, METALS)
+    excluded = np.zeros(n, bool) if exclude is None else np.asarray(exclude, bool)
+    if excluded.shape != (n,):
+        raise InputError(f"exclude must have shape ({n},); got {excluded.shape}.")
     counts = {s: int(np.sum(species == s)) for s in METALS + CHALCOGENS + (_VACANCY,)}
+    counts["excluded"] = int(excluded.sum())
+    if excluded.any():
+        log.info("%d flagged site(s) left out of the analysis", int(excluded.sum()))
+    # An excluded site gets a label no step knows, so every step passes it by.
+    species = np.where(excluded, "excluded", species)
+    is_metal = np.isin(species, METALS)
     results: dict = {"counts": counts}
 
     start = time.perf_counter()
@@ -255,7 +268,7 @@ def analyse_structure(
     )
     timings["lattice_fit"] = time.perf_counter() - start
     start = time.perf_counter()
-    measured = species != _VACANCY
+    measured = np.isin(species, METALS + CHALCOGENS)
     field = strain_tensor(
         pos,
         displacement,

@@ -131,7 +131,7 @@ def find_interface(
     >>> from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
     >>> atoms = build_heterojunction(HeterojunctionSpec(), rng=0)
     >>> found = find_interface(atoms.positions, atoms.get_chemical_symbols())
-    >>> sorted(set(found.kind))
+    >>> sorted(str(k) for k in set(found.kind))
     ['armchair', 'zigzag']
     """
     pos = np.asarray(positions, dtype=float)

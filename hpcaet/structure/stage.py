@@ -11,6 +11,9 @@ run has none, ``truth_atoms.nc`` (the phantom; a warning says so), runs
   table for people),
 * figures ``structure_*.png`` in ``figures/``.
 
+Sites the AtomModel flags ``off_layer`` (over 1 Å off their layer) are left out of every
+step but still get a displacement.
+
 The radial-basis interpolation of the displacements to the grid is the costly step; it
 runs as independent tiles, spread over a Dask cluster when a client is given (atoms
 scattered once per region, deterministic task keys) and checkpointed one file per tile
@@ -49,6 +52,7 @@ log = logging.getLogger(__name__)
 RESULTS_JSON = "structure_results.json"
 RESULTS_TEXT = "structure_results.txt"
 _LAYER_NAMES = ("bottom", "metal", "top")
+_OFF_LAYER = 2  # AtomModel flag bit: over 1 Å off its layer
 
 
 def read_atom_model(run) -> tuple[xr.Dataset, str]:
@@ -112,10 +116,8 @@ def checkpointed_mapper(directory: Path, *, client=None) -> Callable:
         results: list = [None] * len(jobs)
         todo = []
         for i, key in enumerate(keys):
-            path = directory / f"{key}.npy"
-            if path.exists():
-                results[i] = np.load(path)
-            else:
+            results[i] = _load(directory / f"{key}.npy")
+            if results[i] is None:
                 todo.append(i)
         if len(todo) < len(jobs):
             log.info("structure: %d of %d tiles from checkpoints", len(jobs) - len(todo), len(jobs))
@@ -124,7 +126,7 @@ def checkpointed_mapper(directory: Path, *, client=None) -> Callable:
                 results[i] = func(**shared, **jobs[i])
                 _save(directory / f"{keys[i]}.npy", results[i])
         elif todo:
-            from hpcaet.parallel import gather_with_progress
+            from distributed import as_completed
 
             big = {k: v for k, v in shared.items() if isinstance(v, np.ndarray)}
             scattered = dict(
@@ -134,11 +136,13 @@ def checkpointed_mapper(directory: Path, *, client=None) -> Callable:
             futures = [
                 client.submit(func, **args, **jobs[i], key=keys[i], pure=False) for i in todo
             ]
-            for i, value in zip(
-                todo, gather_with_progress(futures, label="structure"), strict=True
-            ):
-                results[i] = value
-                _save(directory / f"{keys[i]}.npy", value)
+            index = {future.key: i for future, i in zip(futures, todo, strict=True)}
+            # Each tile is saved as soon as it is done, so a killed run keeps it.
+            for done, future in enumerate(as_completed(futures), 1):
+                i = index[future.key]
+                results[i] = future.result()
+                _save(directory / f"{keys[i]}.npy", results[i])
+                log.info("structure: tile %d/%d done", done, len(todo))
         return results
 
     return mapper
@@ -155,6 +159,17 @@ def _digest(data: dict, salt: str = "") -> str:
         else:
             h.update(repr(value).encode())
     return h.hexdigest()[:16]
+
+
+def _load(path: Path) -> np.ndarray | None:
+    """A checkpointed tile, or None when it is missing or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError) as exc:
+        log.warning("structure: unreadable checkpoint %s (%s); recomputing it", path, exc)
+        return None
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -288,11 +303,15 @@ def run_structure(config: Config, run, client=None) -> dict[str, xr.Dataset]:
     model, source = read_atom_model(run)
     settings = config_to_dict(config.structure)
     mapper = checkpointed_mapper(run.checkpoints / "structure", client=client)
+    exclude = None
+    if "flag" in model:
+        exclude = (model["flag"].values.astype(int) & _OFF_LAYER) != 0
     analysis = analyse_structure(
         model["position"].values,
         model["species"].values.astype(str),
         model["layer"].values,
         model["region"].values,
+        exclude=exclude,
         mapper=mapper,
         **settings,
     )

@@ -24,9 +24,13 @@ def _lattice(n: int = 8):
     metal = metal[keep]
     column = metal + (a1 + a2) / 3
     m, c = len(metal), len(column)
-    position = np.concatenate([np.column_stack([metal, np.zeros(m)]),
-                               np.column_stack([column, np.full(c, H)]),
-                               np.column_stack([column, np.full(c, -H)])])
+    position = np.concatenate(
+        [
+            np.column_stack([metal, np.zeros(m)]),
+            np.column_stack([column, np.full(c, H)]),
+            np.column_stack([column, np.full(c, -H)]),
+        ]
+    )
     layer = np.concatenate([np.zeros(m), np.ones(c), -np.ones(c)]).astype(int)
     return position, layer, m, c
 
@@ -84,8 +88,9 @@ def test_weak_peaks_are_dropped():
 def test_classify_bad_input():
     position, layer, m, c = _lattice(4)
     with pytest.raises(InputError, match="metal layer"):
-        classify_species(position, np.ones(len(layer)), np.ones(len(layer), int),
-                         cross_section=CROSS)
+        classify_species(
+            position, np.ones(len(layer)), np.ones(len(layer), int), cross_section=CROSS
+        )
     with pytest.raises(InputError, match="cross_section"):
         classify_species(position, np.ones(len(layer)), layer, cross_section={"Mo": 1.0})
     with pytest.raises(InputError, match="must agree"):
@@ -103,8 +108,9 @@ def test_pairs_with_missing_partners_and_an_empty_column():
     keep = np.setdiff1d(np.arange(len(layer)), removed)
     fit = fit_layers(position[keep], smoothing=5.0)
     np.testing.assert_array_equal(fit.layer, layer[keep])
-    paired = pair_chalcogens(position[keep], species[keep], fit.layer, region[keep],
-                             surfaces=fit.surfaces)
+    paired = pair_chalcogens(
+        position[keep], species[keep], fit.layer, region[keep], surfaces=fit.surfaces
+    )
     vac = paired.species == "vac"
     assert vac.sum() == 4
     added = paired.position[vac]

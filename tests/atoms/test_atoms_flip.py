@@ -18,9 +18,19 @@ B_EFF = {k: v + PROBE_B for k, v in B_FACTOR.items()}
 
 
 def _images(truth, rng):
-    return ideal_images(truth["position"].values, truth["species"].values, EULER,
-                        cross_section=CROSS_SECTION, b_factor=B_FACTOR, shape=SHAPE,
-                        pixel_size=PIXEL, dose=DOSE, extra_b=PROBE_B, read_noise=1.0, rng=rng)
+    return ideal_images(
+        truth["position"].values,
+        truth["species"].values,
+        EULER,
+        cross_section=CROSS_SECTION,
+        b_factor=B_FACTOR,
+        shape=SHAPE,
+        pixel_size=PIXEL,
+        dose=DOSE,
+        extra_b=PROBE_B,
+        read_noise=1.0,
+        rng=rng,
+    )
 
 
 def test_flipping_finds_planted_vacancies_and_substitution(truth):
@@ -30,10 +40,19 @@ def test_flipping_finds_planted_vacancies_and_substitution(truth):
     images = _images(truth, rng=5)
     species = truth["species"].values.astype("<U3")
     start = np.where(truth["layer"].values == 0, species, "S")
-    result = flip_pairs(images, EULER, truth["position"].values, start,
-                        truth["pair"].values, pixel_size=PIXEL, weights=CROSS_SECTION,
-                        b_factors=B_EFF, scale=np.full(12, DOSE * PIXEL**2),
-                        offset=np.zeros(12), rng=0)
+    result = flip_pairs(
+        images,
+        EULER,
+        truth["position"].values,
+        start,
+        truth["pair"].values,
+        pixel_size=PIXEL,
+        weights=CROSS_SECTION,
+        b_factors=B_EFF,
+        scale=np.full(12, DOSE * PIXEL**2),
+        offset=np.zeros(12),
+        rng=0,
+    )
     np.testing.assert_array_equal(result.species, species)
     assert result.changes[-1] == 0
     assert result.r1_after < result.r1_before
@@ -52,9 +71,18 @@ def test_local_change_of_r1_is_exact(truth):
         trial = species.copy()
         trial[i], trial[j] = top, bottom
         atom = trial != "vac"
-        calc = DOSE * PIXEL**2 * project_atoms(
-            pos[atom], species_table(trial[atom], CROSS_SECTION),
-            species_table(trial[atom], B_EFF), EULER, shape=SHAPE, pixel_size=PIXEL)
+        calc = (
+            DOSE
+            * PIXEL**2
+            * project_atoms(
+                pos[atom],
+                species_table(trial[atom], CROSS_SECTION),
+                species_table(trial[atom], B_EFF),
+                EULER,
+                shape=SHAPE,
+                pixel_size=PIXEL,
+            )
+        )
         r1.append(np.abs(images - calc).sum() / np.abs(images).sum())
     best = CASES[int(np.argmin(r1))]
     # Only this pair may change: give every other pair its true species and start the
@@ -63,9 +91,19 @@ def test_local_change_of_r1_is_exact(truth):
     start[i], start[j] = CASES[int(np.argmax(r1))]
     only = np.full(len(pair), -1)
     only[i], only[j] = j, i
-    result = flip_pairs(images, EULER, pos, start, only, pixel_size=PIXEL,
-                        weights=CROSS_SECTION, b_factors=B_EFF,
-                        scale=np.full(12, DOSE * PIXEL**2), offset=np.zeros(12), rng=0)
+    result = flip_pairs(
+        images,
+        EULER,
+        pos,
+        start,
+        only,
+        pixel_size=PIXEL,
+        weights=CROSS_SECTION,
+        b_factors=B_EFF,
+        scale=np.full(12, DOSE * PIXEL**2),
+        offset=np.zeros(12),
+        rng=0,
+    )
     assert (result.species[i], result.species[j]) == best
     assert result.r1_after == pytest.approx(min(r1), rel=1e-9)
 
@@ -73,8 +111,13 @@ def test_local_change_of_r1_is_exact(truth):
 def test_flip_bad_input(truth):
     pos, pair = truth["position"].values, truth["pair"].values
     species = truth["species"].values
-    options = {"pixel_size": PIXEL, "weights": CROSS_SECTION, "b_factors": B_EFF,
-               "scale": np.ones(12), "offset": np.zeros(12)}
+    options = {
+        "pixel_size": PIXEL,
+        "weights": CROSS_SECTION,
+        "b_factors": B_EFF,
+        "scale": np.ones(12),
+        "offset": np.zeros(12),
+    }
     images = np.zeros((12, *SHAPE))
     broken = pair.copy()
     broken[np.flatnonzero(pair >= 0)[0]] = -1
@@ -110,8 +153,7 @@ def test_score_of_the_truth_and_of_planted_errors(truth):
     moved[s_sites[1], 2] += 0.1
     keep = np.ones(len(pos), bool)
     keep[mo[1]] = False
-    scores = score_atoms(moved[keep], wrong[keep], pos, species, truth_region=region,
-                         align=False)
+    scores = score_atoms(moved[keep], wrong[keep], pos, species, truth_region=region, align=False)
     assert not scores["all_correct"]
     assert scores["vacancies"] == {"true": 4, "found": 3, "false": 1}
     assert scores["extra_atoms"] == 1  # the S on the vacancy site

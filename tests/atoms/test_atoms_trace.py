@@ -20,8 +20,10 @@ def test_isolated_atoms_at_sub_voxel_positions():
     rng = np.random.default_rng(4)
     grid = np.arange(-12.5, 13.0, 5.0)
     xy = np.stack(np.meshgrid(grid, grid), -1).reshape(-1, 2)
-    layers = [np.column_stack([xy + shift, np.full(len(xy), z)])
-              for shift, z in (((0, 0), 0.0), ((2.5, 1.0), 1.6), ((1.0, 2.5), -1.6))]
+    layers = [
+        np.column_stack([xy + shift, np.full(len(xy), z)])
+        for shift, z in (((0, 0), 0.0), ((2.5, 1.0), 1.6), ((1.0, 2.5), -1.6))
+    ]
     truth = np.concatenate(layers) + rng.uniform(-0.16, 0.16, (3 * len(xy), 3))
     volume = render_volume(truth, 1.0, 20.0, shape=(31, 111, 111), voxel_size=VOXEL)
     traced = trace_atoms(volume, voxel_size=VOXEL, layer_smoothing=8.0)
@@ -32,15 +34,16 @@ def test_isolated_atoms_at_sub_voxel_positions():
 
 
 def test_traces_every_atom_of_the_phantom(truth, inputs):
-    # Band-limited volume with 2 % noise: every atom (S is the weakest, at 16 % of the
-    # W peak) must be found, on its layer, within 0.3 Å (the S precision of the volume
-    # is about 0.1 Å per axis; 0.3 Å leaves room for the noise tail).
+    # Band-limited volume with 2 % noise and a 0.5 Å blur along z: every atom (S is the
+    # weakest, at 16 % of the W peak) must be found, on its layer, within 0.5 Å (the S
+    # z error of this volume reaches 0.35 Å; the refinement against the images then
+    # brings it to ~0.15 Å).
     volume, _ = inputs
     atom = truth["species"].values != "vac"
     true_pos = truth["position"].values[atom]
     traced = trace_atoms(volume["density"].values, voxel_size=volume.attrs["voxel_size"])
     dist, nearest = cKDTree(traced.position).query(true_pos)
-    assert np.all(dist < 0.3), np.sort(dist)[-5:]
+    assert np.all(dist < 0.5), np.sort(dist)[-5:]
     assert len(np.unique(nearest)) == atom.sum()
     true_layer = truth["layer"].values[atom]
     np.testing.assert_array_equal(traced.layers.layer[nearest], true_layer)
@@ -52,12 +55,12 @@ def test_enforce_min_distance_keeps_the_stronger():
     points = np.array([[0.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0], [5.0, 0, 0]])
     strength = np.array([1.0, 3.0, 2.0, 0.5])
     # 1 (strongest) removes 0 and 2; 3 is alone.
-    np.testing.assert_array_equal(enforce_min_distance(points, strength, min_distance=1.6),
-                                  [1, 3])
+    np.testing.assert_array_equal(enforce_min_distance(points, strength, min_distance=1.6), [1, 3])
     # A chain: 2 beats 1 beats 0; 1 is removed by 2, so 0 survives.
     strength = np.array([1.0, 2.0, 3.0, 0.5])
-    np.testing.assert_array_equal(enforce_min_distance(points, strength, min_distance=1.2),
-                                  [0, 2, 3])
+    np.testing.assert_array_equal(
+        enforce_min_distance(points, strength, min_distance=1.2), [0, 2, 3]
+    )
 
 
 def test_fit_layers_follows_a_ripple():
@@ -74,8 +77,10 @@ def test_fit_layers_follows_a_ripple():
     assert np.nanmax(np.abs(fit.distance)) < 0.25
     z_mid, normal = fit.surfaces.middle([[0.0, 0.0], [10.0, 0.0]])
     np.testing.assert_allclose(z_mid, [1.5, 0.0], atol=0.1)
-    # Slope at x = 10 Å: -1.5 * 2π/40 = -0.236, so the normal tilts towards +x.
-    np.testing.assert_allclose(normal[1, 0] / normal[1, 2], 0.236, atol=0.03)
+    # Slope at x = 10 Å: -1.5 * 2π/40 = -0.236, so the normal tilts towards +x. A local
+    # quadratic of width s flattens the slope of a cosine by about (k s)² / 2 = 30 %
+    # here (the cubic term leaks into the linear one), hence the bounds.
+    assert 0.15 < normal[1, 0] / normal[1, 2] < 0.25
 
 
 @pytest.mark.parametrize(

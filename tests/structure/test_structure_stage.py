@@ -10,7 +10,7 @@ import pytest
 from structure_sheets import field, sheet
 
 from hpcaet.config import config_to_dict, load_config, packaged_config
-from hpcaet.errors import InputError
+from hpcaet.errors import ConfigError, InputError
 from hpcaet.io import read_dataset, write_dataset
 from hpcaet.phantom.stage import make_phantom
 from hpcaet.pipeline import RunDirectory, run_stages
@@ -100,6 +100,17 @@ def test_rerun_resumes_from_tile_checkpoints(tmp_path, sheet_problem, caplog):
     assert len(list(tmp_path.glob("*.npy"))) == 2 * len(tiles)
 
 
+def test_damaged_checkpoint_is_recomputed(tmp_path, sheet_problem, caplog):
+    pos, disp, region = sheet_problem
+    first = strain_tensor(pos, disp, region, mapper=checkpointed_mapper(tmp_path), **OPTIONS)
+    tile = sorted(tmp_path.glob("*.npy"))[0]
+    tile.write_bytes(b"not a numpy file")
+    with caplog.at_level(logging.WARNING, logger="hpcaet.structure.stage"):
+        again = strain_tensor(pos, disp, region, mapper=checkpointed_mapper(tmp_path), **OPTIONS)
+    assert "unreadable checkpoint" in caplog.text
+    np.testing.assert_array_equal(again.strain, first.strain)
+
+
 def test_dask_cluster_gives_the_serial_result(tmp_path, sheet_problem):
     from distributed import Client, LocalCluster
 
@@ -142,3 +153,39 @@ def test_single_material_model_skips_the_interface(caplog):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="neither atoms.nc nor truth_atoms.nc"):
         run_structure(CONFIG, RunDirectory(tmp_path))
+
+
+def test_flagged_sites_are_left_out():
+    # An S atom 10 Å above the sheet, flagged off_layer by the atoms stage, must change
+    # nothing but the counts.
+    model = make_phantom(CONFIG)
+    args = [model[k].values for k in ("position", "species", "layer", "region")]
+    args[1] = args[1].astype(str)
+    settings = config_to_dict(CONFIG.structure)
+    clean = analyse_structure(*args, **settings)
+    stray = [
+        np.vstack([args[0], [[0.0, 0.0, 10.0]]]),
+        np.append(args[1], "S"),
+        np.append(args[2], 1),
+        np.append(args[3], 0),
+    ]
+    exclude = np.zeros(len(stray[0]), bool)
+    exclude[-1] = True
+    flagged = analyse_structure(*stray, exclude=exclude, **settings)
+    assert flagged.results["counts"]["excluded"] == 1
+    np.testing.assert_array_equal(flagged.field.strain, clean.field.strain)
+    assert flagged.results["bond_angles"] == clean.results["bond_angles"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"grid_spacing": 2.0}, "at most half of structure.sigma"),
+        ({"rbf_kernel": "gaussian"}, "rbf_kernel must be one of"),
+        ({"sigma": -1.0}, "structure.sigma must be positive"),
+        ({"strip_min_atoms": 1}, "strip_min_atoms must be at least 2"),
+    ],
+)
+def test_bad_structure_settings_are_refused(setting, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(overrides={"structure": setting})
