@@ -31,10 +31,9 @@ import numpy as np
 
 from hpcaet.atoms import format_scores
 from hpcaet.atoms.build import build_model
-from hpcaet.atoms.stage import score_model
+from hpcaet.atoms.stage import field_of_view, score_model
 from hpcaet.atoms.synthetic import ideal_inputs, probe_b_factor
-from hpcaet.cli import packaged_config
-from hpcaet.config import load_config
+from hpcaet.config import load_config, packaged_config
 from hpcaet.io import read_dataset
 from hpcaet.phantom.stage import make_phantom, true_angles
 
@@ -126,7 +125,9 @@ def main() -> None:
         if client is not None:
             client.close()
             cluster.close()
-    scores = score_model(model, truth, max_distance=config.atoms.match_distance)
+    scores = score_model(
+        model, truth, max_distance=config.atoms.match_distance, field=field_of_view(volume)
+    )
 
     print(f"atoms benchmark: config {config.name}, {source}")
     print(

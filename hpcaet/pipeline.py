@@ -143,7 +143,7 @@ STAGES: dict[str, Stage] = {
         inputs=("processed.nc", "tilt_series.nc"),  # tilt_series.nc: dev fallback, see docs
         outputs=("volume.nc",),
         run=_reconstruct,
-        after=("simulate",),  # becomes ("preprocess",) once that stage is registered
+        after=("simulate", "preprocess"),  # stage_hash is not transitive
     ),
     "atoms": Stage(
         name="atoms",

@@ -38,7 +38,7 @@ from hpcaet.atoms.objective import (
 from hpcaet.atoms.pairs import PairedSites, lattice_columns, pair_chalcogens
 from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.score import format_scores, match_sites, score_atoms
-from hpcaet.atoms.synthetic import ideal_images, ideal_volume, probe_b_factor
+from hpcaet.atoms.synthetic import ideal_images, ideal_inputs, ideal_volume, probe_b_factor
 from hpcaet.atoms.trace import TracedAtoms, enforce_min_distance, trace_atoms
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "flip_pairs",
     "format_scores",
     "ideal_images",
+    "ideal_inputs",
     "ideal_volume",
     "match_sites",
     "lattice_columns",

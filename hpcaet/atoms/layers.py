@@ -194,7 +194,10 @@ def fit_layers(
     layer = np.where(
         dz > spacing / 2, LAYER_TOP, np.where(dz < -spacing / 2, LAYER_BOTTOM, LAYER_METAL)
     )
-    robust = np.ones(len(r))
+    # Peaks far above or below the sheet (reconstruction artefacts) do not shape the
+    # chalcogen surfaces; they are assigned at the end and are far from every layer.
+    inlier = np.abs(dz) <= 1.75 * spacing
+    robust = inlier.astype(float)
     distance = np.full(len(r), np.nan)
     surfaces = LayerSurfaces({}, float(smoothing))
     for _ in range(max(1, int(rounds))):
@@ -211,7 +214,7 @@ def fit_layers(
         new[known] = np.asarray(_LAYERS)[np.nanargmin(np.abs(own[known]), axis=1)]
         new[~known] = layer[~known]
         distance = own[every, new + 1]
-        robust = _bisquare(distance, new)
+        robust = _bisquare(distance, new, inlier)
         if np.array_equal(new, layer):
             break
         layer = new
@@ -226,15 +229,15 @@ def _surfaces(r, layer, robust, smoothing) -> LayerSurfaces:
     )
 
 
-def _bisquare(distance: np.ndarray, layer: np.ndarray) -> np.ndarray:
+def _bisquare(distance: np.ndarray, layer: np.ndarray, inlier: np.ndarray) -> np.ndarray:
     """Tukey bisquare weights of the residuals, scale from each layer's MAD.
 
     A point 6 MADs (at least 1 Å) off its layer gets weight 0; an undefined residual
-    (isolated point) too.
+    (isolated point), or a point that is not an ``inlier``, too.
     """
     out = np.zeros(len(distance))
     for L in _LAYERS:
-        sel = (layer == L) & np.isfinite(distance)
+        sel = (layer == L) & np.isfinite(distance) & inlier
         if not sel.any():
             continue
         scale = max(6.0 * float(np.median(np.abs(distance[sel]))), 1.0)

@@ -3,8 +3,9 @@
 Sites are matched one to one (nearest pairs first, within ``max_distance``), vacancy
 sites included (a vacancy site left over is matched by column: in-plane within
 ``max_distance``, since its height is only an estimate); with ``align`` the model is
-first shifted by the median displacement of its matched metals (a reconstruction may
-sit a fraction of an Å off the phantom's origin, which is not an error of the atoms).
+first fitted onto the truth by the rotation and translation of its matched metals (a
+reconstruction sits in the frame of the angle calibration, which may be turned and
+shifted from the phantom's: not an error of the atoms).
 Per true species the score gives the number of atoms, the detection rate (a model
 atom, of any species, on the site), the species accuracy (the right species on the
 site) and the RMSD of the detected atoms [pm], as Tian et al. report precision (S 15 pm,
@@ -22,7 +23,7 @@ from scipy.spatial import cKDTree
 
 from hpcaet.errors import InputError
 
-__all__ = ["match_sites", "score_atoms", "format_scores"]
+__all__ = ["match_sites", "score_atoms", "aligned_positions", "format_scores"]
 
 _SPECIES = ("Mo", "W", "S", "Se")
 _HOST = {0: "S", 1: "Se"}  # chalcogen host of the MoS2 (0) and WSe2 (1) regions
@@ -66,8 +67,10 @@ def score_atoms(
     *,
     truth_region: ArrayLike | None = None,
     max_distance: float = 0.8,
-    align: bool = True,
-) -> dict[str, Any]:
+    align: str | bool = "rigid",
+    field: tuple[float, float, float, float] | None = None,
+    return_match: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], np.ndarray]:
     """Compare a model with the truth: RMSD, detection, species, vacancies, substitutions.
 
     Parameters
@@ -83,8 +86,16 @@ def score_atoms(
         True region (0 MoS2, 1 WSe2); needed to count substitutions.
     max_distance : float, default 0.8
         Matching radius [Å].
-    align : bool, default True
-        Remove the median displacement of the matched metals first.
+    align : {"rigid", "translation", False}, default "rigid"
+        Fit the model onto the truth first, by the rotation and translation (Kabsch) or
+        the translation (median) that best map its matched metals onto theirs. The
+        absolute orientation of a reconstruction is a convention of the angle
+        calibration (e.g. the sheet's own frame), not a property of the atoms.
+    field : (x_min, x_max, y_min, y_max), optional
+        Score only the true sites inside this in-plane box [Å] (the field of view of the
+        reconstruction); model sites outside it that match no true site are ignored.
+    return_match : bool, default False
+        Also return the index of the true site matched to each model site (-1 none).
 
     Returns
     -------
@@ -92,10 +103,11 @@ def score_atoms(
         ``species``: per true species ``n_true``, ``detected``, ``detection_rate``,
         ``species_correct``, ``species_accuracy``, ``rmsd_pm`` (3D) and ``rmsd_xyz_pm``;
         ``vacancies`` and ``substitutions``: ``true``, ``found``, ``false``;
-        ``extra_atoms`` (model atoms on no true site), ``missing_atoms``, ``shift``
-        (the alignment removed [Å]), ``n_model``, ``n_truth`` and ``all_correct``
+        ``extra_atoms`` (model atoms on no true site), ``missing_atoms``, ``rotation``
+        (3 x 3) and ``shift`` [Å] of the alignment (aligned = ``position @ rotation.T +
+        shift``), ``rotation_deg``, ``n_model``, ``n_truth`` and ``all_correct``
         (every true atom detected with its species, every vacancy and substitution
-        found, none false).
+        found, none false). With ``return_match``, a tuple ``(scores, match)``.
 
     Raises
     ------
@@ -118,15 +130,32 @@ def score_atoms(
             f"position (n, 3) / species (n,) and truth_position (k, 3) / truth_species (k,) "
             f"must agree; got {p.shape}, {s.shape}, {q.shape}, {t.shape}."
         )
-    shift = np.zeros(3)
+    truth_index = np.arange(len(q))
+    if field is not None:
+        x0, x1, y0, y1 = field
+        inside = (q[:, 0] >= x0) & (q[:, 0] <= x1) & (q[:, 1] >= y0) & (q[:, 1] <= y1)
+        truth_index, q, t = truth_index[inside], q[inside], t[inside]
+        if truth_region is not None:
+            truth_region = np.asarray(truth_region)[inside]
+    rotation, shift = np.eye(3), np.zeros(3)
     match = match_sites(p, q, max_distance=max_distance)
     if align:
-        metal = (match >= 0) & np.isin(s, ("Mo", "W"))
-        metal[metal] &= np.isin(t[match[metal]], ("Mo", "W"))
-        if metal.sum() >= 3:
-            shift = np.median(p[metal] - q[match[metal]], axis=0)
-            match = match_sites(p - shift, q, max_distance=max_distance)
-    p = p - shift
+        moved = p
+        # Metals are 3.2 Å apart, so a first match within 1.5 Å is safe even when the
+        # model is turned by a few degrees; then refit on the final matches.
+        for radius in (max(1.5, max_distance), max_distance, max_distance):
+            match = match_sites(moved, q, max_distance=radius)
+            metal = (match >= 0) & np.isin(s, ("Mo", "W"))
+            metal[metal] &= np.isin(t[match[metal]], ("Mo", "W"))
+            if metal.sum() < 4:
+                break
+            if align == "translation":
+                rotation, shift = np.eye(3), np.median(q[match[metal]] - p[metal], axis=0)
+            else:
+                rotation, shift = _kabsch(p[metal], q[match[metal]])
+            moved = p @ rotation.T + shift
+        p = moved
+        match = match_sites(p, q, max_distance=max_distance)
     match = _match_vacancies(p, s, q, t, match, max_distance)
     back = np.full(len(q), -1)  # model site on each true site
     back[match[match >= 0]] = np.flatnonzero(match >= 0)
@@ -154,11 +183,19 @@ def score_atoms(
         }
     true_vac = t == "vac"
     model_vac = s == "vac"
+    # Model sites outside the scored field count only when they match a true site.
+    outside_ok = np.ones(len(p), dtype=bool)
+    if field is not None:
+        x0, x1, y0, y1 = field
+        outside_ok = (match >= 0) | (
+            (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
+        )
     vac_found = int(np.sum(true_vac & (model_on == "vac")))
     # A false vacancy: a model vacancy on a true atom, or on no true site at all.
     vac_false = int(
         np.sum(
             model_vac
+            & outside_ok
             & ((match < 0) | ~np.isin(np.where(match >= 0, t[np.maximum(match, 0)], ""), ("vac",)))
         )
     )
@@ -168,13 +205,17 @@ def score_atoms(
         "extra_atoms": int(
             np.sum(
                 ~model_vac
+                & outside_ok
                 & ((match < 0) | (np.where(match >= 0, t[np.maximum(match, 0)], "") == "vac"))
             )
         ),
         "missing_atoms": int(np.sum(~true_vac & ~on_atom)),
         "shift": shift.tolist(),
+        "rotation": rotation.tolist(),
+        "rotation_deg": float(np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))),
         "n_model": int(len(p)),
         "n_truth": int(len(q)),
+        "field": None if field is None else [float(x) for x in field],
     }
     if truth_region is not None:
         reg = np.asarray(truth_region).astype(int)
@@ -199,7 +240,24 @@ def score_atoms(
         and sub["false"] == 0
         and out["extra_atoms"] == 0
     )
+    if return_match:
+        return out, np.where(match >= 0, truth_index[np.maximum(match, 0)], -1)
     return out
+
+
+def aligned_positions(position: ArrayLike, scores: dict[str, Any]) -> np.ndarray:
+    """Model positions moved by the alignment of :func:`score_atoms` [Å]."""
+    rotation = np.asarray(scores.get("rotation", np.eye(3)), dtype=float)
+    return np.asarray(position, dtype=float) @ rotation.T + np.asarray(scores["shift"])
+
+
+def _kabsch(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation R and translation t minimising ``sum |R p + t - q|²`` (Kabsch)."""
+    pc, qc = p.mean(axis=0), q.mean(axis=0)
+    u, _, vt = np.linalg.svd((p - pc).T @ (q - qc))
+    d = np.sign(np.linalg.det(vt.T @ u.T))
+    rotation = vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+    return rotation, qc - rotation @ pc
 
 
 def _match_vacancies(p, s, q, t, match, max_distance):
@@ -246,8 +304,8 @@ def format_scores(scores: dict[str, Any]) -> str:
         u = scores["substitutions"]
         lines.append(f"substitutions: {u['found']}/{u['true']} found, {u['false']} false")
     lines.append(
-        f"extra atoms: {scores['extra_atoms']}, missing atoms: "
-        f"{scores['missing_atoms']}, alignment shift [Å]: "
+        f"extra atoms: {scores['extra_atoms']}, missing atoms: {scores['missing_atoms']}; "
+        f"alignment: rotation {scores.get('rotation_deg', 0.0):.2f} deg, shift [Å] "
         + ", ".join(f"{x:+.3f}" for x in scores["shift"])
     )
     return "\n".join(lines)

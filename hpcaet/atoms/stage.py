@@ -27,11 +27,11 @@ import numpy as np
 import xarray as xr
 
 from hpcaet.atoms.build import build_model
-from hpcaet.atoms.score import format_scores, match_sites, score_atoms
+from hpcaet.atoms.score import format_scores, score_atoms
 from hpcaet.config import Config, config_to_dict
 from hpcaet.io import DatasetNotFoundError, read_dataset
 
-__all__ = ["run_atoms", "score_model"]
+__all__ = ["run_atoms", "score_model", "field_of_view"]
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,16 @@ def run_atoms(config: Config, run, client=None) -> dict[str, xr.Dataset]:
     truth_path = Path(run.root) / "truth_atoms.nc"
     if truth_path.exists():
         truth = read_dataset(truth_path, kind="AtomModel")
-        scores = score_model(model, truth, max_distance=config.atoms.match_distance)
+        scores, match = score_model(
+            model,
+            truth,
+            max_distance=config.atoms.match_distance,
+            field=field_of_view(volume),
+            return_match=True,
+        )
         model["true_index"] = (
             "atom",
-            match_sites(
-                model["position"].values - scores["shift"],
-                truth["position"].values,
-                max_distance=config.atoms.match_distance,
-            ).astype(np.int32),
+            match.astype(np.int32),
             {"long_name": "index of the matching true atom, -1 none"},
         )
         _write_json(Path(run.root) / "scores.json", scores)
@@ -97,8 +99,8 @@ def run_atoms(config: Config, run, client=None) -> dict[str, xr.Dataset]:
     return {"atoms.nc": model}
 
 
-def score_model(model: xr.Dataset, truth: xr.Dataset, *, max_distance: float) -> dict:
-    """:func:`~hpcaet.atoms.score_atoms` of two AtomModel Datasets."""
+def score_model(model: xr.Dataset, truth: xr.Dataset, *, max_distance: float, **options):
+    """:func:`~hpcaet.atoms.score_atoms` of two AtomModel Datasets (options passed on)."""
     region = truth["region"].values if "region" in truth else None
     return score_atoms(
         model["position"].values,
@@ -107,10 +109,18 @@ def score_model(model: xr.Dataset, truth: xr.Dataset, *, max_distance: float) ->
         truth["species"].values,
         truth_region=region,
         max_distance=max_distance,
+        **options,
     )
 
 
-# --------------------------------------------------------------------------- helpers
+def field_of_view(volume: xr.Dataset, margin: float = 3.0) -> tuple[float, ...]:
+    """In-plane box of the volume, less ``margin`` [Å]: atoms outside are not scored.
+
+    Atoms within a lattice constant of the volume's side faces lack the neighbours the
+    reconstruction needs to place them well; they are left out of the scores.
+    """
+    x, y = volume["x"].values, volume["y"].values
+    return (x.min() + margin, x.max() - margin, y.min() + margin, y.max() - margin)
 
 
 def _read_input(run, name: str, kind: str, stage: str) -> xr.Dataset:

@@ -222,7 +222,8 @@ def find_peaks(
     Returns
     -------
     ndarray of shape (n, 3)
-        Fractional voxel indices ``(z, y, x)`` of the maxima, on the fine grid.
+        Fractional voxel indices ``(z, y, x)`` of the maxima, on the fine grid, at
+        least one voxel inside the volume's faces.
     """
     nz, ny, nx = volume.shape
     mz, my, mx = (_spline_matrix(n, upsample) for n in volume.shape)
@@ -231,6 +232,7 @@ def find_peaks(
     smooth = ndimage.uniform_filter(volume, size=3, mode="nearest")
     step = 1.0 / upsample
     z = np.arange(mz.shape[0]) * step
+    upper = np.array(volume.shape, dtype=float) - 1
     found = []
     for y0 in range(0, ny, tile):
         for x0 in range(0, nx, tile):
@@ -255,7 +257,10 @@ def find_peaks(
                 & (idx[:, 2] >= x0 - 0.5 * step)
                 & (idx[:, 2] < x1 - 0.5 * step)
             )
-            found.append(idx[own])
+            # A maximum on the outer voxel of the volume is a truncated slope (or an
+            # edge artefact of the reconstruction's support), not a peak.
+            inner = np.all((idx >= 1.0) & (idx <= upper - 1.0), axis=1)
+            found.append(idx[own & inner])
     return np.concatenate(found) if found else np.zeros((0, 3))
 
 

@@ -36,11 +36,15 @@ class WindowResult:
         values; RESIRE: image pixels), measured before that iteration's update.
     rfree : ndarray of shape (iterations,)
         The same misfit on the withheld data (NaN when nothing is withheld) [1].
+    setup_seconds, iteration_seconds : float
+        Wall time of the set-up (gridding or projector) and of all iterations [s].
     """
 
     volume: np.ndarray
     error: np.ndarray
     rfree: np.ndarray
+    setup_seconds: float = 0.0
+    iteration_seconds: float = 0.0
 
 
 def check_projections(
@@ -75,9 +79,7 @@ def check_projections(
         )
     angles = np.asarray(euler, dtype=float)
     if angles.ndim != 2 or angles.shape[1] != 3:
-        raise InputError(
-            f"euler must have shape (n, 3) (Z, Y, X in degrees); got {angles.shape}."
-        )
+        raise InputError(f"euler must have shape (n, 3) (Z, Y, X in degrees); got {angles.shape}.")
     if len(angles) != len(imgs):
         raise InputError(
             f"{len(angles)} Euler angle triples for {len(imgs)} projections; give one "
@@ -109,7 +111,9 @@ def check_iterations(iterations: int) -> int:
     return int(iterations)
 
 
-def check_fraction(name: str, value: float, *, upper: float = 1.0) -> float:
-    if not (np.isfinite(value) and 0.0 <= value < upper):
-        raise InputError(f"{name} must be in [0, {upper}); got {value!r}.")
+def check_fraction(name: str, value: float, *, upper: float = 1.0, closed: bool = False) -> float:
+    ok = 0.0 <= value <= upper if closed else 0.0 <= value < upper
+    if not (np.isfinite(value) and ok):
+        bracket = "]" if closed else ")"
+        raise InputError(f"{name} must be in [0, {upper:g}{bracket}; got {value!r}.")
     return float(value)

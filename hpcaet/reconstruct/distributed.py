@@ -99,13 +99,19 @@ def reconstruct_window(
     dict
         ``tile`` (support_z, step, step) float32, ``error`` and ``rfree`` (iterations,).
     """
-    crops = crop_window(coefficients, euler, window.centre, window=plan.window,
-                        pixel_size=plan.voxel_size, prefiltered=True)
+    crops = crop_window(
+        coefficients,
+        euler,
+        window.centre,
+        window=plan.window,
+        pixel_size=plan.voxel_size,
+        prefiltered=True,
+    )
     rng = np.random.default_rng(np.random.SeedSequence([seed, window.row, window.col]))
     result: WindowResult = ALGORITHMS[algorithm](
-        crops, euler, support_z=plan.support_z, rng=rng, **options)
-    return {"tile": central_tile(plan, result.volume), "error": result.error,
-            "rfree": result.rfree}
+        crops, euler, support_z=plan.support_z, rng=rng, **options
+    )
+    return {"tile": central_tile(plan, result.volume), "error": result.error, "rfree": result.rfree}
 
 
 def reconstruct_field(
@@ -156,8 +162,15 @@ def reconstruct_field(
         )
     options = dict(options or {})
     # The plan must fit these images: checked here, before anything is scheduled.
-    plan_windows(imgs.shape[1:], angles, pixel_size=plan.voxel_size, window=plan.window,
-                 step=plan.step, support_z=plan.support_z, tiles=plan.tiles)
+    plan_windows(
+        imgs.shape[1:],
+        angles,
+        pixel_size=plan.voxel_size,
+        window=plan.window,
+        step=plan.step,
+        support_z=plan.support_z,
+        tiles=plan.tiles,
+    )
     windows = plan.windows()
     tag = _tag(imgs, angles, plan, algorithm, options, seed)
     store = Path(checkpoint_dir) if checkpoint_dir is not None else None
@@ -171,15 +184,21 @@ def reconstruct_field(
             results[w.key] = saved
             loaded.append(w.key)
     todo = [w for w in windows if w.key not in results]
-    log.info("reconstruct: %d windows (%s, %d loaded from checkpoints, %d to compute)",
-             len(windows), algorithm, len(loaded), len(todo))
+    log.info(
+        "reconstruct: %d windows (%s, %d loaded from checkpoints, %d to compute)",
+        len(windows),
+        algorithm,
+        len(loaded),
+        len(todo),
+    )
     if todo:
         coefficients = spline_coefficients(imgs)
         if client is None:
             outputs = _run_here(coefficients, angles, todo, plan, algorithm, options, seed)
         else:
-            outputs = _run_dask(client, coefficients, angles, todo, plan, algorithm,
-                                options, seed, tag)
+            outputs = _run_dask(
+                client, coefficients, angles, todo, plan, algorithm, options, seed, tag
+            )
         for key, out in outputs:
             _save(store, tag, key, out)
             results[key] = out
@@ -196,10 +215,16 @@ def reconstruct_field(
 def _run_here(coefficients, euler, todo, plan, algorithm, options, seed):
     start = time.perf_counter()
     for i, w in enumerate(todo, start=1):
-        out = reconstruct_window(coefficients, euler, w, plan, algorithm=algorithm,
-                                 options=options, seed=seed)
-        log.info("reconstruct: window %s done (%d/%d, %.1f s)", w.key, i, len(todo),
-                 time.perf_counter() - start)
+        out = reconstruct_window(
+            coefficients, euler, w, plan, algorithm=algorithm, options=options, seed=seed
+        )
+        log.info(
+            "reconstruct: window %s done (%d/%d, %.1f s)",
+            w.key,
+            i,
+            len(todo),
+            time.perf_counter() - start,
+        )
         yield w.key, out
 
 
@@ -210,8 +235,16 @@ def _run_dask(client, coefficients, euler, todo, plan, algorithm, options, seed,
     futures = {}
     for w in todo:
         future = client.submit(
-            reconstruct_window, shared, euler, w, plan, algorithm=algorithm,
-            options=options, seed=seed, key=f"reconstruct-{tag[:12]}-{w.key}", pure=False,
+            reconstruct_window,
+            shared,
+            euler,
+            w,
+            plan,
+            algorithm=algorithm,
+            options=options,
+            seed=seed,
+            key=f"reconstruct-{tag[:12]}-{w.key}",
+            pure=False,
         )
         futures[future.key] = (future, w.key)
     start, last = time.perf_counter(), 0.0
@@ -233,8 +266,11 @@ def _tag(images, euler, plan, algorithm, options, seed) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(images).tobytes())
     h.update(np.ascontiguousarray(euler, dtype=np.float64).tobytes())
-    h.update(json.dumps([plan.to_json(), algorithm, sorted(options.items()), int(seed)],
-                        default=str).encode())
+    h.update(
+        json.dumps(
+            [plan.to_json(), algorithm, sorted(options.items()), int(seed)], default=str
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 

@@ -17,12 +17,19 @@ def plot_volume(volume: xr.Dataset, path: str | Path) -> Path:
     z, y, x = (volume[c].values for c in ("z", "y", "x"))
     fig = Figure(figsize=(13, 4.5), layout="constrained")
     top, side, hist = fig.subplots(1, 3, width_ratios=[1, 1.3, 0.9])
-    top.imshow(density.sum("z").values, cmap="magma", origin="lower",
-               extent=(x[0], x[-1], y[0], y[-1]))
-    top.set(xlabel="x [Å]", ylabel="y [Å]",
-            title=f"{volume.attrs.get('algorithm', '')}: sum along z")
-    side.imshow(density.sum("y").values, cmap="magma", origin="lower", aspect="auto",
-                extent=(x[0], x[-1], z[0], z[-1]))
+    top.imshow(
+        density.sum("z").values, cmap="magma", origin="lower", extent=(x[0], x[-1], y[0], y[-1])
+    )
+    top.set(
+        xlabel="x [Å]", ylabel="y [Å]", title=f"{volume.attrs.get('algorithm', '')}: sum along z"
+    )
+    side.imshow(
+        density.sum("y").values,
+        cmap="magma",
+        origin="lower",
+        aspect="auto",
+        extent=(x[0], x[-1], z[0], z[-1]),
+    )
     side.set(xlabel="x [Å]", ylabel="z [Å]", title="sum along y")
     if "error_history" in volume:
         it = np.arange(1, volume.sizes["iteration"] + 1)

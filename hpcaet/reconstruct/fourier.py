@@ -137,11 +137,14 @@ def grid_projections(
     w = np.concatenate([w, w[plane]])
     points, inverse = np.unique(_flat(g[:, 2], g[:, 1], g[:, 0], n), return_inverse=True)
     total = np.bincount(inverse, weights=w)
-    mean = (np.bincount(inverse, weights=w * v.real)
-            + 1j * np.bincount(inverse, weights=w * v.imag)) / total
+    mean = (
+        np.bincount(inverse, weights=w * v.real) + 1j * np.bincount(inverse, weights=w * v.imag)
+    ) / total
     gz, gy, gx = _unflat(points, n)
     return GriddedData(
-        gz=gz, gy=gy, gx=gx,
+        gz=gz,
+        gy=gy,
+        gx=gx,
         values=mean.astype(np.complex64),
         confidence=np.minimum(total, 1.0).astype(np.float32),
         n=int(n),
@@ -171,14 +174,15 @@ def _near_plane(normal, n, radius):
     axis = int(np.argmax(np.abs(normal)))
     others = [a for a in range(3) if a != axis]
     half = (n - 1) // 2
-    a1, a2 = np.meshgrid(np.arange(-half, half + 1), np.arange(-half, half + 1),
-                         indexing="ij")
+    a1, a2 = np.meshgrid(np.arange(-half, half + 1), np.arange(-half, half + 1), indexing="ij")
     a1, a2 = a1.ravel(), a2.ravel()
     rest = a1 * normal[others[0]] + a2 * normal[others[1]]
-    lo = np.ceil((-radius - rest) / normal[axis] if normal[axis] > 0
-                 else (radius - rest) / normal[axis])
-    hi = np.floor((radius - rest) / normal[axis] if normal[axis] > 0
-                  else (-radius - rest) / normal[axis])
+    lo = np.ceil(
+        (-radius - rest) / normal[axis] if normal[axis] > 0 else (radius - rest) / normal[axis]
+    )
+    hi = np.floor(
+        (radius - rest) / normal[axis] if normal[axis] > 0 else (-radius - rest) / normal[axis]
+    )
     chunks = []
     for k in range(int(np.max(hi - lo, initial=-1)) + 1):
         val = lo + k
@@ -206,8 +210,9 @@ def _fft_samples(images, rotations, n, radius, workers):
         g = np.rint(k3)
         dist = np.sqrt(((k3 - g) ** 2).sum(axis=1))
         keep = (dist <= radius) & ((g**2).sum(axis=1) < (n / 2) ** 2)
-        parts.append((g[keep].astype(np.int64), spectra[j][inside][keep],
-                      1.0 - (dist[keep] / radius) ** 2))
+        parts.append(
+            (g[keep].astype(np.int64), spectra[j][inside][keep], 1.0 - (dist[keep] / radius) ** 2)
+        )
     return parts
 
 
@@ -250,8 +255,7 @@ class SlabTransform:
         rows = np.repeat(np.arange(len(gz)), nz)
         cols = (column[:, None] * nz + np.arange(nz)[None, :]).ravel()
         # Columns laid out [ky, kx, z]: each point reads nz contiguous values.
-        self._zdft = sparse.csr_matrix((phase.ravel(), (rows, cols)),
-                                       shape=(len(gz), n * nh * nz))
+        self._zdft = sparse.csr_matrix((phase.ravel(), (rows, cols)), shape=(len(gz), n * nh * nz))
         # The z part of the inverse: adjoint of the z-DFT over n.
         self._zidft = (self._zdft.conj().T / np.float32(n)).tocsr()
         self._xbuf = np.zeros((nz, m, n), dtype=np.float32)

@@ -7,8 +7,8 @@ between the measured Fourier values and the real-space constraints:
 
 .. math::
 
-    \\rho_{t+1} = P_{+}\\left(\\rho_t + P_S\\,\\mathcal{F}^{-1}\\left[c\\,a_t\\,(M - \\mathcal{F}\\rho_t)
-    \\right]\\right),
+    \\rho_{t+1} = P_{+}\\left(\\rho_t + P_S\\,\\mathcal{F}^{-1}
+    \\left[c\\,a_t\\,(M - \\mathcal{F}\\rho_t)\\right]\\right),
 
 with ``M`` the gridded values, ``P_S`` the support (a slab of ``support_z`` voxels round
 the window centre; zero elsewhere in the ``n^3`` oversampled array), ``P_+`` positivity,
@@ -35,6 +35,8 @@ points withheld at random within 10 resolution shells (never enforced).
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -127,13 +129,15 @@ def genfire(
     imgs, rotations = check_projections(images, euler, support_z=support_z)
     iterations = check_iterations(iterations)
     check_fraction("rfree_fraction", rfree_fraction, upper=0.5)
-    check_fraction("extension", extension, upper=1.0 + 1e-12)
+    check_fraction("extension", extension, closed=True)
     if not (np.isfinite(oversampling) and oversampling >= 1):
         raise InputError(f"oversampling must be a number >= 1; got {oversampling!r}.")
+    start = time.perf_counter()
     m = imgs.shape[1]
     n = int(round(oversampling * m))
-    data = grid_projections(imgs, rotations, n=n, radius=interpolation_radius,
-                            method=gridding, workers=workers)
+    data = grid_projections(
+        imgs, rotations, n=n, radius=interpolation_radius, method=gridding, workers=workers
+    )
     withheld = _withhold(data, rfree_fraction, np.random.default_rng(rng))
     op = SlabTransform(m, support_z, n, data.gz, data.gy, data.gx, workers=workers)
 
@@ -148,6 +152,7 @@ def genfire(
     volume = np.zeros((support_z, m, m), dtype=np.float32)
     ramp = extension * iterations
     active, cutoff = weight, 1.0
+    begin = time.perf_counter()
     for t in range(iterations):
         if ramp > 0 and (t == 0 or cutoff < 1.0):
             cutoff = _EXTENSION_START + (1 - _EXTENSION_START) * min(1.0, t / ramp)
@@ -165,7 +170,14 @@ def genfire(
             f"GENFIRE produced non-finite voxels after {iterations} iterations; check the "
             "projections for extreme values."
         )
-    return WindowResult(volume=volume, error=error, rfree=rfree)
+    end = time.perf_counter()
+    return WindowResult(
+        volume=volume,
+        error=error,
+        rfree=rfree,
+        setup_seconds=begin - start,
+        iteration_seconds=end - begin,
+    )
 
 
 def genfire_operator(
@@ -185,8 +197,9 @@ def genfire_operator(
     imgs, rotations = check_projections(images, euler, support_z=support_z)
     m = imgs.shape[1]
     n = int(round(oversampling * m))
-    data = grid_projections(imgs, rotations, n=n, radius=interpolation_radius,
-                            method=gridding, workers=workers)
+    data = grid_projections(
+        imgs, rotations, n=n, radius=interpolation_radius, method=gridding, workers=workers
+    )
     return data, SlabTransform(m, support_z, n, data.gz, data.gy, data.gx, workers=workers)
 
 

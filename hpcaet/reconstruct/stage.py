@@ -77,10 +77,12 @@ def load_projections(run) -> tuple[np.ndarray, np.ndarray, float, str]:
         )
         pixel = float(ds.attrs["pixel_size"])
         offsets = ds["true_offset"].values / pixel  # (tilt, [x, y]) [pixel]
-        images = np.stack([
-            ndimage.shift(img, (-dy, -dx), order=3, mode="nearest")
-            for img, (dx, dy) in zip(ds["clean_images"].values, offsets, strict=True)
-        ])
+        images = np.stack(
+            [
+                ndimage.shift(img, (-dy, -dx), order=3, mode="nearest")
+                for img, (dx, dy) in zip(ds["clean_images"].values, offsets, strict=True)
+            ]
+        )
         euler = ds["true_euler"].values
         source = "tilt_series.nc (truth fallback)"
     pixel_size = float(ds.attrs["pixel_size"])
@@ -91,12 +93,22 @@ def load_projections(run) -> tuple[np.ndarray, np.ndarray, float, str]:
 def algorithm_options(rc: ReconstructConfig) -> dict:
     """Keyword options of the configured window algorithm."""
     if rc.algorithm == "genfire":
-        return dict(iterations=rc.iterations, oversampling=rc.oversampling,
-                    interpolation_radius=rc.interpolation_radius, gridding=rc.gridding,
-                    confidence_weighting=rc.confidence_weighting, extension=rc.extension,
-                    rfree_fraction=rc.rfree_fraction, workers=rc.fft_workers)
-    return dict(iterations=rc.iterations, step=rc.resire_step, momentum=rc.momentum,
-                rfree_fraction=rc.rfree_fraction)
+        return dict(
+            iterations=rc.iterations,
+            oversampling=rc.oversampling,
+            interpolation_radius=rc.interpolation_radius,
+            gridding=rc.gridding,
+            confidence_weighting=rc.confidence_weighting,
+            extension=rc.extension,
+            rfree_fraction=rc.rfree_fraction,
+            workers=rc.fft_workers,
+        )
+    return dict(
+        iterations=rc.iterations,
+        step=rc.resire_step,
+        momentum=rc.momentum,
+        rfree_fraction=rc.rfree_fraction,
+    )
 
 
 def reconstruct_volume(config: Config, run, client=None) -> xr.Dataset:
@@ -121,14 +133,32 @@ def reconstruct_volume(config: Config, run, client=None) -> xr.Dataset:
     """
     rc = config.reconstruct
     images, euler, pixel_size, source = load_projections(run)
-    plan = plan_windows(images.shape[1:], euler, pixel_size=pixel_size, window=rc.window,
-                        step=rc.step, support_z=rc.support_z,
-                        tiles=None if rc.tiles is None else tuple(rc.tiles))
-    log.info("reconstruct: %s, %d x %d windows of %d voxels, volume %s voxels",
-             rc.algorithm, plan.tiles[0], plan.tiles[1], plan.window, plan.shape)
+    plan = plan_windows(
+        images.shape[1:],
+        euler,
+        pixel_size=pixel_size,
+        window=rc.window,
+        step=rc.step,
+        support_z=rc.support_z,
+        tiles=None if rc.tiles is None else tuple(rc.tiles),
+    )
+    log.info(
+        "reconstruct: %s, %d x %d windows of %d voxels, volume %s voxels",
+        rc.algorithm,
+        plan.tiles[0],
+        plan.tiles[1],
+        plan.window,
+        plan.shape,
+    )
     result = reconstruct_field(
-        images, euler, plan, algorithm=rc.algorithm, options=algorithm_options(rc),
-        seed=config.seed, client=client, checkpoint_dir=run.checkpoints / "reconstruct",
+        images,
+        euler,
+        plan,
+        algorithm=rc.algorithm,
+        options=algorithm_options(rc),
+        seed=config.seed,
+        client=client,
+        checkpoint_dir=run.checkpoints / "reconstruct",
     )
     rfree = result.rfree
     has_rfree = np.isfinite(rfree).any() and result.error.shape[1] > 0

@@ -111,8 +111,13 @@ class WindowPlan:
     @classmethod
     def from_json(cls, text: str) -> WindowPlan:
         d = json.loads(text)
-        return cls(window=d["window"], step=d["step"], support_z=d["support_z"],
-                   tiles=tuple(d["tiles"]), voxel_size=d["voxel_size"])
+        return cls(
+            window=d["window"],
+            step=d["step"],
+            support_z=d["support_z"],
+            tiles=tuple(d["tiles"]),
+            voxel_size=d["voxel_size"],
+        )
 
 
 def check_field(images: ArrayLike, euler: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -215,15 +220,14 @@ def plan_windows(
             "would leave gaps. Use step <= window (the paper: window 60, step 30)."
         )
     if support_z > window:
-        raise InputError(
-            f"support_z of {support_z} voxels is thicker than the window of {window}."
-        )
+        raise InputError(f"support_z of {support_z} voxels is thicker than the window of {window}.")
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise InputError(f"pixel_size must be a positive number of Å; got {pixel_size!r}.")
 
     def plan(ty, tx):
-        return WindowPlan(int(window), int(step), int(support_z), (int(ty), int(tx)),
-                          float(pixel_size))
+        return WindowPlan(
+            int(window), int(step), int(support_z), (int(ty), int(tx)), float(pixel_size)
+        )
 
     if tiles is not None:
         ty, tx = (int(t) for t in tiles)
@@ -270,8 +274,9 @@ def _outside(plan: WindowPlan, euler: np.ndarray, shape: tuple[int, int]):
 def spline_coefficients(images: np.ndarray) -> np.ndarray:
     """Cubic-spline coefficients of each image (mirror boundary), for :func:`crop_window`."""
     imgs = np.asarray(images, dtype=np.float32)
-    return np.stack([ndimage.spline_filter(im, order=3, mode="mirror", output=np.float32)
-                     for im in imgs])
+    return np.stack(
+        [ndimage.spline_filter(im, order=3, mode="mirror", output=np.float32) for im in imgs]
+    )
 
 
 def crop_window(
@@ -308,14 +313,16 @@ def crop_window(
     """
     coeffs = images if prefiltered else spline_coefficients(images)
     n_tilt, ny, nx = coeffs.shape
-    rc = position_to_pixel(project_points(np.asarray(centre, float)[None], euler)[:, 0],
-                           (ny, nx), pixel_size)  # (n_tilt, 2)
+    rc = position_to_pixel(
+        project_points(np.asarray(centre, float)[None], euler)[:, 0], (ny, nx), pixel_size
+    )  # (n_tilt, 2)
     grid = np.arange(window) - window // 2
     out = np.empty((n_tilt, window, window), dtype=np.float32)
     for j in range(n_tilt):
         rows, cols = np.meshgrid(rc[j, 0] + grid, rc[j, 1] + grid, indexing="ij")
-        ndimage.map_coordinates(coeffs[j], [rows, cols], output=out[j], order=3,
-                                mode="mirror", prefilter=False)
+        ndimage.map_coordinates(
+            coeffs[j], [rows, cols], output=out[j], order=3, mode="mirror", prefilter=False
+        )
     return out
 
 
@@ -335,11 +342,11 @@ def stitch(plan: WindowPlan, tiles: dict[str, np.ndarray]) -> np.ndarray:
     volume = np.zeros(plan.shape, dtype=np.float32)
     s = plan.step
     for w in plan.windows():
-        volume[:, w.row * s:(w.row + 1) * s, w.col * s:(w.col + 1) * s] = tiles[w.key]
+        volume[:, w.row * s : (w.row + 1) * s, w.col * s : (w.col + 1) * s] = tiles[w.key]
     return volume
 
 
 def central_tile(plan: WindowPlan, slab: np.ndarray) -> np.ndarray:
     """The ``(support_z, step, step)`` block of a window's slab that is stitched."""
     lo = plan.margin
-    return np.ascontiguousarray(slab[:, lo:lo + plan.step, lo:lo + plan.step])
+    return np.ascontiguousarray(slab[:, lo : lo + plan.step, lo : lo + plan.step])

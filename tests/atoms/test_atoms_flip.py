@@ -138,7 +138,14 @@ def test_score_of_the_truth_and_of_planted_errors(truth):
     region = truth["region"].values
     perfect = score_atoms(pos + [0.3, 0.0, 0.0], species, pos, species, truth_region=region)
     assert perfect["all_correct"]
-    assert perfect["shift"] == pytest.approx([0.3, 0.0, 0.0])
+    assert perfect["shift"] == pytest.approx([-0.3, 0.0, 0.0])
+    assert perfect["rotation_deg"] == pytest.approx(0.0, abs=1e-6)
+    # A model turned by 2° about z is aligned back (a rigid fit, not an error).
+    c, s = np.cos(np.radians(2)), np.sin(np.radians(2))
+    turned = pos @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T
+    again = score_atoms(turned, species, pos, species, truth_region=region)
+    assert again["all_correct"]
+    assert again["rotation_deg"] == pytest.approx(2.0, abs=1e-6)
     assert perfect["species"]["Mo"]["rmsd_pm"] == pytest.approx(0.0, abs=1e-9)
     assert perfect["vacancies"] == {"true": 4, "found": 4, "false": 0}
     assert perfect["substitutions"]["true"] >= 1

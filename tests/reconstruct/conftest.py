@@ -42,15 +42,27 @@ class Sheet:
     def images(self, euler, *, shape, centre=(0.0, 0.0, 0.0)):
         """Projections [dimensionless]; ``centre`` projects to pixel (ny // 2, nx // 2)."""
         offsets = -project_points(np.asarray(centre, float)[None], euler)[:, 0, :]
-        return project_atoms(self.positions, self.weights, self.b_factors, euler,
-                             shape=shape, pixel_size=PIXEL, offsets=offsets,
-                             dtype=np.float32)
+        return project_atoms(
+            self.positions,
+            self.weights,
+            self.b_factors,
+            euler,
+            shape=shape,
+            pixel_size=PIXEL,
+            offsets=offsets,
+            dtype=np.float32,
+        )
 
     def volume(self, shape, *, centre=(0.0, 0.0, 0.0)):
         """Ground-truth density in image units per voxel (density [1/Å] x voxel size)."""
-        return PIXEL * render_volume(self.positions - np.asarray(centre, float), self.weights,
-                                     self.b_factors, shape=shape, voxel_size=PIXEL,
-                                     dtype=np.float32)
+        return PIXEL * render_volume(
+            self.positions - np.asarray(centre, float),
+            self.weights,
+            self.b_factors,
+            shape=shape,
+            voxel_size=PIXEL,
+            dtype=np.float32,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +80,8 @@ def correlation(a, b, *, keep=None):
     """Pearson correlation of two volumes, optionally of their central keep x keep columns."""
     if keep is not None:
         lo = (a.shape[1] - keep) // 2
-        a = a[:, lo:lo + keep, lo:lo + keep]
-        b = b[:, lo:lo + keep, lo:lo + keep]
+        a = a[:, lo : lo + keep, lo : lo + keep]
+        b = b[:, lo : lo + keep, lo : lo + keep]
     return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
 
 

@@ -37,8 +37,7 @@ def field(sheet_factory, table_s2):
     """A 56-pixel field of a rippled MoS2 sheet, its window plan and the serial result."""
     sheet = sheet_factory(12.0, ripple=0.6, seed=5)
     images = sheet.images(table_s2, shape=(56, 56))
-    plan = plan_windows((56, 56), table_s2, pixel_size=PIXEL, window=24, step=12,
-                        support_z=21)
+    plan = plan_windows((56, 56), table_s2, pixel_size=PIXEL, window=24, step=12, support_z=21)
     reference = reconstruct_field(images, table_s2, plan, options=OPTIONS, seed=3)
     return images, table_s2, plan, reference
 
@@ -84,8 +83,9 @@ def test_a_killed_worker_does_not_change_the_volume(field, client, tmp_path):
 
     watcher = threading.Thread(target=kill_when_one_window_is_done)
     watcher.start()
-    result = reconstruct_field(images, euler, plan, options=OPTIONS, seed=3, client=client,
-                               checkpoint_dir=tmp_path)
+    result = reconstruct_field(
+        images, euler, plan, options=OPTIONS, seed=3, client=client, checkpoint_dir=tmp_path
+    )
     watcher.join()
     assert 1 <= killed["after"] < 9, "the worker must die while windows remain"
     assert victim not in client.run(os.getpid).values()  # the nanny started a new one
@@ -101,9 +101,14 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(field, tmp_path):
     (tmp_path / "plan.json").write_text(plan.to_json())
     store = tmp_path / "checkpoints"
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SCRIPT, *(str(tmp_path / f) for f in
-                                          ("images.npy", "euler.npy", "plan.json")),
-         str(store)])
+        [
+            sys.executable,
+            "-c",
+            _SCRIPT,
+            *(str(tmp_path / f) for f in ("images.npy", "euler.npy", "plan.json")),
+            str(store),
+        ]
+    )
     deadline = time.monotonic() + 120
     while len(list(store.glob("*.npz"))) < 3 and proc.poll() is None:
         assert time.monotonic() < deadline, "the background run wrote no checkpoints"
@@ -113,8 +118,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(field, tmp_path):
     finished = {p: p.stat().st_mtime_ns for p in store.glob("*.npz")}
     assert 3 <= len(finished) < 9, "the run must be stopped half way"
 
-    result = reconstruct_field(images, euler, plan, options=OPTIONS, seed=3,
-                               checkpoint_dir=store)
+    result = reconstruct_field(images, euler, plan, options=OPTIONS, seed=3, checkpoint_dir=store)
     assert len(result.loaded) == len(finished)
     assert set(result.computed).isdisjoint(result.loaded)
     assert len(result.computed) + len(result.loaded) == 9
@@ -122,19 +126,20 @@ def test_an_interrupted_run_resumes_from_its_checkpoints(field, tmp_path):
         assert path.stat().st_mtime_ns == mtime
     _same(result.volume, reference.volume)
 
-    again = reconstruct_field(images, euler, plan, options=OPTIONS, seed=3,
-                              checkpoint_dir=store)
+    again = reconstruct_field(images, euler, plan, options=OPTIONS, seed=3, checkpoint_dir=store)
     assert again.computed == () and len(again.loaded) == 9
     np.testing.assert_array_equal(again.volume, result.volume)
 
 
 def test_checkpoints_of_other_settings_are_not_reused(field, tmp_path):
     images, euler, _, _ = field
-    plan = plan_windows((56, 56), euler, pixel_size=PIXEL, window=24, step=12,
-                        support_z=21, tiles=(1, 2))
+    plan = plan_windows(
+        (56, 56), euler, pixel_size=PIXEL, window=24, step=12, support_z=21, tiles=(1, 2)
+    )
     reconstruct_field(images, euler, plan, options={"iterations": 2}, checkpoint_dir=tmp_path)
-    other = reconstruct_field(images, euler, plan, options={"iterations": 3},
-                              checkpoint_dir=tmp_path)
+    other = reconstruct_field(
+        images, euler, plan, options={"iterations": 3}, checkpoint_dir=tmp_path
+    )
     assert other.loaded == () and len(list(tmp_path.glob("*.npz"))) == 4
 
 

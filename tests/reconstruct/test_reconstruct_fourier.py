@@ -60,8 +60,9 @@ def test_gridding_on_grid_planes_is_exact(sheet_factory):
     truth = sheet.volume((nz, m, m))
     for method in ("dft", "fft"):
         for j in range(len(euler)):
-            data = grid_projections(images[j:j + 1], euler_to_matrix(euler[j:j + 1]), n=n,
-                                    radius=0.3, method=method)
+            data = grid_projections(
+                images[j : j + 1], euler_to_matrix(euler[j : j + 1]), n=n, radius=0.3, method=method
+            )
             op = SlabTransform(m, nz, n, data.gz, data.gy, data.gx)
             want = op.forward(truth)
             err = np.abs(data.values - want).sum() / np.abs(want).sum()
@@ -81,13 +82,18 @@ def test_dft_gridding_of_a_tilted_sheet(sheet_factory, table_s2):
     truth = sheet.volume((nz, m, m))
     errors = {}
     for method in ("dft", "fft"):
-        data = grid_projections(images, euler_to_matrix(table_s2), n=n, radius=0.3,
-                                method=method)
+        data = grid_projections(images, euler_to_matrix(table_s2), n=n, radius=0.3, method=method)
         want = SlabTransform(m, nz, n, data.gz, data.gy, data.gx).forward(truth)
         errors[method] = np.abs(data.values - want).sum() / np.abs(want).sum()
         # Hermitian on the gx = 0 plane: the value at -g is the conjugate of that at g.
-        plane = {(z, y): v for z, y, x, v in zip(data.gz, data.gy, data.gx, data.values)
-                 if x == 0}
+        on_plane = data.gx == 0
+        plane = dict(
+            zip(
+                zip(data.gz[on_plane], data.gy[on_plane], strict=True),
+                data.values[on_plane],
+                strict=True,
+            )
+        )
         for (z, y), v in plane.items():
             np.testing.assert_allclose(plane[(-z, -y)], np.conj(v), rtol=1e-6, atol=1e-9)
     assert errors["dft"] < 0.04
@@ -96,8 +102,11 @@ def test_dft_gridding_of_a_tilted_sheet(sheet_factory, table_s2):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [(dict(radius=0.6), "interpolation radius"), (dict(method="nufft"), "gridding method"),
-     (dict(n=10), "smaller than the window")],
+    [
+        (dict(radius=0.6), "interpolation radius"),
+        (dict(method="nufft"), "gridding method"),
+        (dict(n=10), "smaller than the window"),
+    ],
 )
 def test_gridding_rejects_bad_settings(kwargs, match):
     images = np.zeros((1, 16, 16), np.float32)

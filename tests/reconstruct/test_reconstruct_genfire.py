@@ -16,7 +16,7 @@ def _peak(volume, guess):
     """Sub-voxel maximum near ``guess`` (z, y, x): argmax, then a parabola per axis."""
     r = np.rint(guess).astype(int)
     lo = np.maximum(r - 2, 1)
-    sub = volume[lo[0]:r[0] + 3, lo[1]:r[1] + 3, lo[2]:r[2] + 3]
+    sub = volume[lo[0] : r[0] + 3, lo[1] : r[1] + 3, lo[2] : r[2] + 3]
     m = np.array(np.unravel_index(sub.argmax(), sub.shape)) + lo
     out = m.astype(float)
     for ax in range(3):
@@ -36,8 +36,9 @@ def test_isolated_atoms_come_back_at_their_places(table_s2, gridding):
     # demo-field target.
     atoms = np.array([[1.3, -0.7, 0.4], [-2.9, 2.2, -0.5]])
     m, nz = 32, 17
-    images = project_atoms(atoms, [1.0, 0.7], [22.0, 22.0], table_s2, shape=(m, m),
-                           pixel_size=PIXEL)
+    images = project_atoms(
+        atoms, [1.0, 0.7], [22.0, 22.0], table_s2, shape=(m, m), pixel_size=PIXEL
+    )
     out = genfire(images, table_s2, support_z=nz, iterations=100, gridding=gridding, rng=0)
     assert out.volume.shape == (nz, m, m) and out.volume.dtype == np.float32
     assert out.volume.min() >= 0  # positivity
@@ -64,8 +65,15 @@ def test_sheet_window_correlates_with_the_truth(sheet_factory, table_s2, corr):
 def test_rfree_off_and_options(table_s2):
     images = np.zeros((12, 16, 16), np.float32)
     images[:, 8, 8] = 1.0
-    out = genfire(images, table_s2, support_z=5, iterations=5, rfree_fraction=0.0,
-                  confidence_weighting=True, extension=0.5)
+    out = genfire(
+        images,
+        table_s2,
+        support_z=5,
+        iterations=5,
+        rfree_fraction=0.0,
+        confidence_weighting=True,
+        extension=0.5,
+    )
     assert np.all(np.isnan(out.rfree)) and out.error.shape == (5,)
     empty = genfire(images, table_s2, support_z=5, iterations=0)
     assert empty.error.shape == (0,) and not empty.volume.any()
@@ -83,8 +91,15 @@ def test_rfree_off_and_options(table_s2):
     ],
 )
 def test_bad_input_is_refused(kwargs, match):
-    options = dict(images=np.ones((2, 16, 16), np.float32), euler=np.zeros((2, 3)),
-                   support_z=5, iterations=1) | kwargs
+    options = (
+        dict(
+            images=np.ones((2, 16, 16), np.float32),
+            euler=np.zeros((2, 3)),
+            support_z=5,
+            iterations=1,
+        )
+        | kwargs
+    )
     with pytest.raises(InputError, match=match):
         genfire(options.pop("images"), options.pop("euler"), **options)
 

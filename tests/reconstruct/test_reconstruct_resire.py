@@ -32,8 +32,9 @@ def test_backprojector_is_the_exact_adjoint(kernel):
 def test_projector_at_zero_tilt_sums_along_z(kernel):
     proj = slab_projector(euler_to_matrix([[0.0, 0.0, 0.0]]), m=12, nz=5, kernel=kernel)
     volume = np.random.default_rng(0).random((5, 12, 12)).astype(np.float32)
-    np.testing.assert_allclose((proj.matrix @ volume.ravel()).reshape(12, 12),
-                               volume.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        (proj.matrix @ volume.ravel()).reshape(12, 12), volume.sum(axis=0), rtol=1e-5
+    )
 
 
 def test_cubic_projector_matches_the_forward_model():
@@ -70,14 +71,15 @@ def test_isolated_atoms_come_back_at_their_places(table_s2):
     # kernel the z errors reach 0.5 voxel, see slab_projector).
     atoms = np.array([[1.3, -0.7, 0.4], [-2.9, 2.2, -0.5]])
     m, nz = 32, 17
-    images = project_atoms(atoms, [1.0, 0.7], [22.0, 22.0], table_s2, shape=(m, m),
-                           pixel_size=PIXEL)
+    images = project_atoms(
+        atoms, [1.0, 0.7], [22.0, 22.0], table_s2, shape=(m, m), pixel_size=PIXEL
+    )
     out = resire(images, table_s2, support_z=nz, iterations=100, rng=0)
     assert out.volume.min() >= 0
     for a in atoms:
         want = np.array([a[2], a[1], a[0]]) / PIXEL + [nz // 2, m // 2, m // 2]
         r = np.rint(want).astype(int)
-        sub = out.volume[r[0] - 2:r[0] + 3, r[1] - 2:r[1] + 3, r[2] - 2:r[2] + 3]
+        sub = out.volume[r[0] - 2 : r[0] + 3, r[1] - 2 : r[1] + 3, r[2] - 2 : r[2] + 3]
         peak = np.array(np.unravel_index(sub.argmax(), sub.shape)) + r - 2
         got = peak.astype(float)
         for ax in range(3):
@@ -94,8 +96,16 @@ def test_isolated_atoms_come_back_at_their_places(table_s2):
 def test_plain_sirt_and_bad_steps(table_s2):
     images = np.zeros((12, 16, 16), np.float32)
     images[:, 8, 8] = 1.0
-    out = resire(images, table_s2, support_z=5, iterations=10, momentum=False, step=1.5,
-                 kernel="linear", rfree_fraction=0.0)
+    out = resire(
+        images,
+        table_s2,
+        support_z=5,
+        iterations=10,
+        momentum=False,
+        step=1.5,
+        kernel="linear",
+        rfree_fraction=0.0,
+    )
     assert np.isnan(out.rfree).all() and out.error[-1] < out.error[0]
     with pytest.raises(InputError, match=r"step must be in \(0, 1\] with momentum"):
         resire(images, table_s2, support_z=5, step=1.5)

@@ -78,8 +78,7 @@ def test_crop_puts_the_window_centre_on_the_centre_pixel(table_s2):
     # pixel (m // 2, m // 2), whatever the tilt. Cubic-spline resampling at sub-pixel
     # shifts moves a Gaussian of 1.5 px sigma by < 0.02 px.
     centre = np.array([4.1, -3.3, 0.7])
-    images = project_atoms(centre[None], [1.0], [20.0], table_s2, shape=(96, 96),
-                           pixel_size=PIXEL)
+    images = project_atoms(centre[None], [1.0], [20.0], table_s2, shape=(96, 96), pixel_size=PIXEL)
     crops = crop_window(images, table_s2, centre, window=31, pixel_size=PIXEL)
     assert crops.shape == (12, 31, 31)
     rows, cols = np.mgrid[0:31, 0:31]
@@ -88,15 +87,15 @@ def test_crop_puts_the_window_centre_on_the_centre_pixel(table_s2):
         w = np.where(w > 0.2 * w.max(), w, 0)
         centroid = np.array([(w * rows).sum(), (w * cols).sum()]) / w.sum()
         np.testing.assert_allclose(centroid, (15, 15), atol=0.02)
-    same = crop_window(spline_coefficients(images), table_s2, centre, window=31,
-                       pixel_size=PIXEL, prefiltered=True)
+    same = crop_window(
+        spline_coefficients(images), table_s2, centre, window=31, pixel_size=PIXEL, prefiltered=True
+    )
     np.testing.assert_array_equal(same, crops)
 
 
 def test_stitch_places_each_tile():
     plan = WindowPlan(window=8, step=4, support_z=3, tiles=(2, 3), voxel_size=PIXEL)
-    tiles = {w.key: np.full((3, 4, 4), 10 * w.row + w.col, np.float32)
-             for w in plan.windows()}
+    tiles = {w.key: np.full((3, 4, 4), 10 * w.row + w.col, np.float32) for w in plan.windows()}
     volume = stitch(plan, tiles)
     assert volume.shape == (3, 8, 12)
     np.testing.assert_array_equal(volume[:, ::4, ::4][0], [[0, 1, 2], [10, 11, 12]])
