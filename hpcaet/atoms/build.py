@@ -30,7 +30,7 @@ from hpcaet.atoms.classify import classify_species
 from hpcaet.atoms.distributed import DaskMapper
 from hpcaet.atoms.flip import flip_pairs
 from hpcaet.atoms.layers import fit_layers
-from hpcaet.atoms.pairs import VACANCY, drop_stray_vacancies, pair_chalcogens
+from hpcaet.atoms.pairs import VACANCY, drop_stray_pairs, pair_chalcogens
 from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
@@ -187,7 +187,19 @@ def build_model(
             **{**refine_options, "iterations": 0},
         )
         times["final flip"] = time.perf_counter() - t0
+    n_atoms = int(np.sum(species != VACANCY))
     sites, species = _drop_stray(sites, species, cfg)
+    if int(np.sum(species != VACANCY)) != n_atoms:  # the R factors of the final model
+        refined = refine_atoms(
+            images,
+            euler,
+            sites["position"],
+            species,
+            weights=weights,
+            b_factors=b_factors,
+            shifts=shifts,
+            **{**refine_options, "iterations": 0},
+        )
     log.info(
         "atoms: R1 %.4f, R %.4f; weights %s; B-factors %s",
         refined.R1,
@@ -296,22 +308,27 @@ def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg
 
 
 def _drop_stray(sites: dict, species: np.ndarray, cfg) -> tuple[dict, np.ndarray]:
-    """Remove vacancy pairs off the chalcogen columns; re-index the pairs."""
+    """Remove spurious pairs (see :func:`~hpcaet.atoms.pairs.drop_stray_pairs`); re-index."""
     atom = species != VACANCY
     if atom.sum() < 4:
         return sites, species
     surfaces = fit_layers(sites["position"][atom], smoothing=cfg.layer_smoothing).surfaces
-    keep = drop_stray_vacancies(
+    keep = drop_stray_pairs(
         sites["position"],
         species,
         sites["layer"],
         sites["pair"],
         surfaces=surfaces,
         pair_radius=cfg.pair_radius,
+        min_separation=cfg.min_distance,
     )
     if keep.all():
         return sites, species
-    log.info("atoms: removed %d vacancy sites off the chalcogen columns", int((~keep).sum()))
+    log.info(
+        "atoms: removed %d sites of pairs that are no chalcogen column (%d of them atoms)",
+        int((~keep).sum()),
+        int(np.sum(~keep & atom)),
+    )
     new_index = np.cumsum(keep) - 1
     pair = sites["pair"]
     pair = np.where((pair >= 0) & keep[np.maximum(pair, 0)], new_index[np.maximum(pair, 0)], -1)

@@ -27,7 +27,7 @@ from scipy.spatial import Delaunay, cKDTree
 from hpcaet.atoms.layers import LAYER_BOTTOM, LAYER_METAL, LAYER_TOP, LayerSurfaces
 from hpcaet.errors import InputError
 
-__all__ = ["VACANCY", "PairedSites", "pair_chalcogens", "lattice_columns", "drop_stray_vacancies"]
+__all__ = ["VACANCY", "PairedSites", "pair_chalcogens", "lattice_columns", "drop_stray_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def pair_chalcogens(
     return PairedSites(r, spec, lay, reg, pair, origin)
 
 
-def drop_stray_vacancies(
+def drop_stray_pairs(
     position: ArrayLike,
     species: ArrayLike,
     layer: ArrayLike,
@@ -175,13 +175,16 @@ def drop_stray_vacancies(
     *,
     surfaces: LayerSurfaces,
     pair_radius: float = 1.2,
+    min_separation: float = 1.6,
 ) -> np.ndarray:
-    """Sites to keep: all but vacancy pairs that sit on no chalcogen column.
+    """Sites to keep: all but the pairs that are no chalcogen column.
 
-    A pair that flipping made vacant on both sites, and whose foot is farther than
-    ``pair_radius`` from every chalcogen column of the metal lattice (see
-    :func:`lattice_columns`), came from spurious peaks (noise, or the tail of a heavy
-    atom at the field edge), not from a missing column.
+    Two kinds of pair came from spurious peaks (noise, or the tail of a heavy atom at
+    the field edge), not from the sample: a pair that flipping made vacant on both
+    sites and whose foot is farther than ``pair_radius`` from every chalcogen column of
+    the metal lattice (see :func:`lattice_columns`), and a pair whose two sites are
+    nearer than ``min_separation`` to each other (it does not span the sheet: a real
+    top/bottom pair is about 3.2 Å apart).
 
     Returns
     -------
@@ -192,10 +195,21 @@ def drop_stray_vacancies(
     lay = np.asarray(layer)
     partner = np.asarray(pair)
     keep = np.ones(len(r), dtype=bool)
+    linked = np.flatnonzero(partner >= 0)
+    flat = linked[np.linalg.norm(r[linked] - r[partner[linked]], axis=1) < min_separation]
+    keep[flat] = False
     both = (spec == VACANCY) & (partner >= 0)
     both[both] &= spec[partner[both]] == VACANCY
     if not both.any():
         return keep
+    foot, _, _ = _feet(r, surfaces)
+    chalc = (lay != LAYER_METAL) & (spec != VACANCY)
+    centre, _ = lattice_columns(r[lay == LAYER_METAL, :2], foot[chalc], pair_radius)
+    if len(centre) == 0:
+        return keep
+    dist, _ = cKDTree(centre).query(foot[both])
+    keep[np.flatnonzero(both)[dist > pair_radius]] = False
+    return keep
     foot, _, _ = _feet(r, surfaces)
     chalc = (lay != LAYER_METAL) & (spec != VACANCY)
     centre, _ = lattice_columns(r[lay == LAYER_METAL, :2], foot[chalc], pair_radius)

@@ -7,7 +7,7 @@ import pytest
 
 from hpcaet.atoms import classify_species, fit_layers, pair_chalcogens
 from hpcaet.atoms.classify import two_means
-from hpcaet.atoms.pairs import lattice_columns
+from hpcaet.atoms.pairs import drop_stray_pairs, lattice_columns
 from hpcaet.errors import InputError
 
 CROSS = {"Mo": 0.010, "W": 0.022, "S": 0.0026, "Se": 0.0074}
@@ -129,3 +129,27 @@ def test_lattice_columns_orientation():
     centre, occupied = lattice_columns(position[layer == 0, :2], position[layer == 1, :2], 0.5)
     assert occupied.all()
     assert len(centre) > 0.8 * c
+
+
+def test_stray_pairs_are_dropped():
+    # A vacancy pair on a real column stays; one at a hollow site of the lattice (no
+    # column there) and a pair collapsed onto the metal sheet (0.2 Å apart) go.
+    position, layer, m, c = _lattice()
+    species = np.where(layer == 0, "Mo", "S").astype("<U3")
+    pair = np.full(len(layer), -1)
+    pair[m : m + c] = np.arange(m + c, m + 2 * c)
+    pair[m + c :] = np.arange(m, m + c)
+    species[[m + 5, m + c + 5]] = "vac"  # an empty column: kept
+    k = int(np.argmin(np.linalg.norm(position[:m, :2], axis=1)))  # a central metal
+    hollow = position[k, :2] + 2 * (position[m + k, :2] - position[k, :2])  # other triangle
+    metal = position[k + 1, :2]
+    extra = np.array([[*hollow, H], [*hollow, -H], [*metal, 0.1], [*metal, -0.1]])
+    position = np.concatenate([position, extra])
+    species = np.concatenate([species, ["vac", "vac", "S", "vac"]])
+    layer = np.concatenate([layer, [1, -1, 1, -1]])
+    n = len(pair)
+    pair = np.concatenate([pair, [n + 1, n, n + 3, n + 2]])
+    fit = fit_layers(position[:n], smoothing=5.0)
+    keep = drop_stray_pairs(position, species, layer, pair, surfaces=fit.surfaces)
+    assert keep[:n].all()
+    assert not keep[n:].any()
