@@ -166,26 +166,19 @@ def analyse_spectra(
     for g in range(clusters):
         if peak_background == "joint":
             law = fit_power_law(raw_average[g], energy, windows=windows, refine=True)
-            fit = fit_gaussians(
-                raw_average[g],
-                energy,
-                n_peaks=n_peaks,
-                fit_range=fit_range,
-                initial_width=initial_width,
-                starts=fit_starts,
-                rng=rng,
-                power_law=(float(law.amplitude[0]), float(law.exponent[0])),
-            )
+            data, power_law = raw_average[g], (float(law.amplitude[0]), float(law.exponent[0]))
         else:
-            fit = fit_gaussians(
-                average[g],
-                energy,
-                n_peaks=n_peaks,
-                fit_range=fit_range,
-                initial_width=initial_width,
-                starts=fit_starts,
-                rng=rng,
-            )
+            data, power_law = average[g], None
+        fit = fit_gaussians(
+            data,
+            energy,
+            n_peaks=n_peaks,
+            fit_range=fit_range,
+            initial_width=initial_width,
+            starts=fit_starts,
+            rng=rng,
+            power_law=power_law,
+        )
         fits.append(fit)
         log.info(
             "eels: group %d (%d spectra): peaks %s meV",

@@ -41,6 +41,13 @@ def _boundaries(ax, ds: xr.Dataset) -> None:
             ax.axvline(0.5 * (pos[s - 1] + pos[s]), color="gold", ls="--", lw=1.2)
 
 
+def _fit_window(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Energy axis [meV] and the boolean mask of its points inside ``attrs["fit_range"]``."""
+    e = ds["energy"].values
+    lo, hi = np.asarray(ds.attrs["fit_range"], float)
+    return e, (e >= lo) & (e <= hi)
+
+
 def plot_background(ds: xr.Dataset, path: str | Path, *, index: int | None = None) -> Path:
     """One spectrum, its power-law fit with the windows shaded, and the subtracted ×10.
 
@@ -86,9 +93,7 @@ def plot_background(ds: xr.Dataset, path: str | Path, *, index: int | None = Non
 
 def plot_line_scan(ds: xr.Dataset, path: str | Path) -> Path:
     """Background-subtracted spectra against position (image), cf. Fig. 4C."""
-    e = ds["energy"].values
-    lo, hi = np.asarray(ds.attrs["fit_range"], float)
-    sel = (e >= lo) & (e <= hi)
+    e, sel = _fit_window(ds)
     signal = (ds["spectra"] - ds["background"]).values[:, sel]
     pos = ds["position"].values
     fig = Figure(figsize=(6.5, 4.5), layout="constrained")
@@ -123,9 +128,7 @@ def plot_clusters(ds: xr.Dataset, path: str | Path) -> Path:
 
 def plot_group_fits(ds: xr.Dataset, path: str | Path) -> Path:
     """Each group's mean spectrum with its fitted Gaussians and centres, cf. Figs. 4D, S7."""
-    e = ds["energy"].values
-    lo, hi = np.asarray(ds.attrs["fit_range"], float)
-    sel = (e >= lo) & (e <= hi)
+    e, sel = _fit_window(ds)
     names = _names(ds)
     n = ds.sizes["group"]
     fig = Figure(figsize=(4.2 * n, 4.2), layout="constrained")

@@ -24,6 +24,7 @@ from scipy import ndimage
 from scipy.interpolate import RBFInterpolator
 
 from hpcaet.errors import InputError
+from hpcaet.preprocess._validate import _check_image
 
 __all__ = ["BackgroundEstimate", "estimate_background", "hexagon_minima", "hollow_fraction"]
 
@@ -152,13 +153,7 @@ def estimate_background(
     InputError
         Not a 2D finite image, an all-zero image, or too few minima to interpolate.
     """
-    a = np.asarray(image, dtype=float)
-    if a.ndim != 2 or min(a.shape) < 8:
-        raise InputError(f"image must be 2D, at least 8 x 8 pixels; got shape {a.shape}.")
-    if not np.all(np.isfinite(a)):
-        raise InputError("image holds non-finite values (NaN or inf); repair them first.")
-    if not np.any(a):
-        raise InputError("image is all zero: there is no background to estimate.")
+    a = _check_image(image, if_zero="there is no background to estimate.")
     if not 0 <= hollow < 1:
         raise InputError(f"hollow must be a fraction in [0, 1); got {hollow!r}.")
     points, minima = hexagon_minima(a, spacing=spacing, smooth=smooth)

@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 
 from hpcaet.errors import InputError
 from hpcaet.geometry import position_to_pixel, project_points
+from hpcaet.preprocess._validate import _check_image
 from hpcaet.preprocess.lattice import LatticeModel, ideal_monolayer, reference_image
 
 __all__ = [
@@ -64,6 +65,7 @@ class GaussianFit:
 
 
 _DIAG = np.arange(5)
+_NO_COLUMNS = "it shows no atomic columns."
 
 
 def find_peaks(
@@ -87,7 +89,7 @@ def find_peaks(
     ndarray of shape (n, 2)
         Integer ``(row, col)`` of the maxima, at least ``min_distance / 2`` from the edge.
     """
-    a = _check_image(image)
+    a = _check_image(image, if_zero=_NO_COLUMNS)
     smoothed = ndimage.gaussian_filter(a, smooth) if smooth > 0 else a
     size = max(3, int(round(min_distance)) | 1)
     peak = smoothed == ndimage.maximum_filter(smoothed, size=size, mode="nearest")
@@ -119,7 +121,7 @@ def fit_gaussians(
     -------
     GaussianFit
     """
-    a = _check_image(image)
+    a = _check_image(image, if_zero=_NO_COLUMNS)
     c = np.asarray(centres, dtype=float).reshape(-1, 2)
     n = len(c)
     r = int(np.ceil(radius))
@@ -315,14 +317,3 @@ def column_bias(
             f"{np.asarray(euler).tolist()} deg; check the lattice model and pixel size."
         )
     return (fit.position[good] - true[index[good]]).mean(axis=0)
-
-
-def _check_image(image: ArrayLike) -> np.ndarray:
-    a = np.asarray(image, dtype=float)
-    if a.ndim != 2 or min(a.shape) < 8:
-        raise InputError(f"image must be 2D, at least 8 x 8 pixels; got shape {a.shape}.")
-    if not np.all(np.isfinite(a)):
-        raise InputError("image holds non-finite values (NaN or inf); repair them first.")
-    if not np.any(a):
-        raise InputError("image is all zero: it shows no atomic columns.")
-    return a

@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike
 from scipy import ndimage
 
 from hpcaet.errors import ConfigError, InputError
+from hpcaet.preprocess._validate import _check_image
 
 __all__ = [
     "denoise_image",
@@ -156,7 +157,9 @@ def denoise_image(
     ConfigError
         An unknown method, or ``"bm3d"`` without the package.
     """
-    z = _check_image(image)
+    z = _check_image(
+        image, if_zero="nothing was recorded. Check the acquisition or drop this tilt."
+    )
     if method not in DENOISE_METHODS:
         raise ConfigError(f"denoise method must be one of {DENOISE_METHODS}; got {method!r}.")
     if method == "none":
@@ -201,16 +204,3 @@ def _wiener(stabilised: np.ndarray, sigma: float) -> np.ndarray:
     smoothed = ndimage.uniform_filter(power, size=3, mode="wrap")
     gain = np.clip(1.0 - sigma**2 / np.maximum(smoothed, 1e-300), 0.0, 1.0)
     return np.fft.irfft2(spectrum * gain, s=stabilised.shape) + offset
-
-
-def _check_image(image: ArrayLike) -> np.ndarray:
-    z = np.asarray(image, dtype=float)
-    if z.ndim != 2 or min(z.shape) < 8:
-        raise InputError(f"image must be 2D, at least 8 x 8 pixels; got shape {z.shape}.")
-    if not np.all(np.isfinite(z)):
-        raise InputError("image holds non-finite values (NaN or inf); repair them first.")
-    if not np.any(z):
-        raise InputError(
-            "image is all zero: nothing was recorded. Check the acquisition or drop this tilt."
-        )
-    return z

@@ -21,7 +21,7 @@ import numpy as np
 
 from hpcaet.errors import InputError
 from hpcaet.structure.bonds import BondAngles, bond_angles, ideal_bond_angle, layer_difference
-from hpcaet.structure.displacements import atomic_displacements
+from hpcaet.structure.displacements import _check_sites, atomic_displacements
 from hpcaet.structure.interface import (
     Interface,
     find_interface,
@@ -180,20 +180,8 @@ def analyse_structure(
         interface, extremes per component) and ``timings`` [s].
     """
     timings = {}
-    pos = np.asarray(positions, dtype=float)
-    species = np.asarray(species).astype(str)
-    layer = np.asarray(layer)
+    pos, species, layer = _check_sites("analyse_structure", positions, species, layer, region)
     n = len(pos)
-    if (
-        pos.shape != (n, 3)
-        or species.shape != (n,)
-        or layer.shape != (n,)
-        or np.shape(region) != (n,)
-    ):
-        raise InputError(
-            f"analyse_structure needs positions (n, 3) and species, layer, region (n,); got "
-            f"{pos.shape}, {species.shape}, {layer.shape}, {np.shape(region)}."
-        )
     excluded = np.zeros(n, bool) if exclude is None else np.asarray(exclude, bool)
     if excluded.shape != (n,):
         raise InputError(f"exclude must have shape ({n},); got {excluded.shape}.")

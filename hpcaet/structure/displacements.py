@@ -24,6 +24,48 @@ log = logging.getLogger(__name__)
 _MIN_METALS = 6
 
 
+def _check_sites(
+    caller: str, positions: np.ndarray, species: np.ndarray, layer: np.ndarray, region: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate the per-site arrays of an atom model passed to ``caller``.
+
+    Parameters
+    ----------
+    caller : str
+        Name of the public function, for the error message.
+    positions : array_like of shape (n, 3)
+        Positions [Å].
+    species, layer, region : array_like of shape (n,)
+        Chemical symbols, layer index and region index of each site.
+
+    Returns
+    -------
+    positions : ndarray of float64, shape (n, 3)
+    species : ndarray of str, shape (n,)
+    layer : ndarray, shape (n,)
+
+    Raises
+    ------
+    InputError
+        When the shapes do not match.
+    """
+    pos = np.asarray(positions, dtype=float)
+    species = np.asarray(species).astype(str)
+    layer = np.asarray(layer)
+    n = len(pos)
+    if (
+        pos.shape != (n, 3)
+        or species.shape != (n,)
+        or layer.shape != (n,)
+        or np.shape(region) != (n,)
+    ):
+        raise InputError(
+            f"{caller} needs positions (n, 3) and species, layer, region (n,); got "
+            f"{pos.shape}, {species.shape}, {layer.shape}, {np.shape(region)}."
+        )
+    return pos, species, layer
+
+
 def resolve_regions(positions: np.ndarray, species: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Material region of every site, unknown ones (-1) filled in from the metals.
 
@@ -102,20 +144,7 @@ def atomic_displacements(
         Mismatched shapes, fewer than six metals in all, or a region without a lattice
         constant or height.
     """
-    pos = np.asarray(positions, dtype=float)
-    species = np.asarray(species).astype(str)
-    layer = np.asarray(layer)
-    n = len(pos)
-    if (
-        pos.shape != (n, 3)
-        or species.shape != (n,)
-        or layer.shape != (n,)
-        or np.shape(region) != (n,)
-    ):
-        raise InputError(
-            f"atomic_displacements needs positions (n, 3) and species, layer, region (n,); "
-            f"got {pos.shape}, {species.shape}, {layer.shape}, {np.shape(region)}."
-        )
+    pos, species, layer = _check_sites("atomic_displacements", positions, species, layer, region)
     reg = resolve_regions(pos, species, region)
     metal = np.isin(species, METALS)
     counts = {int(r): int(np.sum(metal & (reg == r))) for r in np.unique(reg)}
