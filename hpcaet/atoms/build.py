@@ -325,12 +325,12 @@ def _drop_stray(sites: dict, species: np.ndarray, cfg) -> tuple[dict, np.ndarray
     if keep.all():
         return sites, species
     log.info(
-        "atoms: removed %d sites of pairs that are no chalcogen column (%d of them atoms)",
+        "atoms: removed %d vacancy sites of pairs that are no chalcogen column (%d atoms)",
         int((~keep).sum()),
         int(np.sum(~keep & atom)),
     )
     new_index = np.cumsum(keep) - 1
-    pair = sites["pair"]
+    pair = sites["pair"]  # a site whose partner goes is left unpaired
     pair = np.where((pair >= 0) & keep[np.maximum(pair, 0)], new_index[np.maximum(pair, 0)], -1)
     out = {k: v[keep] for k, v in sites.items()}
     out["pair"] = pair[keep]

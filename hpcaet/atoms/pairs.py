@@ -179,12 +179,13 @@ def drop_stray_pairs(
 ) -> np.ndarray:
     """Sites to keep: all but the pairs that are no chalcogen column.
 
-    Two kinds of pair came from spurious peaks (noise, or the tail of a heavy atom at
-    the field edge), not from the sample: a pair that flipping made vacant on both
-    sites and whose foot is farther than ``pair_radius`` from every chalcogen column of
-    the metal lattice (see :func:`lattice_columns`), and a pair whose two sites are
-    nearer than ``min_separation`` to each other (it does not span the sheet: a real
-    top/bottom pair is about 3.2 Å apart).
+    Two kinds of vacancy sites came from spurious peaks (noise, or the tail of a heavy
+    atom at the field edge), not from the sample: the sites of a pair that flipping
+    made vacant on both sites and whose foot is farther than ``pair_radius`` from every
+    chalcogen column of the metal lattice (see :func:`lattice_columns`), and the
+    vacancy sites of a pair whose two sites are nearer than ``min_separation`` to each
+    other (it does not span the sheet: a real top/bottom pair is about 3.2 Å apart;
+    the atoms of such a pair stay, and the caller unpairs them).
 
     Returns
     -------
@@ -197,7 +198,7 @@ def drop_stray_pairs(
     keep = np.ones(len(r), dtype=bool)
     linked = np.flatnonzero(partner >= 0)
     flat = linked[np.linalg.norm(r[linked] - r[partner[linked]], axis=1) < min_separation]
-    keep[flat] = False
+    keep[flat[spec[flat] == VACANCY]] = False  # the atoms of such pairs stay, unpaired
     both = (spec == VACANCY) & (partner >= 0)
     both[both] &= spec[partner[both]] == VACANCY
     if not both.any():
