@@ -131,15 +131,27 @@ def _eels_parser(sub) -> None:
         "Or give --run RUN to run the pipeline stage on the synthetic line scan of the "
         "run's config.",
     )
-    eels.add_argument("spectra_file", nargs="?", default=None, metavar="SPECTRA_FILE",
-                      help="spectra to analyse (.nc, .dm3, .dm4, ...)")
+    eels.add_argument(
+        "spectra_file",
+        nargs="?",
+        default=None,
+        metavar="SPECTRA_FILE",
+        help="spectra to analyse (.nc, .dm3, .dm4, ...)",
+    )
     eels.add_argument("--out", default=None, help="output directory, e.g. runs/eels")
     eels.add_argument("--run", default=None, help="run directory: run the pipeline stage")
-    eels.add_argument("--config", default=None,
-                      help="config whose eels section is used (default: hpcaet defaults, "
-                      "or the run directory's config.yaml with --run)")
-    eels.add_argument("--seed", type=int, default=None,
-                      help="seed of k-means and peak-fit starts (default: the config's seed)")
+    eels.add_argument(
+        "--config",
+        default=None,
+        help="config whose eels section is used (default: hpcaet defaults, "
+        "or the run directory's config.yaml with --run)",
+    )
+    eels.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of k-means and peak-fit starts (default: the config's seed)",
+    )
     _cluster_options(eels)
     eels.set_defaults(func=_cmd_eels, stage="eels")
 

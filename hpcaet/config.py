@@ -227,19 +227,32 @@ class PreprocessConfig:
     align: bool
 
     def __post_init__(self):
-        _positive(self, "drift_max_step", "lattice_constant", "column_threshold",
-                  "track_tolerance", "track_min_views", "angle_outlier", "vibration_crop",
-                  "vibration_max_amplitude")
-        _nonnegative(self, "drift_lowpass", "drift_refine", "chalcogen_height",
-                     "background_smoothing", "vibration_iterations")
+        _positive(
+            self,
+            "drift_max_step",
+            "lattice_constant",
+            "column_threshold",
+            "track_tolerance",
+            "track_min_views",
+            "angle_outlier",
+            "vibration_crop",
+            "vibration_max_amplitude",
+        )
+        _nonnegative(
+            self,
+            "drift_lowpass",
+            "drift_refine",
+            "chalcogen_height",
+            "background_smoothing",
+            "vibration_iterations",
+        )
         if self.denoise not in ("auto", "bm3d", "wiener", "none"):
             raise ConfigError(
                 f"preprocess.denoise must be auto, bm3d, wiener or none; got {self.denoise!r}."
             )
         if self.vibration_crop < 16:
             raise ConfigError(
-                f"preprocess.vibration_crop must be at least 16 pixels; got "
-                f"{self.vibration_crop}."
+                f"preprocess.vibration_crop must be at least 16 pixels; got {self.vibration_crop}."
             )
 
 
@@ -280,8 +293,9 @@ class ReconstructConfig:
                 f"exceed reconstruct.window ({self.window}) [voxels]."
             )
         if self.tiles is not None and min(self.tiles) < 1:
-            raise ConfigError(f"reconstruct.tiles must be null or two positive integers; "
-                              f"got {list(self.tiles)}.")
+            raise ConfigError(
+                f"reconstruct.tiles must be null or two positive integers; got {list(self.tiles)}."
+            )
         if not self.oversampling >= 1:
             raise ConfigError(f"reconstruct.oversampling must be >= 1; got {self.oversampling}.")
         if not 0 < self.interpolation_radius < 0.5:
@@ -331,11 +345,25 @@ class AtomsConfig:
     tile: int
 
     def __post_init__(self):
-        _positive(self, "upsample", "threshold", "min_distance", "layer_min_distance",
-                  "layer_smoothing", "layer_tolerance", "integration_radius",
-                  "region_smoothing", "pair_radius", "margin", "refine_tolerance",
-                  "flip_sweeps", "chunk_images", "off_layer_distance", "match_distance",
-                  "tile")
+        _positive(
+            self,
+            "upsample",
+            "threshold",
+            "min_distance",
+            "layer_min_distance",
+            "layer_smoothing",
+            "layer_tolerance",
+            "integration_radius",
+            "region_smoothing",
+            "pair_radius",
+            "margin",
+            "refine_tolerance",
+            "flip_sweeps",
+            "chunk_images",
+            "off_layer_distance",
+            "match_distance",
+            "tile",
+        )
         _nonnegative(self, "min_intensity", "refine_iterations", "flip_cycles")
         if self.fit_size < 3 or self.fit_size % 2 == 0:
             raise ConfigError(f"atoms.fit_size must be an odd integer >= 3; got {self.fit_size}.")
@@ -421,11 +449,16 @@ class EelsSyntheticConfig:
     zlp_jitter: float
 
     def __post_init__(self):
-        _positive(self, "points", "step", "dispersion", "peak_fwhm", "resolution", "snr",
-                  "exponent")
+        _positive(
+            self, "points", "step", "dispersion", "peak_fwhm", "resolution", "snr", "exponent"
+        )
         _nonnegative(self, "delocalisation", "background_ratio", "zlp_jitter")
-        if (not self.starts or self.starts[0] != 0 or list(self.starts) != sorted(set(self.starts))
-                or self.starts[-1] >= self.points):
+        if (
+            not self.starts
+            or self.starts[0] != 0
+            or list(self.starts) != sorted(set(self.starts))
+            or self.starts[-1] >= self.points
+        ):
             raise ConfigError(
                 f"eels.synthetic.starts must begin with 0, increase and stay below points = "
                 f"{self.points}; got {list(self.starts)}."
@@ -453,24 +486,33 @@ class EelsConfig:
     synthetic: EelsSyntheticConfig
 
     def __post_init__(self):
-        _positive(self, "clusters", "restarts", "max_iterations", "peaks", "initial_width",
-                  "fit_starts")
-        choices = {"zero_loss": ("fit", "centroid", "max", "none"),
-                   "peak_background": ("subtracted", "joint")}
+        _positive(
+            self, "clusters", "restarts", "max_iterations", "peaks", "initial_width", "fit_starts"
+        )
+        choices = {
+            "zero_loss": ("fit", "centroid", "max", "none"),
+            "peak_background": ("subtracted", "joint"),
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(
                     f"eels.{name} must be one of {list(allowed)}; got {getattr(self, name)!r}."
                 )
-        ranges = {"cluster_range": self.cluster_range, "fit_range": self.fit_range,
-                  **{f"windows[{i}]": w for i, w in enumerate(self.windows)}}
+        ranges = {
+            "cluster_range": self.cluster_range,
+            "fit_range": self.fit_range,
+            **{f"windows[{i}]": w for i, w in enumerate(self.windows)},
+        }
         for name, (low, high) in ranges.items():
             if not low < high:
-                raise ConfigError(f"eels.{name} must be [low, high] with low < high; got "
-                                  f"{[low, high]} meV.")
+                raise ConfigError(
+                    f"eels.{name} must be [low, high] with low < high; got {[low, high]} meV."
+                )
         if not self.windows or min(w[0] for w in self.windows) <= 0:
-            raise ConfigError(f"eels.windows must be windows at positive energy [meV]; got "
-                              f"{[list(w) for w in self.windows]}.")
+            raise ConfigError(
+                f"eels.windows must be windows at positive energy [meV]; got "
+                f"{[list(w) for w in self.windows]}."
+            )
         if self.region_names and len(self.region_names) != self.clusters:
             raise ConfigError(
                 f"eels.region_names names {len(self.region_names)} regions for clusters = "
