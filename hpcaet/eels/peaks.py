@@ -149,7 +149,7 @@ def _greedy_centres(e, y, *, n_peaks, width, max_evaluations):
     return np.sort(centres)[::-1]
 
 
-def _best_run(e, y, p0, *, n_peaks, joint, starts, jitter, max_evaluations, rng):
+def _best_run(e, y, p0, *, n_peaks, joint, starts, jitter, max_evaluations, rng, weight=1.0):
     """Run LM from ``p0`` and ``starts - 1`` perturbed copies; keep the best plausible run."""
     best, best_plausible = None, None
     for run in range(starts):
@@ -159,7 +159,10 @@ def _best_run(e, y, p0, *, n_peaks, joint, starts, jitter, max_evaluations, rng)
             q[:, 0] += rng.uniform(-jitter, jitter, n_peaks)
             q[:, 1] *= rng.uniform(0.6, 1.6, n_peaks)
         res = least_squares(
-            lambda p: _model(p, e, n_peaks, joint) - y, p, method="lm", max_nfev=max_evaluations
+            lambda p: (_model(p, e, n_peaks, joint) - y) * weight,
+            p,
+            method="lm",
+            max_nfev=max_evaluations,
         )
         if res.status < 0 or not np.all(np.isfinite(res.x)):
             continue
@@ -189,6 +192,7 @@ def fit_gaussians(
     starts: int = 1,
     jitter: float = 2.0,
     max_evaluations: int = 2000,
+    noise: ArrayLike | None = None,
     rng: np.random.Generator | int | None = None,
 ) -> GaussianFit:
     """Fit a sum of ``n_peaks`` Gaussians (and optionally a power law) by Levenberg–Marquardt.
@@ -221,6 +225,11 @@ def fit_gaussians(
         Largest move of a starting centre [meV].
     max_evaluations : int
         Limit of model evaluations per run.
+    noise : array_like of shape (n_energy,), optional
+        Standard deviation of ``signal`` in each channel [counts] (for a sum of Poisson
+        spectra: the square root of the summed counts). Given, the residuals are weighted
+        by its inverse (the maximum-likelihood fit for Gaussian noise, whose centre errors
+        reach the Cramér–Rao bound); None weights every channel alike.
     rng : numpy.random.Generator, int or None
         Randomness of the extra starts.
 
@@ -280,6 +289,15 @@ def fit_gaussians(
         p0 = np.r_[p0, np.log(power_law[0]), power_law[1]]
     if starts < 1:
         raise InputError(f"starts must be >= 1; got {starts}.")
+    weight = 1.0
+    if noise is not None:
+        noise = np.asarray(noise, dtype=float)
+        if noise.shape != energy.shape or not np.all(np.isfinite(noise[mask]) & (noise[mask] > 0)):
+            raise InputError(
+                f"noise must be finite and positive with the shape of energy {energy.shape}; "
+                f"got shape {noise.shape}. Pass the square root of the summed counts."
+            )
+        weight = 1.0 / noise[mask]
     rng = np.random.default_rng(rng)
     res = _best_run(
         e,
@@ -291,6 +309,7 @@ def fit_gaussians(
         jitter=jitter,
         max_evaluations=max_evaluations,
         rng=rng,
+        weight=weight,
     )
     if res is None:
         raise ConvergenceError(

@@ -136,6 +136,7 @@ def analyse_eels(
         peak_background=s.peak_background,
         initial_width=s.initial_width,
         fit_starts=s.fit_starts,
+        weighted=s.weighted,
         rng=rng,
     )
     return _to_dataset(ds, result, s)
@@ -160,6 +161,7 @@ def _to_dataset(ds: xr.Dataset, a: EelsAnalysis, s: EelsConfig) -> xr.Dataset:
         "cluster_range": np.asarray(s.cluster_range, float),
         "fit_range": np.asarray(s.fit_range, float),
         "peak_background": s.peak_background,
+        "peak_fit_weighted": int(s.weighted),
         "peak_width_definition": "sigma (standard deviation); FWHM = 2.355 sigma",
         "kmeans_total_distance": a.kmeans.total_distance,
         "contiguous": int(a.regions is not None),
