@@ -446,6 +446,7 @@ class EelsConfig:
     peak_background: str
     initial_width: float
     fit_starts: int
+    weighted: bool
     synthetic: EelsSyntheticConfig
 
     def __post_init__(self):
