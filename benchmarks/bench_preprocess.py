@@ -115,7 +115,7 @@ def main(argv=None) -> None:
             smoothing=pp.background_smoothing,
         )
         plain = estimate_background(
-            d, spacing=spacing, hollow=0.0, smoothing=pp.background_smoothing
+            d, spacing=spacing, hollow=0.0, smoothing=pp.background_smoothing, vacuum=0.0
         )
         tb = series["true_background"].values[j]
         bg_res.append(np.sqrt(np.mean((bg.background - tb) ** 2)) / tb.mean())
@@ -203,7 +203,7 @@ def main(argv=None) -> None:
             pixel_size=px,
             iterations=pp.vibration_iterations,
         )
-        vib.append((est.direction, est.amplitude))
+        vib.append((est.direction, est.amplitude, est.width, est.misfit))
     vib = np.array(vib)
     tdir = series["true_vibration_direction"].values
     tamp = series["true_vibration_amplitude"].values
@@ -276,6 +276,12 @@ def main(argv=None) -> None:
             t["deconvolve"],
         ),
     ]
+    print("\nvibration per tilt: true (direction, amplitude) -> estimated")
+    for j in range(n_tilt):
+        print(
+            f"  {j:2d}: ({tdir[j]:6.1f}, {tamp[j]:.3f}) -> ({vib[j, 0]:6.1f}, {vib[j, 1]:.3f}), "
+            f"width {vib[j, 2]:.3f} Å, misfit {vib[j, 3]:.3f}"
+        )
     print(
         f"\nconfig {args.config}: {n_tilt} tilts x {frames.shape[1]} frames of "
         f"{frames.shape[2]} x {frames.shape[3]} px, {len(cal.positions)} tracked metals"

@@ -9,6 +9,11 @@ background directly), and interpolates that sparse map with a thin-plate-spline 
 basis function (:class:`scipy.interpolate.RBFInterpolator`), evaluated on a coarse grid
 and spline-interpolated to every pixel since the background is smooth.
 
+Where the field also shows vacuum (regions without lattice contrast, e.g. around a flake),
+the local mean there *is* the background; the background is then a low-order weighted
+least-squares polynomial through the vacuum means and the tail-corrected minima, with
+the tail fraction chosen by the fit (the default, see :func:`estimate_background`).
+
 References
 ----------
 Tian et al., Methods, "Drift correction, denoising and background subtraction".
@@ -19,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.polynomial import legendre
 from numpy.typing import ArrayLike
 from scipy import ndimage
 from scipy.interpolate import RBFInterpolator
@@ -38,9 +44,11 @@ class BackgroundEstimate:
     background : ndarray of shape (ny, nx)
         Interpolated background [image units].
     points : ndarray of shape (n, 2)
-        ``(row, col)`` of the local minima used [pixel].
+        ``(row, col)`` of the samples used [pixel]: the vacuum samples first (if any),
+        then the hexagon minima.
     values : ndarray of shape (n,)
-        Image value at each minimum [image units].
+        Background sample at each point [image units]: the local mean in vacuum, the
+        tail-corrected minimum on the lattice.
     """
 
     background: np.ndarray
@@ -115,6 +123,11 @@ def estimate_background(
     window: float = 1.5,
     smoothing: float = 1.0,
     grid_step: int = 4,
+    vacuum: float = 0.5,
+    vacuum_weight: float = 1.0,
+    hexagon_weight: float = 1.0,
+    degree: int = 3,
+    fit_hollow: bool = True,
 ) -> BackgroundEstimate:
     """Background of an image from the minima of its lattice hexagons.
 
@@ -143,6 +156,24 @@ def estimate_background(
         points in units of ``spacing``); 0 interpolates the minima exactly.
     grid_step : int, default 4
         The RBF is evaluated every ``grid_step`` pixels and interpolated between.
+    vacuum : float, default 0.5
+        Vacuum detection: pixels whose local standard deviation (over ``window``
+        lattice constants) is below ``vacuum`` times its 90th percentile, eroded by 3
+        pixels, hold no lattice, and their local mean is the background itself. When
+        at least 20 such samples (one every ``grid_step`` pixels) are found, the
+        background is a weighted least-squares polynomial of total ``degree`` through
+        the vacuum means and the tail-corrected hexagon minima instead of the RBF.
+        0 turns the vacuum samples off (the RBF of the minima alone).
+    vacuum_weight, hexagon_weight : float, default 1.0 and 1.0
+        Least-squares weights of one vacuum sample and one tail-corrected hexagon
+        minimum.
+    degree : int, default 3
+        Total degree of the Legendre polynomial surface of the vacuum-aware fit.
+    fit_hollow : bool, default True
+        In the vacuum-aware fit, choose the tail fraction itself (0 to 0.78, step
+        0.02) by least squares instead of using ``hollow``: the vacuum samples pin
+        the background, so the minima tell how much tail they carry (the local ripple
+        tilt changes it from the flat-lattice value).
 
     Returns
     -------
@@ -166,11 +197,36 @@ def estimate_background(
     local = ndimage.uniform_filter(a, size=size, mode="nearest")
     at = tuple(points.astype(int).T)
     values = (minima - hollow * local[at]) / (1.0 - hollow)
+    step = max(1, int(grid_step))
+    if vacuum > 0:
+        vac = _vacuum_samples(a, local, size, vacuum, step)
+        if len(vac) >= 20:
+            weights = np.concatenate(
+                [np.full(len(vac), float(vacuum_weight)), np.full(len(values), hexagon_weight)]
+            )
+            best = None
+            for rho in np.arange(0.0, 0.8, 0.02) if fit_hollow else [hollow]:
+                vals = (minima - rho * local[at]) / (1.0 - rho)
+                scale = (1.0 - rho) ** 2  # residuals in units of the minima
+                surface, cost = _polynomial_surface(
+                    np.vstack([vac, points]),
+                    np.concatenate([local[tuple(vac.T)], vals]),
+                    weights * np.concatenate([np.ones(len(vac)), np.full(len(vals), scale)]),
+                    a.shape,
+                    int(degree),
+                )
+                if best is None or cost < best[1]:
+                    best = (surface, cost, vals, rho)
+            surface, _, values, _ = best
+            return BackgroundEstimate(
+                background=surface,
+                points=np.vstack([vac.astype(float), points]),
+                values=np.concatenate([local[tuple(vac.T)], values]),
+            )
     rbf = RBFInterpolator(
         points / spacing, values, kernel="thin_plate_spline", smoothing=float(smoothing)
     )
     ny, nx = a.shape
-    step = max(1, int(grid_step))
     gr = np.arange(0, ny + step, step, dtype=float)
     gc = np.arange(0, nx + step, step, dtype=float)
     grid = np.stack(np.meshgrid(gr, gc, indexing="ij"), -1).reshape(-1, 2) / spacing
@@ -180,3 +236,31 @@ def estimate_background(
         coarse, [rows / step, cols / step], order=3, mode="nearest"
     )
     return BackgroundEstimate(background=background, points=points, values=values)
+
+
+def _vacuum_samples(image, local, size, fraction, step) -> np.ndarray:
+    """``(row, col)`` every ``step`` pixels of the regions without lattice contrast."""
+    var = ndimage.uniform_filter(image**2, size=size, mode="nearest") - local**2
+    sd = np.sqrt(np.maximum(var, 0.0))
+    mask = ndimage.binary_erosion(sd < fraction * np.percentile(sd, 90), iterations=3)
+    rows, cols = np.nonzero(mask[::step, ::step])
+    return np.column_stack([rows * step, cols * step])
+
+
+def _polynomial_surface(points, values, weights, shape, degree) -> np.ndarray:
+    """Weighted least-squares Legendre polynomial of total ``degree`` on the image."""
+    ny, nx = shape
+
+    def design(r, c):
+        u = legendre.legvander(2 * r / max(ny - 1, 1) - 1, degree)
+        v = legendre.legvander(2 * c / max(nx - 1, 1) - 1, degree)
+        return np.column_stack(
+            [u[:, i] * v[:, k] for i in range(degree + 1) for k in range(degree + 1 - i)]
+        )
+
+    w = np.sqrt(np.asarray(weights, float))
+    a = design(*points.T) * w[:, None]
+    coef, *_ = np.linalg.lstsq(a, values * w, rcond=None)
+    cost = float(np.sum((a @ coef - values * w) ** 2))
+    rows, cols = np.mgrid[0:ny, 0:nx].astype(float)
+    return (design(rows.ravel(), cols.ravel()) @ coef).reshape(ny, nx), cost
