@@ -8,9 +8,9 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["plot_atoms", "plot_refinement"]
+from hpcaet.plotting import save_figure, scatter_species
 
-_COLOURS = {"Mo": "tab:blue", "W": "tab:red", "S": "gold", "Se": "tab:green", "vac": "black"}
+__all__ = ["plot_atoms", "plot_refinement"]
 
 
 def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
@@ -32,21 +32,7 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
     flag = model["flag"].values if "flag" in model else np.zeros(len(pos), int)
     fig = Figure(figsize=(12, 5.5), layout="constrained")
     top, side = fig.subplots(1, 2)
-    for name, colour in _COLOURS.items():
-        sel = species == name
-        if not sel.any():
-            continue
-        marker, size = ("x", 30) if name == "vac" else ("o", 12 if name in ("S", "Se") else 24)
-        top.scatter(
-            pos[sel, 0],
-            pos[sel, 1],
-            s=size,
-            c=colour,
-            marker=marker,
-            label=f"{name} ({sel.sum()})",
-            linewidths=1,
-        )
-        side.scatter(pos[sel, 0], pos[sel, 2], s=size / 2, c=colour, marker=marker)
+    scatter_species(top, side, pos, species)
     bad = flag > 0
     if bad.any():
         top.scatter(
@@ -57,12 +43,11 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
             edgecolors="magenta",
             label=f"flagged ({bad.sum()})",
         )
-    top.set_aspect("equal")
     r1, r = model.attrs.get("R1", np.nan), model.attrs.get("R", np.nan)
-    top.set(xlabel="x [Å]", ylabel="y [Å]", title=f"atom model (R1 {r1:.3f}, R {r:.3f})")
+    top.set_title(f"atom model (R1 {r1:.3f}, R {r:.3f})")
     top.legend(loc="upper right", fontsize=8)
-    side.set(xlabel="x [Å]", ylabel="z [Å]", title="side view")
-    return _save(fig, path)
+    side.set_title("side view")
+    return save_figure(fig, path)
 
 
 def plot_refinement(history: dict, path: str | Path) -> Path:
@@ -97,11 +82,4 @@ def plot_refinement(history: dict, path: str | Path) -> Path:
     ax_f.bar(np.arange(len(counts)), counts)
     ax_f.set_xticks(np.arange(len(counts)), labels, fontsize=7)
     ax_f.set(xlabel="flipping cycle.sweep", ylabel="pairs changed", title="pair flipping")
-    return _save(fig, path)
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    return path
+    return save_figure(fig, path)

@@ -8,9 +8,9 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-__all__ = ["plot_phantom", "plot_tilt_series"]
+from hpcaet.plotting import save_figure, scatter_species
 
-_COLOURS = {"Mo": "tab:blue", "W": "tab:red", "S": "gold", "Se": "tab:green", "vac": "black"}
+__all__ = ["plot_phantom", "plot_tilt_series"]
 
 
 def plot_phantom(model: xr.Dataset, path: str | Path) -> Path:
@@ -19,26 +19,11 @@ def plot_phantom(model: xr.Dataset, path: str | Path) -> Path:
     species = model["species"].values.astype(str)
     fig = Figure(figsize=(11, 5.5), layout="constrained")
     top, side = fig.subplots(1, 2, width_ratios=[1, 1])
-    for name, colour in _COLOURS.items():
-        sel = species == name
-        if not sel.any():
-            continue
-        marker, size = ("x", 30) if name == "vac" else ("o", 12 if name in ("S", "Se") else 22)
-        top.scatter(
-            pos[sel, 0],
-            pos[sel, 1],
-            s=size,
-            c=colour,
-            marker=marker,
-            label=f"{name} ({sel.sum()})",
-            linewidths=1,
-        )
-        side.scatter(pos[sel, 0], pos[sel, 2], s=size / 2, c=colour, marker=marker)
-    top.set_aspect("equal")
-    top.set(xlabel="x [Å]", ylabel="y [Å]", title="phantom, top view")
+    scatter_species(top, side, pos, species)
+    top.set_title("phantom, top view")
     top.legend(loc="upper right", fontsize=8)
-    side.set(xlabel="x [Å]", ylabel="z [Å]", title="side view (ripple)")
-    return _save(fig, path)
+    side.set_title("side view (ripple)")
+    return save_figure(fig, path)
 
 
 def plot_tilt_series(series: xr.Dataset, path: str | Path) -> Path:
@@ -57,11 +42,4 @@ def plot_tilt_series(series: xr.Dataset, path: str | Path) -> Path:
         ax.imshow(data.isel(tilt=j).values, cmap="gray")
         z, y, x = angles[j]
         ax.set_title(f"#{j + 1} ({z:.1f}, {y:.1f}, {x:.1f})°", fontsize=8)
-    return _save(fig, path)
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    return path
+    return save_figure(fig, path)

@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from hpcaet.plotting import save_figure
 from hpcaet.structure.analysis import StructureAnalysis
 from hpcaet.structure.strain import COMPONENTS
 
@@ -87,7 +88,7 @@ def plot_interface(pos, species, analysis: StructureAnalysis, path) -> Path:
     frac = prof.twinx()
     frac.plot(centre, 100 * np.asarray(p["fraction"], dtype=float), "o-", color="tab:red", ms=3)
     frac.set_ylabel("vacant chalcogen sites [%]", color="tab:red")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_ripples(pos, species, analysis: StructureAnalysis, path) -> Path:
@@ -136,7 +137,7 @@ def plot_ripples(pos, species, analysis: StructureAnalysis, path) -> Path:
         ylabel="roughness [Å]",
         title=f"std of z in {len(s['centre'])} strips",
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_bond_angles(analysis: StructureAnalysis, path) -> Path:
@@ -160,7 +161,7 @@ def plot_bond_angles(analysis: StructureAnalysis, path) -> Path:
             title=f"{text}: bottom − top = {bottom.mean() - top.mean():+.2f}°",
         )
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_displacements(pos, species, analysis: StructureAnalysis, path) -> Path:
@@ -177,7 +178,7 @@ def plot_displacements(pos, species, analysis: StructureAnalysis, path) -> Path:
         fig.colorbar(art, ax=ax, label=f"u_{'xyz'[k]} [Å]")
         ax.set_aspect("equal")
         ax.set(xlabel="x [Å]", ylabel="y [Å]", title=f"Mo/W displacement along {'xyz'[k]}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_strain_maps(analysis: StructureAnalysis, index: int, pos, layer, path) -> Path:
@@ -215,11 +216,4 @@ def plot_strain_maps(analysis: StructureAnalysis, index: int, pos, layer, path) 
         f"{analysis.results['strain']['kind']} strain, {_LAYER_NAMES[index]} layer "
         f"(Gaussian sigma {field.sigma:.2f} Å)"
     )
-    return _save(fig, path)
-
-
-def _save(fig: Figure, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    return path
+    return save_figure(fig, path)
