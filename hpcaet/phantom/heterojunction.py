@@ -12,7 +12,8 @@ the *reference lattice* (MoS2 constant, indices ``n1, n2``) the builder
    ``interface_width``: the strain is isotropic inside each region and relaxes away
    from the interface (tension on the MoS2 side, compression on the WSe2 side);
 3. adds an out-of-plane ripple ``z = A cos(2 pi t / lambda) envelope(d)``, ``t`` the
-   arc length along the interface and ``d`` the distance to it, with chalcogens placed
+   arc length along the interface (blended round corners, so the sheet is continuous)
+   and ``d`` the distance to it, with chalcogens placed
    along the local normal of the rippled sheet;
 4. turns chalcogen sites into vacancies (explicit sites, symbol ``X``) with a density
    decaying away from the interface, puts a few Se on S sites, and adds Gaussian
@@ -45,6 +46,7 @@ __all__ = [
 LAYER_BOTTOM, LAYER_METAL, LAYER_TOP = -1, 0, 1
 REGION_UNKNOWN, REGION_MOS2, REGION_WSE2 = -1, 0, 1
 _GRID_STEP = 0.5  # [Å] sampling of the misfit potential
+_RIPPLE_BLEND = 0.5  # [Å] smoothing of the ripple's phase round interface corners
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,7 @@ def build_heterojunction(
     pair = np.concatenate([np.full(nm, -1), nm + nc + np.arange(nc), nm + np.arange(nc)])
 
     # Distances to the interface, signed (> 0 inside WSe2), and arc length along it.
-    dist, arc = _distance_to_polyline(sites, segments)
+    dist, _ = _distance_to_polyline(sites, segments)
     signed = np.where(inside(sites, polygon), dist, -dist)
 
     # In-plane misfit displacement.
@@ -150,7 +152,7 @@ def build_heterojunction(
 
     # Out-of-plane ripple and local normal of the sheet.
     def sheet(xy):
-        d, t = _distance_to_polyline(xy, segments)
+        d, t = _distance_to_polyline(xy, segments, blend=_RIPPLE_BLEND)
         env = spec.ripple_floor + (1 - spec.ripple_floor) * np.exp(-d / spec.ripple_decay)
         return spec.ripple_amplitude * np.cos(2 * np.pi * t / spec.ripple_wavelength) * env
 
@@ -236,8 +238,16 @@ def _clip_polyline_to_box(polygon: np.ndarray, hx: float, hy: float) -> np.ndarr
     return np.asarray(out, dtype=float).reshape(-1, 2, 2)
 
 
-def _distance_to_polyline(points: np.ndarray, segments: np.ndarray):
-    """Distance to the nearest segment and the arc length of the nearest point."""
+def _distance_to_polyline(points: np.ndarray, segments: np.ndarray, *, blend: float = 0.0):
+    """Distance to the nearest segment and the arc length along the polyline.
+
+    With ``blend = 0`` the arc length is that of the nearest point, which jumps across
+    the bisector of a corner. With ``blend > 0`` [Å] it is the average of every
+    segment's arc length weighted by ``exp(-(d_segment - d_nearest) / (blend +
+    d_nearest))``: continuous everywhere, equal to the nearest point's on the polyline
+    away from its corners, and turning round a corner over a wedge (used for the
+    ripple's phase).
+    """
     p0, p1 = segments[:, 0], segments[:, 1]
     d = p1 - p0
     length = np.linalg.norm(d, axis=1)
@@ -246,9 +256,14 @@ def _distance_to_polyline(points: np.ndarray, segments: np.ndarray):
     t = np.clip(np.einsum("nsk,sk->ns", rel, d) / length**2, 0.0, 1.0)
     foot = p0[None] + t[..., None] * d[None]
     dist = np.linalg.norm(points[:, None, :] - foot, axis=2)
+    arc = start[None] + t * length[None]
     k = np.argmin(dist, axis=1)
     rows = np.arange(len(points))
-    return dist[rows, k], start[k] + t[rows, k] * length[k]
+    nearest = dist[rows, k]
+    if blend <= 0:
+        return nearest, arc[rows, k]
+    weight = np.exp(-(dist - nearest[:, None]) / (blend + nearest[:, None]))
+    return nearest, (weight * arc).sum(axis=1) / weight.sum(axis=1)
 
 
 def _misfit_displacement(sites, polygon, segments, half, misfit, width):

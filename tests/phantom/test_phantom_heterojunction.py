@@ -113,3 +113,16 @@ def test_polygon_outside_the_field_and_too_many_vacancies_are_refused():
         build_heterojunction(HeterojunctionSpec(wse2_polygon=((2, 2), (3, 2), (3, 3))))
     with pytest.raises(InputError, match="vacancies"):
         build_heterojunction(HeterojunctionSpec(field=(20.0, 20.0), vacancies=10_000))
+
+
+def test_rippled_sheet_is_continuous_round_the_interface_corner():
+    # Neighbouring metals (3.2 Å apart) differ in height by at most the ripple's slope
+    # times their distance, plus the phase turning round the corner: 2 pi A / lambda *
+    # 3.2 Å = 0.6 Å on a straight interface; a jump in the phase would give up to 2A.
+    spec = HeterojunctionSpec(thermal_rms=0.0)
+    atoms = build_heterojunction(spec, rng=0)
+    metals = atoms.positions[atoms.arrays["layer"] == 0]
+    inner = np.all(np.abs(metals[:, :2]) < 33, axis=1)  # full neighbour shells
+    dist, idx = cKDTree(metals[:, :2]).query(metals[:, :2], k=7)
+    step = np.abs(metals[idx[:, 1:], 2] - metals[:, None, 2]).max(axis=1)
+    assert step[inner].max() < 1.0
