@@ -101,6 +101,20 @@ def build_model(
         "chunk": cfg.chunk_images,
     }
     history: dict = {"refine": [], "flips": [], "times": times}
+
+    def refine(position, species, **changes):
+        # weights, b_factors and shifts are read as they stand at each call.
+        return refine_atoms(
+            images,
+            euler,
+            position,
+            species,
+            weights=weights,
+            b_factors=b_factors,
+            shifts=shifts,
+            **{**refine_options, **changes},
+        )
+
     species = sites["species"]
     refined: RefineResult | None = None
     shifts = None
@@ -126,17 +140,7 @@ def build_model(
                 )
                 species, flips = flipped.species, flipped.changes
             mapper = DaskMapper(client, f"refine{cycle}") if client is not None else None
-            refined = refine_atoms(
-                images,
-                euler,
-                sites["position"],
-                species,
-                weights=weights,
-                b_factors=b_factors,
-                shifts=shifts,
-                mapper=mapper,
-                **refine_options,
-            )
+            refined = refine(sites["position"], species, mapper=mapper)
             saved = _result_arrays(refined, species, flips)
             store.save(name, saved)
         refined, species = _result_from_arrays(saved)
@@ -176,30 +180,12 @@ def build_model(
         )
         species = flipped.species
         history["flips"].append(flipped.changes)
-        refined = refine_atoms(
-            images,
-            euler,
-            sites["position"],
-            species,
-            weights=weights,
-            b_factors=b_factors,
-            shifts=shifts,
-            **{**refine_options, "iterations": 0},
-        )
+        refined = refine(sites["position"], species, iterations=0)
         times["final flip"] = time.perf_counter() - t0
     n_atoms = int(np.sum(species != VACANCY))
     sites, species = _drop_stray(sites, species, cfg)
     if int(np.sum(species != VACANCY)) != n_atoms:  # the R factors of the final model
-        refined = refine_atoms(
-            images,
-            euler,
-            sites["position"],
-            species,
-            weights=weights,
-            b_factors=b_factors,
-            shifts=shifts,
-            **{**refine_options, "iterations": 0},
-        )
+        refined = refine(sites["position"], species, iterations=0)
     log.info(
         "atoms: R1 %.4f, R %.4f; weights %s; B-factors %s",
         refined.R1,
