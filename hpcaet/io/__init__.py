@@ -17,6 +17,7 @@ from hpcaet.io.builders import (
     make_tilt_series,
     make_volume,
 )
+from hpcaet.io.describe import describe
 from hpcaet.io.netcdf import read_dataset, write_dataset
 from hpcaet.io.readers import ImageStack, assemble_tilt_series, read_image
 from hpcaet.io.schemas import (
@@ -27,7 +28,6 @@ from hpcaet.io.schemas import (
     AttributeSpec,
     FieldSpec,
     KindSpec,
-    describe,
 )
 from hpcaet.io.validation import validate
 
