@@ -11,8 +11,11 @@ One module per step (Tian et al., Figs. 1D–F, 2 and S3):
 * :mod:`~hpcaet.structure.bonds` — X–M–X and M–X–M bond angles of the top and bottom
   layers;
 * :mod:`~hpcaet.structure.displacements` — displacements from the fitted lattices;
-* :mod:`~hpcaet.structure.strain` — RBF interpolation of the displacements to a grid,
-  Gaussian smoothing and the six strain components;
+* :mod:`~hpcaet.structure.fields` and :mod:`~hpcaet.structure.strain` — RBF
+  interpolation of the displacements to a grid, Gaussian smoothing and the six strain
+  components;
+* :mod:`~hpcaet.structure.membrane` — the sheet's slope, the ripple part
+  ``1/2 d_a w d_b w`` of the membrane strain and the local tangent frame;
 * :mod:`~hpcaet.structure.analysis` — all of it in one call;
 * :mod:`~hpcaet.structure.stage` and :mod:`~hpcaet.structure.figures` — the
   ``hpcaet structure`` stage and its figures.
@@ -21,6 +24,13 @@ One module per step (Tian et al., Figs. 1D–F, 2 and S3):
 from hpcaet.structure.analysis import StructureAnalysis, analyse_structure
 from hpcaet.structure.bonds import BondAngles, bond_angles, ideal_bond_angle, layer_difference
 from hpcaet.structure.displacements import atomic_displacements, resolve_regions
+from hpcaet.structure.fields import (
+    COMPONENTS,
+    extend_field,
+    interpolate_displacements,
+    strain_from_displacement,
+    strain_grid,
+)
 from hpcaet.structure.interface import (
     Interface,
     find_interface,
@@ -35,17 +45,9 @@ from hpcaet.structure.lattice import (
     fit_ideal_lattice,
     lattice_orientation,
 )
+from hpcaet.structure.membrane import ripple_strain, sheet_slope, tangent_frame
 from hpcaet.structure.ripples import RippleFit, detrend_plane, fit_ripple, strip_roughness
-from hpcaet.structure.strain import (
-    COMPONENTS,
-    StrainField,
-    extend_field,
-    interpolate_displacements,
-    layer_strain_maps,
-    strain_from_displacement,
-    strain_grid,
-    strain_tensor,
-)
+from hpcaet.structure.strain import StrainField, layer_strain_maps, strain_tensor
 
 __all__ = [
     "CHALCOGENS",
@@ -73,9 +75,12 @@ __all__ = [
     "layer_difference",
     "layer_strain_maps",
     "resolve_regions",
+    "ripple_strain",
+    "sheet_slope",
     "strain_from_displacement",
     "strain_grid",
     "strain_tensor",
     "strip_roughness",
+    "tangent_frame",
     "vacancy_profile",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 from hpcaet.errors import InputError
 from hpcaet.structure.bonds import BondAngles, bond_angles, ideal_bond_angle, layer_difference
 from hpcaet.structure.displacements import _check_sites, atomic_displacements
+from hpcaet.structure.fields import COMPONENTS
 from hpcaet.structure.interface import (
     Interface,
     find_interface,
@@ -30,14 +31,9 @@ from hpcaet.structure.interface import (
     vacancy_profile,
 )
 from hpcaet.structure.lattice import CHALCOGENS, METALS, LatticeFit
+from hpcaet.structure.membrane import ripple_strain, sheet_slope, tangent_frame
 from hpcaet.structure.ripples import RippleFit, detrend_plane, fit_ripple, strip_roughness
-from hpcaet.structure.strain import (
-    COMPONENTS,
-    Mapper,
-    StrainField,
-    layer_strain_maps,
-    strain_tensor,
-)
+from hpcaet.structure.strain import Mapper, StrainField, layer_strain_maps, strain_tensor
 
 __all__ = ["StructureAnalysis", "analyse_structure"]
 
@@ -47,6 +43,7 @@ _VACANCY = "vac"
 _NAMES = {0: "MoS2", 1: "WSe2"}
 #: Distance bands (|d| in Å) on each side of the interface for the strain summary.
 _BANDS = ((0.0, 5.0), (5.0, 10.0), (10.0, 20.0))
+_MEMBRANE = ("xx", "yy", "xy")  # components of the ripple / in-plane split
 
 
 @dataclass(frozen=True)
@@ -80,6 +77,16 @@ class StructureAnalysis:
         Strain on the bottom, metal and top layer surfaces.
     results : dict
         The numbers, JSON-ready (see :func:`analyse_structure`).
+    slope : ndarray of shape (n, 2) or None
+        Slope ``(dw/dx, dw/dy)`` of the metal sheet at each site, above the metals'
+        least-squares plane, Gaussian-weighted with the strain's sigma
+        (:func:`~hpcaet.structure.membrane.sheet_slope`).
+    ripple_strain : ndarray of shape (n, 3) or None
+        The ripple part ``1/2 d_a w d_b w`` (xx, yy, xy) of the membrane strain at each
+        site (:func:`~hpcaet.structure.membrane.ripple_strain`). The in-plane part
+        is ``atom_strain`` rotated into the sheet's tangent frame
+        (:func:`~hpcaet.structure.membrane.tangent_frame`) minus it (finite strain
+        only).
     """
 
     interface: Interface | None
@@ -97,6 +104,8 @@ class StructureAnalysis:
     atom_strain: np.ndarray
     layer_maps: np.ndarray
     results: dict
+    slope: np.ndarray | None = None
+    ripple_strain: np.ndarray | None = None
 
 
 def analyse_structure(
@@ -177,7 +186,10 @@ def analyse_structure(
         (amplitude, wavelength), ``bond_angles`` (per kind: all, and near the
         interface; ideal angles), ``lattice`` (fit per region), ``strain`` (mean of
         each component over the metals in distance bands on each side of the
-        interface, extremes per component) and ``timings`` [s].
+        interface, and for the finite strain its split into the ripple part
+        ``1/2 d_a w d_b w`` and the in-plane part (tangent-frame strain minus the
+        ripple part; xx, yy, xy); extremes per component; ``paper_signs`` of the
+        total and ``paper_signs_in_plane``) and ``timings`` [s].
     """
     timings = {}
     pos, species, layer = _check_sites("analyse_structure", positions, species, layer, region)
@@ -273,6 +285,16 @@ def analyse_structure(
     )
     atom_strain = field.at(pos)
     maps = layer_strain_maps(field, pos, layer, use=measured)
+    sheet = is_metal & measured
+    slope = lab_slope = np.full((n, 2), np.nan)
+    if sheet.sum() >= 3:
+        slope = sheet_slope(pos[sheet], pos, sigma=sigma)
+        # The local fits are linear in the heights and exact for a plane, so the lab
+        # slope is the ripple's plus the metals' least-squares plane.
+        design = np.column_stack([np.ones(sheet.sum()), pos[sheet, :2]])
+        plane = np.linalg.lstsq(design, pos[sheet, 2], rcond=None)[0][1:]
+        lab_slope = slope + plane
+    ripple_part = ripple_strain(slope)
     timings["strain"] = time.perf_counter() - start
     results["lattice"] = {
         _NAMES.get(r, str(r)): {
@@ -285,7 +307,13 @@ def analyse_structure(
         for r, f in fits.items()
     }
     results["strain"] = _strain_results(
-        atom_strain, is_metal & measured, used_region, distance, finite=finite_strain
+        atom_strain,
+        is_metal & measured,
+        used_region,
+        distance,
+        finite=finite_strain,
+        slope=slope,
+        lab_slope=lab_slope,
     )
     results["timings"] = timings
     return StructureAnalysis(
@@ -304,6 +332,8 @@ def analyse_structure(
         atom_strain=atom_strain,
         layer_maps=maps,
         results=results,
+        slope=slope,
+        ripple_strain=ripple_part,
     )
 
 
@@ -337,8 +367,14 @@ def _interface_results(interface, pos, species, distance, *, cutoff, bin_width) 
     }
 
 
-def _strain_results(atom_strain, metals, region, distance, *, finite) -> dict:
-    """Mean strain of the metals in distance bands on each side, and extremes [%]."""
+def _strain_results(atom_strain, metals, region, distance, *, finite, slope, lab_slope) -> dict:
+    """Mean strain of the metals in distance bands on each side, and extremes [%].
+
+    For the finite strain each band also gets its split (xx, yy, xy) into the ripple
+    part ``1/2 d_a w d_b w`` and the in-plane part: the strain in the sheet's local
+    tangent frame (t1t1, t2t2, t1t2) minus the ripple part. The linear strain holds
+    the rotation's spurious ``theta^2 / 2`` as well, so it is not split (``None``).
+    """
     out: dict = {
         "kind": "Euler-Almansi" if finite else "linear",
         "units": "%",
@@ -362,7 +398,10 @@ def _strain_results(atom_strain, metals, region, distance, *, finite) -> dict:
     }
     if distance is None:
         out["near_interface"] = None
+        out["paper_signs"] = out["paper_signs_in_plane"] = None
         return out
+    ripple = ripple_strain(slope)
+    in_plane = tangent_frame(atom_strain, lab_slope)[:, [0, 1, 3]] - ripple
     bands = []
     for lo, hi in _BANDS:
         for side, name in ((-1, "MoS2"), (1, "WSe2")):
@@ -374,6 +413,13 @@ def _strain_results(atom_strain, metals, region, distance, *, finite) -> dict:
                     for k, c in enumerate(COMPONENTS)
                 }
             )
+            for key, table in (("ripple", ripple), ("in_plane", in_plane)):
+                ok = sel & np.all(np.isfinite(table), axis=1)
+                row[key] = (
+                    {c: float(np.mean(table[ok, k]) * 100) for k, c in enumerate(_MEMBRANE)}
+                    if finite and ok.any()
+                    else None
+                )
             bands.append(row)
     out["near_interface"] = bands
     first = {b["side"]: b for b in bands if b["from"] == _BANDS[0][0]}
@@ -381,10 +427,20 @@ def _strain_results(atom_strain, metals, region, distance, *, finite) -> dict:
         "exx_eyy_positive_MoS2": _both(first["MoS2"], lambda v: v > 0),
         "exx_eyy_negative_WSe2": _both(first["WSe2"], lambda v: v < 0),
     }
+    out["paper_signs_in_plane"] = (
+        {
+            "exx_eyy_positive_MoS2": _both(first["MoS2"]["in_plane"], lambda v: v > 0),
+            "exx_eyy_negative_WSe2": _both(first["WSe2"]["in_plane"], lambda v: v < 0),
+        }
+        if finite
+        else None
+    )
     return out
 
 
 def _both(row, test) -> bool | None:
+    if row is None:
+        return None
     values = (row["xx"], row["yy"])
     if any(v is None for v in values):
         return None

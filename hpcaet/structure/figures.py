@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from hpcaet.plotting import save_figure
 from hpcaet.structure.analysis import StructureAnalysis
-from hpcaet.structure.strain import COMPONENTS
+from hpcaet.structure.fields import COMPONENTS
 
 __all__ = [
     "plot_structure",

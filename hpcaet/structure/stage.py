@@ -5,7 +5,8 @@ run has none, ``truth_atoms.nc`` (the phantom; a warning says so), runs
 :func:`~hpcaet.structure.analysis.analyse_structure`, and writes
 
 * ``strain.nc`` (Strain: per-atom displacements, the strain tensor on the grid, and
-  the extra variables ``atom_strain(atom, component)`` and
+  the extra variables ``atom_strain(atom, component)``,
+  ``atom_ripple_strain(atom, membrane_component)`` and
   ``layer_strain(atomic_layer, component, y, x)``),
 * ``structure_results.json`` (every number) and ``structure_results.txt`` (a short
   table for people),
@@ -37,7 +38,7 @@ from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import InputError
 from hpcaet.io import make_strain, read_dataset
 from hpcaet.structure.analysis import StructureAnalysis, analyse_structure
-from hpcaet.structure.strain import COMPONENTS
+from hpcaet.structure.fields import COMPONENTS
 
 __all__ = [
     "run_structure",
@@ -201,6 +202,16 @@ def strain_dataset(model: xr.Dataset, analysis: StructureAnalysis, *, source: st
         analysis.atom_strain,
         {"units": "1", "long_name": "strain at each site (trilinear)"},
     )
+    if analysis.ripple_strain is not None:
+        ds = ds.assign_coords(membrane_component=["xx", "yy", "xy"])
+        ds["atom_ripple_strain"] = (
+            ("atom", "membrane_component"),
+            analysis.ripple_strain,
+            {
+                "units": "1",
+                "long_name": "ripple part 1/2 dw/da dw/db of the membrane strain at each site",
+            },
+        )
     ds = ds.assign_coords(atomic_layer=list(_LAYER_NAMES))
     ds["layer_strain"] = (
         ("atomic_layer", "component", "y", "x"),
@@ -279,6 +290,17 @@ def results_table(results: dict) -> str:
             lines.append(
                 f"  {b['side']:<5} {b['from']:>4.0f}-{b['to']:<4.0f} {b['metals']:>4} {vals}"
             )
+        if st["near_interface"][0].get("in_plane"):
+            lines.append("  split of xx/yy/xy: ripple part 1/2 dw/da dw/db + in-plane part [%]:")
+            for b in st["near_interface"]:
+                if b["in_plane"] is None:
+                    continue
+                rip = "/".join(f"{b['ripple'][c]:+.3f}" for c in ("xx", "yy", "xy"))
+                inp = "/".join(f"{b['in_plane'][c]:+.3f}" for c in ("xx", "yy", "xy"))
+                lines.append(
+                    f"  {b['side']:<5} {b['from']:>4.0f}-{b['to']:<4.0f} ripple {rip}  "
+                    f"in-plane {inp}"
+                )
     return "\n".join(lines) + "\n"
 
 

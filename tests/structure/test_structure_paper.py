@@ -1,30 +1,40 @@
 """The paper-scale phantom (configs/paper.yaml): the paper's signs, and why the ripple matters.
 
-Slow (three analyses of 1,900 sites, ~15 s on a loaded 2-core machine): ``pytest -m slow``.
+The phantom lifts its sites into the ripple without pulling them in, so its sheet is
+stretched by the ripple part ``1/2 d_a w d_b w`` of the membrane strain (+0.46/+0.69 %
+xx/yy within 5 Å of the interface on the WSe2 side) on top of the misfit
+(-0.99/-1.11 % there). The total finite strain measures both; the in-plane part
+(total in the tangent frame minus the ripple part) measures the misfit.
+
+Slow (three analyses of 1,900 sites, ~20-30 s on a loaded 2-core machine): ``pytest -m slow``.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from hpcaet.config import config_to_dict, load_config, packaged_config
+from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
 from hpcaet.phantom.stage import make_phantom
 from hpcaet.structure import analyse_structure
 
 pytestmark = pytest.mark.slow
 
 
-def _analyse(phantom: dict, finite: bool) -> dict:
+def _analyse(phantom: dict, finite: bool, *, full: bool = False):
     config = load_config(packaged_config("paper"), overrides={"phantom": phantom})
     model = make_phantom(config)
     settings = {**config_to_dict(config.structure), "finite_strain": finite}
-    return analyse_structure(
+    analysis = analyse_structure(
         model["position"].values,
         model["species"].values.astype(str),
         model["layer"].values,
         model["region"].values,
         **settings,
-    ).results
+    )
+    return analysis if full else analysis.results
 
 
 def _band(results: dict, side: str) -> dict:
@@ -44,15 +54,26 @@ def test_misfit_alone_gives_the_papers_signs():
 
 
 @pytest.fixture(scope="module")
-def rippled():
-    return _analyse({}, finite=False), _analyse({}, finite=True)
+def rippled_analysis():
+    """The finite-strain analysis of the default phantom, and its metals."""
+    model = make_phantom(load_config(packaged_config("paper")))
+    return _analyse({}, finite=True, full=True), model["layer"].values == 0
+
+
+@pytest.fixture(scope="module")
+def rippled(rippled_analysis):
+    return _analyse({}, finite=False), rippled_analysis[0].results
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="open (issue 6): on the rippled paper-scale phantom the WSe2 side near the "
-    "interface comes out at about +0.2/+0.1 % (finite strain) instead of the misfit's "
-    "compression; the strain of a rippled sheet still carries ripple terms",
+    reason="open (issue 6): the WSe2 side's total finite strain within 5 Å of the "
+    "interface is +0.18/+0.06 %. The phantom's own membrane strain there is "
+    "-0.55/-0.47 % (its misfit -0.99/-1.11 % with the ripple's stretch +0.46/+0.69 %), "
+    "-0.22/-0.29 % once smoothed with sigma 3.16 Å within WSe2, and the phantom's 0.05 Å "
+    "thermal noise moves this band by about 0.3 % (noise-free: -0.14/-0.16 %): the sign "
+    "of the total is below what sigma and the noise resolve. The in-plane part has the "
+    "paper's signs (test below).",
 )
 def test_rippled_phantom_gives_the_papers_signs_with_the_finite_strain(rippled):
     linear, finite = rippled
@@ -61,6 +82,61 @@ def test_rippled_phantom_gives_the_papers_signs_with_the_finite_strain(rippled):
         "exx_eyy_positive_MoS2": True,
         "exx_eyy_negative_WSe2": True,
     }
+
+
+def _phantom_ripple_strain(config) -> np.ndarray:
+    """The phantom's exact 1/2 d_a w d_b w at each site (xx, yy) [1].
+
+    From the sheet height ``w`` the builder records at every site (``ripple``), by a
+    least-squares gradient over the metals within 3.5 Å of each site, without noise.
+    """
+    spec = HeterojunctionSpec(
+        **{
+            **{k: getattr(config.phantom, k) for k in HeterojunctionSpec.__dataclass_fields__},
+            "thermal_rms": 0.0,
+        }
+    )
+    atoms = build_heterojunction(spec, rng=0)
+    xy, w = atoms.positions[:, :2], atoms.arrays["ripple"]
+    metal = np.flatnonzero(atoms.arrays["layer"] == 0)
+    out = np.full((len(xy), 2), np.nan)
+    for i, near in enumerate(cKDTree(xy[metal]).query_ball_point(xy, 3.5)):
+        d = xy[metal[near]] - xy[i]
+        g, *_ = np.linalg.lstsq(d, w[metal[near]] - w[i], rcond=None)
+        out[i] = 0.5 * g**2
+    return out
+
+
+def test_in_plane_part_has_the_papers_signs_on_the_rippled_phantom(rippled_analysis):
+    analysis, _ = rippled_analysis
+    r = analysis.results["strain"]
+    assert r["paper_signs_in_plane"] == {
+        "exx_eyy_positive_MoS2": True,
+        "exx_eyy_negative_WSe2": True,
+    }
+    # e_xy of the in-plane part stays negative along the interface, as in the paper.
+    assert _band(analysis.results, "MoS2")["in_plane"]["xy"] < 0
+    assert _band(analysis.results, "WSe2")["in_plane"]["xy"] < 0
+
+
+def test_ripple_part_matches_the_phantoms_own(rippled_analysis):
+    # The ripple part measured from the metals' heights against the phantom's exact
+    # 1/2 w_a^2 (about +0.3 to +0.6 % here), mean over the metals within 5 Å of the
+    # interface on each side. 0.15 %: the sigma = 3.16 Å fit damps the slope of the
+    # 50 Å ripple by about 6 %, its square by 12 % (measured 0.02-0.07 % lower).
+    a, metal = rippled_analysis
+    truth = _phantom_ripple_strain(load_config(packaged_config("paper")))
+    for side in (-1, 1):
+        sel = (
+            (side * a.distance > 0)
+            & (side * a.distance <= 5)
+            & np.isfinite(a.ripple_strain[:, 0])
+            & metal
+        )
+        got = a.ripple_strain[sel, :2].mean(axis=0)
+        want = truth[sel].mean(axis=0)
+        np.testing.assert_allclose(got, want, atol=1.5e-3)
+        assert want.min() > 2e-3
 
 
 def test_finite_strain_removes_rotation_terms_and_the_ripple_is_found(rippled):

@@ -52,6 +52,11 @@ def test_stage_writes_strain_results_and_figures(demo_run, first_pass):
     assert ds["strain"].dims == ("component", "z", "y", "x")
     assert ds["layer_strain"].sizes["atomic_layer"] == 3
     assert np.isfinite(ds["strain"].values).any() and np.isnan(ds["strain"].values).any()
+    # The ripple part 1/2 dw/da dw/db: xx, yy >= 0 everywhere, and xy^2 = xx * yy.
+    rip = ds["atom_ripple_strain"].values
+    assert rip.shape == (ds.sizes["atom"], 3) and np.isfinite(rip).all()
+    assert (rip[:, :2] >= 0).all()
+    np.testing.assert_allclose(rip[:, 2] ** 2, rip[:, 0] * rip[:, 1], atol=1e-15)
     results = json.loads((demo_run / RESULTS_JSON).read_text())
     assert results["source"] == "truth_atoms.nc"
     assert results["counts"]["vac"] == 5
@@ -62,6 +67,8 @@ def test_stage_writes_strain_results_and_figures(demo_run, first_pass):
     assert results["ripple"]["wavelength"] == pytest.approx(40.0, rel=0.15)
     assert results["ripple"]["amplitude"] == pytest.approx(1.5, rel=0.25)
     assert "ripple: amplitude" in (demo_run / RESULTS_TEXT).read_text()
+    assert "in-plane" in (demo_run / RESULTS_TEXT).read_text()
+    assert set(results["strain"]["paper_signs_in_plane"]) == set(results["strain"]["paper_signs"])
     figures = sorted(p.name for p in (demo_run / "figures").glob("structure_*.png"))
     assert figures == sorted(
         [
