@@ -12,12 +12,19 @@ known answer.
 from hpcaet.eels.align import ZeroLossAlignment, align_zero_loss, locate_zero_loss
 from hpcaet.eels.analysis import EelsAnalysis, analyse_spectra
 from hpcaet.eels.background import PAPER_WINDOWS, PowerLawBackground, fit_power_law, power_law
+from hpcaet.eels.bounds import centre_crlb
 from hpcaet.eels.cluster import (
     KMeansResult,
     Regions,
     contiguous_regions,
     correlation_kmeans,
     normalise_spectra,
+)
+from hpcaet.eels.delocalisation import (
+    Delocalisation,
+    estimate_delocalisation,
+    region_weights,
+    unmix_regions,
 )
 from hpcaet.eels.peaks import GaussianFit, fit_gaussians, gaussian, initial_centres
 from hpcaet.eels.readers import read_spectra
@@ -44,6 +51,11 @@ __all__ = [
     "correlation_kmeans",
     "contiguous_regions",
     "normalise_spectra",
+    "centre_crlb",
+    "Delocalisation",
+    "estimate_delocalisation",
+    "region_weights",
+    "unmix_regions",
     "GaussianFit",
     "fit_gaussians",
     "gaussian",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -19,6 +19,7 @@ from hpcaet.eels._checks import check_spectra, window_mask
 from hpcaet.eels.align import align_zero_loss
 from hpcaet.eels.background import PAPER_WINDOWS, PowerLawBackground, fit_power_law
 from hpcaet.eels.cluster import KMeansResult, Regions, contiguous_regions, correlation_kmeans
+from hpcaet.eels.delocalisation import Delocalisation, estimate_delocalisation, unmix_regions
 from hpcaet.eels.peaks import GaussianFit, fit_gaussians
 from hpcaet.errors import InputError
 
@@ -59,6 +60,9 @@ class EelsAnalysis:
         Mean aligned spectrum of each group [counts].
     fits : list of GaussianFit
         Peak fit of each group.
+    delocalisation : Delocalisation or None
+        Decay length and neighbours' share (``leak``, on the fit-range channels) removed
+        from each group mean before the peak fit; None when not corrected.
     """
 
     energy: np.ndarray
@@ -72,6 +76,7 @@ class EelsAnalysis:
     average: np.ndarray
     raw_average: np.ndarray
     fits: list[GaussianFit]
+    delocalisation: Delocalisation | None = None
 
 
 def analyse_spectra(
@@ -92,6 +97,8 @@ def analyse_spectra(
     initial_width: float = 3.0,
     fit_starts: int = 20,
     weighted: bool = True,
+    correct_delocalisation: bool = False,
+    second_derivative_start: bool = False,
     rng: np.random.Generator | int | None = None,
 ) -> EelsAnalysis:
     """Analyse a line scan (or any set) of vibrational spectra.
@@ -116,7 +123,7 @@ def analyse_spectra(
     contiguous : bool
         Turn the clusters into contiguous regions along the scan and average those
         (the paper: #1–16, #17–26, #27–40); False averages the clusters themselves.
-    n_peaks, fit_range, initial_width, fit_starts
+    n_peaks, fit_range, initial_width, fit_starts, second_derivative_start
         Peak fit settings (:func:`~hpcaet.eels.peaks.fit_gaussians`; ``fit_starts`` is
         its ``starts``).
     peak_background : {"subtracted", "joint"}
@@ -128,6 +135,11 @@ def analyse_spectra(
         weights every channel alike. The power-law tail makes the counts at 16–20 meV
         ~100× those under the peaks, so an unweighted fit is dominated by the channels
         where the background model matters most.
+    correct_delocalisation : bool
+        Before the peak fit, subtract from each group mean the delocalised signal of the
+        other regions (:mod:`~hpcaet.eels.delocalisation`: exponential decay beyond each
+        region, decay length fitted on ``cluster_range``). Needs contiguous regions of
+        at least two points each; skipped with a warning otherwise.
     rng : numpy.random.Generator, int or None
         Randomness of the k-means seeding and of the extra peak-fit starts.
 
@@ -169,13 +181,35 @@ def analyse_spectra(
     group = regions.region if regions is not None else kmeans.labels
     average = np.stack([signal[group == g].mean(axis=0) for g in range(clusters)])
     raw_average = np.stack([spectra[group == g].mean(axis=0) for g in range(clusters)])
+    leak = np.zeros_like(average)
+    deloc = None
+    if correct_delocalisation:
+        sizes = np.diff(np.r_[regions.starts, len(spectra)]) if regions is not None else None
+        if sizes is None or np.any(sizes < 2):
+            log.warning(
+                "eels: delocalisation not corrected: needs contiguous regions of >= 2 points "
+                "(contiguous=%s, sizes %s)",
+                contiguous,
+                None if sizes is None else sizes.tolist(),
+            )
+        else:
+            var = np.maximum(spectra, 1.0)
+            est = estimate_delocalisation(signal[:, use], regions.starts, variance=var[:, use])
+            fit_mask = window_mask(energy, fit_range, name="peak fit range")
+            deloc = unmix_regions(
+                signal[:, fit_mask], regions.starts, est.length, variance=var[:, fit_mask]
+            )
+            deloc = replace(deloc, cost_local=est.cost_local)
+            leak[:, fit_mask] = deloc.leak
+            log.info("eels: delocalisation decay length %.2f scan steps", est.length)
     fits = []
     for g in range(clusters):
         if peak_background == "joint":
-            law = fit_power_law(raw_average[g], energy, windows=windows, refine=True)
-            data, power_law = raw_average[g], (float(law.amplitude[0]), float(law.exponent[0]))
+            data = raw_average[g] - leak[g]
+            law = fit_power_law(data, energy, windows=windows, refine=True)
+            power_law = (float(law.amplitude[0]), float(law.exponent[0]))
         else:
-            data, power_law = average[g], None
+            data, power_law = average[g] - leak[g], None
         members = spectra[group == g]
         noise = np.sqrt(np.maximum(members.sum(axis=0), 1.0)) / len(members)
         fit = fit_gaussians(
@@ -185,6 +219,7 @@ def analyse_spectra(
             fit_range=fit_range,
             initial_width=initial_width,
             starts=fit_starts,
+            second_derivative_start=second_derivative_start,
             rng=rng,
             power_law=power_law,
             noise=noise if weighted else None,
@@ -210,4 +245,5 @@ def analyse_spectra(
         average=average,
         raw_average=raw_average,
         fits=fits,
+        delocalisation=deloc,
     )

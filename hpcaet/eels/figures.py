@@ -136,6 +136,9 @@ def plot_group_fits(ds: xr.Dataset, path: str | Path) -> Path:
     joint = ds.attrs.get("peak_background") == "joint"
     for g, ax in enumerate(axes):
         data = ds["raw_average" if joint else "average"].values[g, sel]
+        corrected = "delocalised_leak" in ds
+        if corrected:
+            data = data - ds["delocalised_leak"].values[g, sel]
         model = ds["fit"].values[g, sel]
         peaks = [
             (c, w, h)
@@ -149,7 +152,8 @@ def plot_group_fits(ds: xr.Dataset, path: str | Path) -> Path:
         ]
         base = model - sum(gaussian(e[sel], *p) for p in peaks) if peaks else 0 * model
         colour = _COLOURS[g % len(_COLOURS)]
-        ax.plot(e[sel], data - base, ".", ms=2.5, color=colour, label="group mean")
+        label = "group mean − neighbours' share" if corrected else "group mean"
+        ax.plot(e[sel], data - base, ".", ms=2.5, color=colour, label=label)
         ax.plot(e[sel], model - base, color="k", lw=1.2, label="fit")
         for c, w, h in peaks:
             ax.plot(e[sel], gaussian(e[sel], c, w, h), lw=0.8, color="grey")

@@ -149,12 +149,13 @@ def _greedy_centres(e, y, *, n_peaks, width, max_evaluations):
     return np.sort(centres)[::-1]
 
 
-def _best_run(e, y, p0, *, n_peaks, joint, starts, jitter, max_evaluations, rng, weight=1.0):
-    """Run LM from ``p0`` and ``starts - 1`` perturbed copies; keep the best plausible run."""
+def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, rng, weight=1.0):
+    """Run LM from each start of ``p0s``, then perturbed copies of them in turn, ``starts``
+    runs in all (at least one per start); keep the best plausible run."""
     best, best_plausible = None, None
-    for run in range(starts):
-        p = p0.copy()
-        if run:
+    for run in range(max(starts, len(p0s))):
+        p = p0s[run % len(p0s)].copy()
+        if run >= len(p0s):
             q = p[: 3 * n_peaks].reshape(n_peaks, 3)
             q[:, 0] += rng.uniform(-jitter, jitter, n_peaks)
             q[:, 1] *= rng.uniform(0.6, 1.6, n_peaks)
@@ -193,6 +194,7 @@ def fit_gaussians(
     jitter: float = 2.0,
     max_evaluations: int = 2000,
     noise: ArrayLike | None = None,
+    second_derivative_start: bool = False,
     rng: np.random.Generator | int | None = None,
 ) -> GaussianFit:
     """Fit a sum of ``n_peaks`` Gaussians (and optionally a power law) by Levenberg–Marquardt.
@@ -216,8 +218,9 @@ def fit_gaussians(
         Starting ``(A, r)`` of a power law fitted together with the peaks (positive
         energies only); None fits the peaks alone.
     starts : int
-        Levenberg–Marquardt runs: the first from ``initial``, the others from its
-        centres moved by up to ±``jitter`` and its width scaled by 0.6–1.6 (random).
+        Levenberg–Marquardt runs: the first from ``initial`` (by default the greedy
+        centres, see below), the others from its centres moved by up to ±``jitter`` and
+        its width scaled by 0.6–1.6 (random).
         The kept run has the smallest residual among those whose peaks all have positive
         heights and centres inside the fit range, else the smallest residual overall.
         The fit itself stays unbounded.
@@ -230,6 +233,10 @@ def fit_gaussians(
         spectra: the square root of the summed counts). Given, the residuals are weighted
         by its inverse (the maximum-likelihood fit for Gaussian noise, whose centre errors
         reach the Cramér–Rao bound); None weights every channel alike.
+    second_derivative_start : bool
+        Without ``initial``, also start from the minima of the smoothed second derivative
+        (:func:`initial_centres`, smoothing σ = ``initial_width`` / 2) besides the greedy
+        centres; the jittered starts then alternate between the two.
     rng : numpy.random.Generator, int or None
         Randomness of the extra starts.
 
@@ -270,23 +277,30 @@ def fit_gaussians(
         raise InputError(f"initial_width must be positive; got {initial_width} meV.")
     base = power_law[0] * e ** -power_law[1] if joint else np.zeros_like(e)
     if initial is None:
-        centres = _greedy_centres(
-            e,
-            y - base,
-            n_peaks=n_peaks,
-            width=float(initial_width),
-            max_evaluations=max_evaluations,
-        )
-    else:
-        centres = np.asarray(initial, dtype=float).ravel()
-        if centres.size != n_peaks:
-            raise InputError(
-                f"initial has {centres.size} centres for n_peaks = {n_peaks}; give one each."
+        candidates = [
+            _greedy_centres(
+                e,
+                y - base,
+                n_peaks=n_peaks,
+                width=float(initial_width),
+                max_evaluations=max_evaluations,
             )
-    heights = np.maximum(np.interp(centres, e, y - base), 0.05 * np.ptp(y - base) + 1e-12)
-    p0 = np.column_stack([centres, np.full(n_peaks, float(initial_width)), heights]).ravel()
-    if joint:
-        p0 = np.r_[p0, np.log(power_law[0]), power_law[1]]
+        ]
+        if second_derivative_start:
+            candidates.append(
+                initial_centres(y - base, e, n_peaks=n_peaks, smooth=0.5 * initial_width)
+            )
+    else:
+        candidates = [np.asarray(initial, dtype=float).ravel()]
+        if candidates[0].size != n_peaks:
+            raise InputError(
+                f"initial has {candidates[0].size} centres for n_peaks = {n_peaks}; give one each."
+            )
+    p0s = []
+    for centres in candidates:
+        heights = np.maximum(np.interp(centres, e, y - base), 0.05 * np.ptp(y - base) + 1e-12)
+        p0 = np.column_stack([centres, np.full(n_peaks, float(initial_width)), heights]).ravel()
+        p0s.append(np.r_[p0, np.log(power_law[0]), power_law[1]] if joint else p0)
     if starts < 1:
         raise InputError(f"starts must be >= 1; got {starts}.")
     weight = 1.0
@@ -302,7 +316,7 @@ def fit_gaussians(
     res = _best_run(
         e,
         y,
-        p0,
+        p0s,
         n_peaks=n_peaks,
         joint=joint,
         starts=starts,

@@ -137,6 +137,7 @@ def analyse_eels(
         initial_width=s.initial_width,
         fit_starts=s.fit_starts,
         weighted=s.weighted,
+        correct_delocalisation=s.correct_delocalisation,
         rng=rng,
     )
     return _to_dataset(ds, result, s)
@@ -169,6 +170,9 @@ def _to_dataset(ds: xr.Dataset, a: EelsAnalysis, s: EelsConfig) -> xr.Dataset:
     if a.regions is not None:
         attrs["region_starts"] = a.regions.starts.astype(np.int64)
         attrs["misassigned"] = a.regions.misassigned
+    if a.delocalisation is not None:
+        # decay length of the neighbours' signal removed before the peak fit [scan steps]
+        attrs["delocalisation_length_steps"] = a.delocalisation.length
     out = make_eels(
         spectra=a.spectra,
         energy=a.energy,
@@ -216,6 +220,15 @@ def _to_dataset(ds: xr.Dataset, a: EelsAnalysis, s: EelsConfig) -> xr.Dataset:
             "fitted model per group (NaN outside the fit range)",
         ),
     }
+    if a.delocalisation is not None and fits:
+        leak = np.zeros((len(fits), a.energy.size))
+        leak[:, np.searchsorted(a.energy, fits[0].energy)] = a.delocalisation.leak
+        extra["delocalised_leak"] = (
+            ("group", "energy"),
+            leak,
+            "counts",
+            "neighbours' delocalised signal subtracted from each group mean before the fit",
+        )
     for name, (dims, values, units, text) in extra.items():
         out[name] = (dims, values, {"units": units, "long_name": text})
     out = out.assign_coords(group_name=("group", np.array(names)))

@@ -150,7 +150,7 @@ def synthetic_line_scan(
     peak_fwhm: float = 5.7,
     resolution: float = 8.3,
     delocalisation: float = 1.6,
-    snr: float = 30.0,
+    snr: float = 7.0,
     background_ratio: float = 5.0,
     exponent: float = 3.0,
     background_variation: float = 0.1,
@@ -189,6 +189,8 @@ def synthetic_line_scan(
     snr : float
         Signal-to-noise ratio of one spectrum deep inside the first region: height of
         its strongest peak over the Poisson noise (sqrt of the expected counts) there.
+        The group sum of n spectra has √n times this. Default 7: the paper's, as derived
+        in docs/eels.md from its Table S3 errors and its clustering (Fig. S6).
     background_ratio : float
         Power-law tail over that peak's height, at that peak's energy.
     exponent : float
