@@ -56,8 +56,14 @@ from hpcaet.preprocess.drift import (
 )
 from hpcaet.preprocess.lattice import LatticeModel, ideal_monolayer, reference_image
 from hpcaet.preprocess.registration import register_translation
-from hpcaet.preprocess.tracking import Tracks, reference_view, track_columns
-from hpcaet.preprocess.vibration import VibrationEstimate, deconvolve, estimate_vibration
+from hpcaet.preprocess.series import calibrate_series, vibration_kernels
+from hpcaet.preprocess.tracking import Tracks, bright_tracks, reference_view, track_columns
+from hpcaet.preprocess.vibration import (
+    VibrationEstimate,
+    deconvolve,
+    estimate_membrane_vibration,
+    estimate_vibration,
+)
 
 __all__ = [
     "AngleCalibration",
@@ -81,6 +87,7 @@ __all__ = [
     "estimate_background",
     "estimate_drift",
     "estimate_noise",
+    "estimate_membrane_vibration",
     "estimate_vibration",
     "find_metal_columns",
     "find_peaks",
@@ -92,6 +99,9 @@ __all__ = [
     "inverse_anscombe",
     "reference_image",
     "reference_view",
+    "bright_tracks",
+    "calibrate_series",
+    "vibration_kernels",
     "register_translation",
     "scan_coordinates",
     "select_metals",

@@ -22,40 +22,28 @@ import xarray as xr
 
 from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import InputError
-from hpcaet.forward import species_table
-from hpcaet.geometry import pixel_to_position, position_to_pixel
+from hpcaet.geometry import position_to_pixel
 from hpcaet.io import make_tilt_series, read_dataset
 from hpcaet.parallel import gather_with_progress
 from hpcaet.preprocess.align import alignment_shifts, shift_image
-from hpcaet.preprocess.angles import calibrate_angles
 from hpcaet.preprocess.background import estimate_background, hollow_fraction
 from hpcaet.preprocess.columns import column_bias, find_metal_columns
 from hpcaet.preprocess.denoise import denoise_image
 from hpcaet.preprocess.drift import correct_frames, estimate_drift
-from hpcaet.preprocess.lattice import LatticeModel, reference_image
+from hpcaet.preprocess.lattice import reference_image
+from hpcaet.preprocess.series import calibrate_series, lattice_model, vibration_kernels
 from hpcaet.preprocess.tracking import track_columns
-from hpcaet.preprocess.vibration import deconvolve, estimate_vibration
+from hpcaet.preprocess.vibration import (
+    VibrationEstimate,
+    deconvolve,
+)
 
 __all__ = ["preprocess_series", "run_preprocess", "lattice_model"]
 
 log = logging.getLogger(__name__)
 
-
-def lattice_model(config: Config) -> LatticeModel:
-    """The reference monolayer of ``config.preprocess`` with the species' parameters."""
-    pp, sp = config.preprocess, config.species
-    names = [pp.metal, pp.chalcogen]
-    w = species_table(names, sp.cross_section)
-    b = species_table(names, sp.b_factor)
-    return LatticeModel(
-        lattice_constant=pp.lattice_constant,
-        chalcogen_height=pp.chalcogen_height,
-        metal_weight=float(w[0]),
-        chalcogen_weight=float(w[1]),
-        metal_b=float(b[0]),
-        chalcogen_b=float(b[1]),
-        probe_fwhm=config.imaging.probe_fwhm,
-    )
+# bump when a per-tilt result changes, so old checkpoints are not reused
+_VERSION = 2
 
 
 def run_preprocess(config: Config, run, client=None) -> dict[str, xr.Dataset]:
@@ -156,23 +144,23 @@ def preprocess_series(
         tolerance=pp.track_tolerance,
         min_views=pp.track_min_views,
     )
-    observed = pixel_to_position(tracks.rc, subtracted.shape[1:], px)
-    calibration = calibrate_angles(
-        observed,
+    calibration, bias_applied = calibrate_series(
+        tracks,
+        [r["columns"] for r in first],
+        [r["intensity"] for r in first],
         euler,
-        reference=tracks.reference,
-        lattice_constant=pp.lattice_constant,
-        outlier=pp.angle_outlier,
+        config,
+        shape=subtracted.shape[1:],
+        pixel_size=px,
     )
     centres = position_to_pixel(calibration.shift, subtracted.shape[1:], px)
+    kernels, corners = vibration_kernels(first, calibration.euler, centres, model, px, pp)
     options_c = dict(
         pixel_size=px,
         model=model,
-        vibration=pp.vibration,
-        crop=pp.vibration_crop,
         iterations=pp.vibration_iterations,
-        max_amplitude=pp.vibration_max_amplitude,
         align=pp.align,
+        bias_applied=bias_applied,
     )
     second = _map(
         _finish_tilt,
@@ -180,17 +168,17 @@ def preprocess_series(
             (
                 first[j]["summed"] - first[j]["background"],
                 subtracted[j],
-                first[j]["columns"],
-                first[j]["intensity"],
                 calibration.euler[j],
                 centres[j],
+                kernels[j],
+                corners[j],
             )
             for j in range(n_tilt)
         ],
         options_c,
         client,
         checkpoint_dir,
-        f"preprocess-c-{key}-{_digest(calibration.euler)}",
+        f"preprocess-c-{key}-{_digest(np.concatenate([calibration.euler, kernels], 1))}",
         "preprocess (vibration, alignment)",
     )
     processed = _assemble(series, first, second, calibration, tracks)
@@ -251,74 +239,37 @@ def _process_tilt(
 def _finish_tilt(
     raw,
     image,
-    columns,
-    intensity,
     euler,
     centre,
+    kernel,
+    corner,
     *,
     pixel_size,
     model,
-    vibration,
-    crop,
     iterations,
-    max_amplitude,
     align,
+    bias_applied,
 ) -> dict:
-    """Phase 3 of one tilt: column bias, vibration kernel and deconvolution, alignment."""
+    """Phase 3 of one tilt: column bias, deconvolution of ``kernel``, alignment.
+
+    ``bias_applied``: the calibration already used bias-corrected columns, so the
+    calibrated centre is not corrected again (the bias is still recorded).
+    """
     bias = column_bias(model, euler, pixel_size=pixel_size)
-    result = {"bias": bias, "vibration": np.full(4, np.nan), "crop": np.full(2, np.nan)}
+    result = {"bias": bias, "vibration": np.asarray(kernel, float), "crop": corner}
     out = image
-    if vibration:
-        corner = _mos2_crop(columns, intensity, image.shape, crop)
-        if corner is not None:
-            sl = (slice(corner[0], corner[0] + crop), slice(corner[1], corner[1] + crop))
-            inside = columns - corner
-            keep = (inside >= 0).all(axis=1) & (inside < crop).all(axis=1)
-            centre_xy = pixel_to_position(corner + crop // 2, image.shape, pixel_size)
-            origin_xy = pixel_to_position(centre, image.shape, pixel_size)
-            est = estimate_vibration(
-                raw[sl],
-                model,
-                euler,
-                pixel_size=pixel_size,
-                centre=centre_xy - origin_xy,
-                columns=inside[keep],
-                max_amplitude=max_amplitude,
-            )
-            result["vibration"] = np.array([est.direction, est.amplitude, est.width, est.misfit])
-            result["crop"] = np.asarray(corner, float)
-            out = deconvolve(image, est, pixel_size=pixel_size, iterations=iterations)
+    if np.all(np.isfinite(kernel)):
+        est = VibrationEstimate(*(float(v) for v in kernel))
+        out = deconvolve(image, est, pixel_size=pixel_size, iterations=iterations)
     result["deconvolved"] = out
-    shift = alignment_shifts((np.asarray(centre) - bias)[None], image.shape)[0]
+    target = np.asarray(centre) - (0.0 if bias_applied else bias)
+    shift = alignment_shifts(target[None], image.shape)[0]
     result["shift"] = shift if align else np.zeros(2)
     result["image"] = shift_image(out, shift) if align else out
+    # the same drift-corrected, background-subtracted image without the nonlinear steps
+    # (no denoising, no deconvolution): it stays proportional to the linear ADF model
+    result["linear"] = shift_image(raw, shift) if align else np.asarray(raw, float)
     return result
-
-
-def _mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
-    """Corner (row, col) of a ``crop`` square holding many columns and few bright ones.
-
-    The darker metal columns are taken as Mo (MoS2); a window is scored by its number of
-    them minus ten times its number of bright (W) ones.
-    """
-    if len(columns) < 6 or min(shape) < crop:
-        return None
-    dark = np.sort(intensity)[: max(1, len(intensity) // 2)]
-    bright = intensity > 1.5 * float(np.median(dark))
-    starts = [np.arange(0, s - crop + 1, max(1, crop // 4)) for s in shape]
-    best, corner = -np.inf, None
-    for r0 in starts[0]:
-        for c0 in starts[1]:
-            inside = (
-                (columns[:, 0] >= r0 + 2)
-                & (columns[:, 0] < r0 + crop - 2)
-                & (columns[:, 1] >= c0 + 2)
-                & (columns[:, 1] < c0 + crop - 2)
-            )
-            score = (inside & ~bright).sum() - 10 * (inside & bright).sum()
-            if score > best:
-                best, corner = score, np.array([r0, c0])
-    return corner
 
 
 def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
@@ -359,6 +310,15 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
             "angle_frame": "sheet: origin at the tracked metals' centroid, z normal to "
             "their best-fit plane, x along the zigzag bonds",
             "angle_reference_image": int(tracks.reference),
+        },
+    )
+    ds["linear_images"] = (
+        ("tilt", "y", "x"),
+        np.stack([r["linear"] for r in second]).astype(np.float32),
+        {
+            "units": "counts",
+            "long_name": "drift-corrected, background-subtracted, aligned images without "
+            "denoising or deconvolution (linear in the ADF model)",
         },
     )
     ds["nominal_euler"] = (
@@ -467,6 +427,7 @@ def _key(series: xr.Dataset, config: Config) -> str:
         "shape": list(series["frames"].shape),
         "sections": {k: config_to_dict(config)[k] for k in ("preprocess", "species")},
         "probe": config.imaging.probe_fwhm,
+        "version": _VERSION,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -17,6 +17,7 @@ mutual nearest neighbours within a tolerance, the map is refitted from the match
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,7 @@ from hpcaet.errors import InputError
 from hpcaet.geometry import euler_to_matrix
 from hpcaet.preprocess.registration import register_translation
 
-__all__ = ["Tracks", "track_columns", "reference_view"]
+__all__ = ["Tracks", "track_columns", "reference_view", "bright_tracks"]
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,75 @@ def reference_view(euler: ArrayLike) -> int:
     """Index of the image closest to looking along the sheet normal (largest R_zz)."""
     R = euler_to_matrix(np.asarray(euler, dtype=float))
     return int(np.argmax(np.abs(R[:, 2, 2])))
+
+
+def bright_tracks(
+    tracks: Tracks,
+    columns: list[np.ndarray],
+    intensities: list[np.ndarray],
+    *,
+    radius: float = 0.5,
+) -> np.ndarray:
+    """Which tracked metal columns are the bright species (W next to Mo).
+
+    Each column's fitted intensity is divided by the median of its image; the median of
+    that ratio over the images where the column was tracked is split into two classes
+    (the threshold that minimises the within-class variance of its logarithm).
+
+    Parameters
+    ----------
+    tracks : Tracks
+        The tracked columns.
+    columns : list of ndarray of shape (n_j, 2)
+        Fitted column centres ``(row, col)`` of each image [pixel].
+    intensities : list of ndarray of shape (n_j,)
+        Their fitted intensities [counts].
+    radius : float, default 0.5
+        Largest distance between a track and a fitted column to take its intensity
+        [pixel].
+
+    Returns
+    -------
+    ndarray of bool, shape (n_track,)
+        True for the bright columns. All False when the intensities do not split
+        (the brighter class less than 1.3 times the darker one, e.g. one species).
+    """
+    n_tilt, n_track, _ = tracks.rc.shape
+    if len(columns) != n_tilt or len(intensities) != n_tilt:
+        raise InputError(
+            f"need the columns and intensities of all {n_tilt} images; got "
+            f"{len(columns)} and {len(intensities)}."
+        )
+    ratio = np.full((n_tilt, n_track), np.nan)
+    for j in range(n_tilt):
+        seen = np.isfinite(tracks.rc[j, :, 0])
+        points = np.asarray(columns[j], float)
+        values = np.asarray(intensities[j], float)
+        if not seen.any() or len(points) == 0:
+            continue
+        distance, index = cKDTree(points).query(tracks.rc[j, seen])
+        v = values[index] / max(float(np.median(values)), 1e-300)
+        v[distance > radius] = np.nan
+        ratio[j, seen] = v
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        level = np.log(np.nanmedian(ratio, axis=0))
+    ok = np.isfinite(level)
+    out = np.zeros(n_track, dtype=bool)
+    values = np.sort(level[ok])
+    if len(values) < 4:
+        return out
+    best, split = np.inf, None
+    for t in values[1:]:
+        low, high = values[values < t], values[values >= t]
+        cost = low.var() * len(low) + high.var() * len(high)
+        if cost < best:
+            best, split = cost, t
+    low, high = values[values < split], values[values >= split]
+    if np.exp(high.mean() - low.mean()) < 1.3:
+        return out
+    out[ok] = level[ok] >= split
+    return out
 
 
 def track_columns(

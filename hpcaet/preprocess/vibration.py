@@ -35,7 +35,12 @@ from hpcaet.geometry import euler_to_matrix, pixel_to_position, project_points
 from hpcaet.preprocess.lattice import LatticeModel, ideal_monolayer
 from hpcaet.preprocess.registration import register_translation
 
-__all__ = ["VibrationEstimate", "estimate_vibration", "deconvolve"]
+__all__ = [
+    "VibrationEstimate",
+    "estimate_vibration",
+    "estimate_membrane_vibration",
+    "deconvolve",
+]
 
 _FINE = 2  # model grid per image pixel
 
@@ -182,6 +187,121 @@ def estimate_vibration(
     )
 
 
+def estimate_membrane_vibration(
+    crops: list[ArrayLike],
+    model: LatticeModel,
+    euler: ArrayLike,
+    *,
+    pixel_size: float,
+    centres: ArrayLike | None = None,
+    columns: list[ArrayLike | None] | None = None,
+    max_amplitude: float = 1.0,
+) -> tuple[list[VibrationEstimate], float]:
+    """Fit one membrane vibration to the crops of every image of a tilt series.
+
+    The membrane oscillates along its normal with one amplitude ``A`` (and kernel width
+    ``w``); image ``j`` sees it along the projected normal ``R_j[:2, 2]`` with the in-image
+    amplitude ``A * |R_j[:2, 2]|`` (zero at zero tilt). ``A`` and ``w`` minimise the sum
+    over images of the crop misfits of :func:`estimate_vibration` (each reference
+    registered to its crop once), each divided by its own noise level (the mean squared
+    misfit of that crop at its best coarse-grid fit), so that no single image dominates.
+
+    Parameters
+    ----------
+    crops : list of array_like of shape (m, m)
+        Background-subtracted, not denoised crops [counts], one per image.
+    model : LatticeModel
+        The ideal monolayer of the reference.
+    euler : array_like of shape (n, 3)
+        Calibrated Euler angles of the images [deg].
+    pixel_size : float
+        [Å].
+    centres : array_like of shape (n, 2), optional
+        Crop centres relative to the projected lattice origin [Å] (see
+        :func:`estimate_vibration`).
+    columns : list of array_like of shape (k, 2) or None, optional
+        Fitted metal columns of each crop (row, col) [pixel].
+    max_amplitude : float, default 1.0
+        Largest membrane amplitude considered [Å].
+
+    Returns
+    -------
+    estimates : list of VibrationEstimate
+        Per image: direction of the projected normal, amplitude ``A * |R[:2, 2]|``, the
+        common width and the relative misfit of its crop.
+    amplitude : float
+        The membrane amplitude ``A`` [Å].
+
+    Raises
+    ------
+    InputError
+        Mismatched numbers of crops and angles, or a bad crop.
+    """
+    e = np.atleast_2d(np.asarray(euler, dtype=float))
+    n = len(crops)
+    if e.shape != (n, 3):
+        raise InputError(f"euler must be (n, 3) with one row per crop ({n} crops); got {e.shape}.")
+    centres = np.zeros((n, 2)) if centres is None else np.asarray(centres, float)
+    columns = [None] * n if columns is None else list(columns)
+    fine = pixel_size / _FINE
+    parts = []
+    for j in range(n):
+        data = np.asarray(crops[j], dtype=float)
+        if data.ndim != 2 or data.shape[0] != data.shape[1] or data.shape[0] < 16:
+            raise InputError(f"crop {j} must be square, at least 16 x 16; got {data.shape}.")
+        if not np.all(np.isfinite(data)) or np.ptp(data) == 0:
+            raise InputError(f"crop {j} must be finite and show contrast.")
+        R = euler_to_matrix(e[j])
+        theta = float(np.arctan2(R[1, 2], R[0, 2]))
+        m = data.shape[0]
+        inner = slice(3, m - 3)
+        ref = _registered_reference(data, model, e[j], pixel_size, centres[j], columns[j])
+        parts.append(
+            (ref, data[inner, inner].ravel(), inner, np.rad2deg(theta), np.hypot(R[0, 2], R[1, 2]))
+        )
+
+    def sse(j, amplitude, width):
+        ref, target, inner, direction, _ = parts[j]
+        k = vibration_kernel(direction, amplitude, width, pixel_size=fine)
+        blurred = _sample(signal.fftconvolve(ref, k, mode="same"))[inner, inner].ravel()
+        design = np.column_stack([blurred, np.ones_like(blurred)])
+        coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+        return float(np.sum((design @ coef - target) ** 2))
+
+    # coarse grid of the in-image amplitude per crop gives each crop's noise level
+    grid = np.linspace(0.0, max_amplitude, 21)
+    noise = np.array([min(sse(j, a, 0.05) for a in grid) for j in range(n)])
+    noise = np.maximum(noise, 1e-12)
+
+    def total(p):
+        amplitude, width = p
+        if not 0 <= amplitude <= max_amplitude or not 0 <= width <= 0.5:
+            return np.inf
+        return sum(sse(j, amplitude * parts[j][4], width) / noise[j] for j in range(n))
+
+    coarse = min(grid, key=lambda a: total((a, 0.05)))
+    best = optimize.minimize(
+        total,
+        (max(coarse, 0.02), 0.05),
+        method="Nelder-Mead",
+        options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 200},
+    )
+    amplitude, width = float(best.x[0]), float(best.x[1])
+    out = []
+    for j in range(n):
+        _, target, _, direction, scale = parts[j]
+        spread = float(np.sum((target - target.mean()) ** 2)) or 1.0
+        out.append(
+            VibrationEstimate(
+                direction=float(direction % 180.0),
+                amplitude=amplitude * scale,
+                width=width,
+                misfit=float(np.sqrt(sse(j, amplitude * scale, width) / spread)),
+            )
+        )
+    return out, amplitude
+
+
 def deconvolve(
     image: ArrayLike,
     estimate: VibrationEstimate,
@@ -233,7 +353,11 @@ def _registered_reference(data, model, euler, pixel_size, centre, columns) -> np
     fine = pixel_size / _FINE
     a = model.lattice_constant
     positions, weights, b_factors, is_metal = ideal_monolayer(model, 0.75 * m * pixel_size + 4 * a)
-    xy = project_points(positions, euler) - np.asarray(centre, dtype=float)
+    # the patch of lattice is finite: bring the crop centre into the projected unit cell
+    # nearest the origin (a lattice translation changes nothing but the patch's cover)
+    cell = project_points(np.array([[a, 0.0, 0.0], [a / 2, a * np.sqrt(3) / 2, 0.0]]), euler)
+    frac = np.linalg.solve(cell.T, np.asarray(centre, dtype=float))
+    xy = project_points(positions, euler) - (frac - np.round(frac)) @ cell
     # translation: cross-correlate the sampled reference with the crop
     for _ in range(2):
         ref = _render(xy, weights, b_factors, m, fine)
