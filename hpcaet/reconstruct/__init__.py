@@ -1,13 +1,14 @@
 """sAET reconstruction: GENFIRE or a RESIRE-style solver on scanning windows.
 
-One window (:func:`genfire`, :func:`resire`: crops in, support slab out), the scanning
+One window (:func:`genfire`, :func:`resire`: crops in, support slab out; optionally a
+support that follows the sheet, :class:`SheetSupport`), the scanning
 plan (:func:`plan_windows`, :func:`crop_window`, :func:`stitch`), a whole field serially
 or on Dask with per-window checkpoints (:func:`reconstruct_field`), and the pipeline
 stage (:mod:`hpcaet.reconstruct.stage`). Conventions are those of
 :mod:`hpcaet.geometry`; see ``docs/reconstruct.md``.
 """
 
-from hpcaet.reconstruct._common import WindowResult
+from hpcaet.reconstruct._common import SheetSupport, WindowResult, sheet_support
 from hpcaet.reconstruct.distributed import (
     ALGORITHMS,
     FieldResult,
@@ -31,6 +32,7 @@ __all__ = [
     "ALGORITHMS",
     "FieldResult",
     "GriddedData",
+    "SheetSupport",
     "SlabProjector",
     "SlabTransform",
     "Window",
@@ -45,6 +47,7 @@ __all__ = [
     "reconstruct_field",
     "reconstruct_window",
     "resire",
+    "sheet_support",
     "slab_projector",
     "spline_coefficients",
     "stitch",

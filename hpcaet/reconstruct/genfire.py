@@ -42,10 +42,12 @@ import numpy as np
 
 from hpcaet.errors import ConvergenceError, InputError
 from hpcaet.reconstruct._common import (
+    SheetSupport,
     WindowResult,
     check_fraction,
     check_iterations,
     check_projections,
+    sheet_support,
 )
 from hpcaet.reconstruct.fourier import GriddedData, SlabTransform, grid_projections
 
@@ -68,6 +70,7 @@ def genfire(
     confidence_weighting: bool = True,
     extension: float = 0.0,
     rfree_fraction: float = 0.05,
+    sheet: SheetSupport | None = None,
     rng: np.random.Generator | int | None = None,
     workers: int = 1,
 ) -> WindowResult:
@@ -102,6 +105,9 @@ def genfire(
         to 1 of Nyquist (resolution extension); 0 disables it.
     rfree_fraction : float, default 0.05
         Fraction of the gridded points withheld for the R-free; 0 withholds none.
+    sheet : SheetSupport, optional
+        Shrink the support from the flat slab to the sheet's measured surface after
+        ``sheet.start`` of the iterations; None keeps the flat slab throughout.
     rng : numpy.random.Generator or int or None
         Chooses the withheld points.
     workers : int, default 1
@@ -152,8 +158,13 @@ def genfire(
     volume = np.zeros((support_z, m, m), dtype=np.float32)
     ramp = extension * iterations
     active, cutoff = weight, 1.0
+    switch = sheet.switch_iteration(iterations) if sheet is not None else iterations
+    outside = None
     begin = time.perf_counter()
     for t in range(iterations):
+        if t == switch:
+            outside = ~sheet_support(volume, thickness=sheet.thickness, smoothing=sheet.smoothing)
+            volume[outside] = 0.0
         if ramp > 0 and (t == 0 or cutoff < 1.0):
             cutoff = _EXTENSION_START + (1 - _EXTENSION_START) * min(1.0, t / ramp)
             active = np.where(resolution <= cutoff, weight, 0.0).astype(np.float32)
@@ -165,6 +176,8 @@ def genfire(
         volume += op.inverse(active * diff)
         if positivity:
             np.maximum(volume, 0.0, out=volume)
+        if outside is not None:
+            volume[outside] = 0.0
     if not np.all(np.isfinite(volume)):
         raise ConvergenceError(
             f"GENFIRE produced non-finite voxels after {iterations} iterations; check the "

@@ -34,10 +34,12 @@ from scipy import sparse
 
 from hpcaet.errors import ConvergenceError, InputError
 from hpcaet.reconstruct._common import (
+    SheetSupport,
     WindowResult,
     check_fraction,
     check_iterations,
     check_projections,
+    sheet_support,
     slab_offsets,
 )
 
@@ -199,6 +201,7 @@ def resire(
     kernel: str = "cubic",
     positivity: bool = True,
     rfree_fraction: float = 0.05,
+    sheet: SheetSupport | None = None,
     rng: np.random.Generator | int | None = None,
 ) -> WindowResult:
     """Reconstruct one window by gradient steps on the projection error (RESIRE style).
@@ -224,6 +227,9 @@ def resire(
         Clip negative densities after each step.
     rfree_fraction : float, default 0.05
         Fraction of the consistent pixels withheld from the fit for the R-free.
+    sheet : SheetSupport, optional
+        Shrink the support to the sheet's measured surface after ``sheet.start`` of the
+        steps (the momentum restarts there); None keeps the flat slab throughout.
     rng : numpy.random.Generator or int or None
         Chooses the withheld pixels.
 
@@ -264,8 +270,16 @@ def resire(
     rfree = np.full(iterations, np.nan)
     x = np.zeros(proj.matrix.shape[1], dtype=np.float32)
     y, speed = x, 1.0  # extrapolated point and FISTA's t_k
+    switch = sheet.switch_iteration(iterations) if sheet is not None else iterations
+    outside = None
     begin = time.perf_counter()
     for t in range(iterations):
+        if t == switch:
+            outside = ~sheet_support(
+                x.reshape(support_z, m, m), thickness=sheet.thickness, smoothing=sheet.smoothing
+            ).ravel()
+            x = np.where(outside, np.float32(0.0), x)
+            y, speed = x, 1.0
         residual = b - proj.matrix @ y
         size = np.abs(residual)
         error[t] = size[fit].sum() / norm_fit
@@ -274,6 +288,8 @@ def resire(
         new = y + col_scale * (proj.transpose @ (row_scale * residual))
         if positivity:
             np.maximum(new, 0.0, out=new)
+        if outside is not None:
+            new[outside] = 0.0
         if momentum:
             faster = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * speed**2))
             y = new + np.float32((speed - 1.0) / faster) * (new - x)

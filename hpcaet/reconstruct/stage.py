@@ -1,12 +1,13 @@
 """Stage layer of the reconstruction: run directory in, ``volume.nc`` out.
 
 Reads ``processed.nc`` (aligned ``images`` and calibrated ``euler``, written by the
-preprocess stage). **Development fallback**: while a run directory has no
-``processed.nc``, the stage logs a warning and builds ideal processed images from the
-simulator's truth in ``tilt_series.nc``: ``clean_images`` (noise-, drift- and
-background-free) shifted back by ``true_offset`` so the rotation centre sits on the
-image centre, with ``true_euler``. This keeps the demo chain running before the
-preprocess stage exists; it is no substitute for processing real data.
+preprocess stage); a run directory without it is an error that names the stage to run
+(``hpcaet preprocess --run DIR``). **For testing the reconstruction alone**,
+``reconstruct.inputs: truth`` builds ideal processed images from the simulator's truth
+in ``tilt_series.nc`` instead: ``clean_images`` (noise-, drift- and background-free)
+shifted back by ``true_offset`` so the rotation centre sits on the image centre, with
+``true_euler``. That input exists only for simulated runs and is never a substitute
+for processing real data.
 
 Images are divided by the electrons per pixel of one tilt (``dose / n_tilt *
 pixel_size**2``), which turns counts summed over a tilt's frames into the
@@ -25,7 +26,8 @@ from scipy import ndimage
 
 from hpcaet.config import Config, ReconstructConfig
 from hpcaet.errors import InputError
-from hpcaet.io import make_volume, read_dataset
+from hpcaet.io import DatasetNotFoundError, make_volume, read_dataset
+from hpcaet.reconstruct._common import SheetSupport
 from hpcaet.reconstruct.distributed import reconstruct_field
 from hpcaet.reconstruct.figures import plot_volume
 from hpcaet.reconstruct.windows import plan_windows
@@ -35,12 +37,18 @@ __all__ = ["load_projections", "algorithm_options", "reconstruct_volume", "run_r
 log = logging.getLogger(__name__)
 
 
-def load_projections(run) -> tuple[np.ndarray, np.ndarray, float, str]:
+def load_projections(
+    run, *, inputs: str = "processed"
+) -> tuple[np.ndarray, np.ndarray, float, str]:
     """Images (dimensionless), Euler angles [deg], pixel size [Å] and their source.
 
     Parameters
     ----------
     run : RunDirectory
+    inputs : {"processed", "truth"}, default "processed"
+        ``"processed"``: ``processed.nc`` of the preprocess stage. ``"truth"``: the
+        simulator's ``clean_images`` moved back by ``true_offset``, with ``true_euler``
+        (from ``tilt_series.nc``), for testing the reconstruction alone.
 
     Returns
     -------
@@ -48,32 +56,58 @@ def load_projections(run) -> tuple[np.ndarray, np.ndarray, float, str]:
     euler : ndarray of shape (n_tilt, 3)
     pixel_size : float
     source : str
-        ``"processed.nc"`` or ``"tilt_series.nc (truth fallback)"``.
+        ``"processed.nc"`` or ``"tilt_series.nc (truth)"``.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        ``processed.nc`` (or, with ``inputs="truth"``, ``tilt_series.nc``) is missing.
+    InputError
+        An unknown ``inputs``, a ``processed.nc`` without images, or a tilt series
+        without the simulator's truth.
     """
-    processed = run.file("processed.nc")
-    if processed.exists():
+    if inputs not in ("processed", "truth"):
+        raise InputError(
+            f"inputs must be 'processed' or 'truth'; got {inputs!r}. Use 'processed' for "
+            "real work; 'truth' only tests the reconstruction on simulated runs."
+        )
+    if inputs == "processed":
+        processed = run.file("processed.nc")
+        if not processed.exists():
+            raise DatasetNotFoundError(
+                f"{processed} does not exist: the reconstruction needs the aligned images "
+                f"of the preprocess stage. Run `hpcaet preprocess --run {run.root}` first "
+                "(or, only to test the reconstruction on a simulated run, set "
+                "reconstruct.inputs: truth)."
+            )
         ds = read_dataset(processed)
         if "images" not in ds:
             raise InputError(
                 f"{processed} has no 'images'; rerun the preprocess stage "
-                "(hpcaet preprocess --run RUN)."
+                f"(hpcaet preprocess --run {run.root})."
             )
         images = ds["images"].values
         euler = ds["euler"].values
         source = "processed.nc"
     else:
         path = run.file("tilt_series.nc")
+        if not path.exists():
+            raise DatasetNotFoundError(
+                f"{path} does not exist; reconstruct.inputs: truth needs a simulated run "
+                f"(hpcaet simulate --out {run.root})."
+            )
         ds = read_dataset(path)
         missing = [v for v in ("clean_images", "true_offset", "true_euler") if v not in ds]
         if missing:
             raise InputError(
-                f"{run.root} has no processed.nc, and {path.name} lacks {missing} for the "
-                "development fallback; run the preprocess stage first."
+                f"{path} lacks {missing}, which reconstruct.inputs: truth needs (only "
+                "simulated tilt series have them); set reconstruct.inputs: processed and "
+                f"run `hpcaet preprocess --run {run.root}` first."
             )
         log.warning(
-            "reconstruct: no processed.nc in %s; DEVELOPMENT FALLBACK: using the "
-            "simulator's clean_images, shifted back by true_offset, with true_euler",
-            run.root,
+            "reconstruct: inputs = truth: reconstructing the simulator's clean_images "
+            "(shifted back by true_offset) with true_euler from %s, not processed.nc",
+            path,
         )
         pixel = float(ds.attrs["pixel_size"])
         offsets = ds["true_offset"].values / pixel  # (tilt, [x, y]) [pixel]
@@ -84,7 +118,7 @@ def load_projections(run) -> tuple[np.ndarray, np.ndarray, float, str]:
             ]
         )
         euler = ds["true_euler"].values
-        source = "tilt_series.nc (truth fallback)"
+        source = "tilt_series.nc (truth)"
     pixel_size = float(ds.attrs["pixel_size"])
     electrons = float(ds.attrs["dose"]) / len(images) * pixel_size**2
     return (images / electrons).astype(np.float32), euler, pixel_size, source
@@ -92,6 +126,13 @@ def load_projections(run) -> tuple[np.ndarray, np.ndarray, float, str]:
 
 def algorithm_options(rc: ReconstructConfig) -> dict:
     """Keyword options of the configured window algorithm."""
+    sheet = None
+    if rc.support == "sheet":
+        sheet = SheetSupport(
+            thickness=float(rc.sheet_thickness),
+            smoothing=float(rc.sheet_smoothing),
+            start=float(rc.sheet_start),
+        )
     if rc.algorithm == "genfire":
         return dict(
             iterations=rc.iterations,
@@ -101,6 +142,7 @@ def algorithm_options(rc: ReconstructConfig) -> dict:
             confidence_weighting=rc.confidence_weighting,
             extension=rc.extension,
             rfree_fraction=rc.rfree_fraction,
+            sheet=sheet,
             workers=rc.fft_workers,
         )
     return dict(
@@ -108,6 +150,7 @@ def algorithm_options(rc: ReconstructConfig) -> dict:
         step=rc.resire_step,
         momentum=rc.momentum,
         rfree_fraction=rc.rfree_fraction,
+        sheet=sheet,
     )
 
 
@@ -119,7 +162,8 @@ def reconstruct_volume(config: Config, run, client=None) -> xr.Dataset:
     config : Config
         Uses ``reconstruct`` and ``seed``.
     run : RunDirectory
-        Reads ``processed.nc`` (or the fallback); checkpoints under
+        Reads ``processed.nc`` (or, with ``reconstruct.inputs: truth``, the simulator's
+        truth in ``tilt_series.nc``); checkpoints under
         ``run.checkpoints / "reconstruct"``.
     client : distributed.Client, optional
         Spread the windows over this cluster.
@@ -132,7 +176,7 @@ def reconstruct_volume(config: Config, run, client=None) -> xr.Dataset:
         ``interpolation_radius``, ``window_plan`` (JSON) and ``source``.
     """
     rc = config.reconstruct
-    images, euler, pixel_size, source = load_projections(run)
+    images, euler, pixel_size, source = load_projections(run, inputs=rc.inputs)
     plan = plan_windows(
         images.shape[1:],
         euler,
@@ -173,6 +217,7 @@ def reconstruct_volume(config: Config, run, client=None) -> xr.Dataset:
         oversampling=float(rc.oversampling) if fourier else None,
         interpolation_radius=float(rc.interpolation_radius) if fourier else None,
         window_plan=plan.to_json(),
+        support=rc.support,
         source=source,
     )
 
