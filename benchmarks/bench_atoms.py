@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hpcaet.atoms import format_scores
+from hpcaet.atoms import format_scores, score_atoms
 from hpcaet.atoms.build import build_model
 from hpcaet.atoms.stage import field_of_view, score_model
-from hpcaet.atoms.synthetic import ideal_inputs, probe_b_factor
+from hpcaet.atoms.synthetic import ideal_images, ideal_inputs, probe_b_factor
 from hpcaet.config import load_config, packaged_config
-from hpcaet.io import read_dataset
+from hpcaet.io import read_dataset, write_dataset
 from hpcaet.phantom.stage import make_phantom, true_angles
 
 TARGETS_PM = {"Mo": 4.0, "W": 6.0, "S": 15.0, "Se": 15.0}  # Tian et al., precision
@@ -81,10 +81,62 @@ def _inputs(args, config):
     )
 
 
+def _ideal_series(series, truth, config):
+    """The run's series with ideal images of the truth at its calibrated angles."""
+    im = config.imaging
+    images = ideal_images(
+        truth["position"].values,
+        truth["species"].values.astype(str),
+        series["euler"].values,
+        cross_section=config.species.cross_section,
+        b_factor=config.species.b_factor,
+        shape=tuple(series["images"].shape[1:]),
+        pixel_size=im.pixel_size,
+        dose=im.dose / series.sizes["tilt"],
+        extra_b=probe_b_factor(im.probe_fwhm),
+        read_noise=im.read_noise * np.sqrt(im.frames),
+        rng=0,
+    )
+    out = series.drop_vars(["linear_images"], errors="ignore")
+    out["images"] = (("tilt", "y", "x"), images.astype(np.float32))
+    return out
+
+
+def _start(args, truth, volume, config):
+    """The true sites in the frame of the volume, chalcogens all S (``--start truth``).
+
+    The angle calibration puts the volume and the calibrated angles in the sheet's own
+    frame, turned and shifted from the phantom's; the truth is moved into it by the
+    rigid fit of the traced metals onto the true ones.
+    """
+    if args.start != "truth":
+        return None
+    from hpcaet.atoms.build import _trace
+
+    sites = _trace(volume, config)
+    scores = score_atoms(
+        sites["position"],
+        sites["species"],
+        truth["position"].values,
+        truth["species"].values,
+        max_distance=config.atoms.match_distance,
+    )
+    rotation, shift = np.asarray(scores["rotation"]), np.asarray(scores["shift"])
+    start = truth.copy()
+    start["position"] = (("atom", "xyz"), (truth["position"].values - shift) @ rotation)
+    species = truth["species"].values.astype("<U3").copy()
+    species[truth["pair"].values >= 0] = "S"  # the flipping decides every chalcogen site
+    start["species"] = ("atom", species)
+    return start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--config", default="paper", help="packaged config name (demo, paper) or a YAML path"
+        "--config",
+        default=None,
+        help="packaged config name (demo, paper) or a YAML path (default: the run "
+        "directory's config.yaml with --run, else paper)",
     )
     parser.add_argument("--run", default=None, help="run directory with the real inputs")
     parser.add_argument("--blur-z", type=float, default=0.5, help="extra z blur [Å]")
@@ -98,6 +150,28 @@ def main() -> None:
         help="Dask workers for the refinement (0: in this process)",
     )
     parser.add_argument("--seed", type=int, default=5, help="seed of the ideal inputs' noise")
+    parser.add_argument(
+        "--images",
+        choices=("run", "ideal"),
+        default="run",
+        help="with --run: the run's processed images, or ideal images of the truth at the "
+        "run's calibrated angles (isolates the volume's part of the errors)",
+    )
+    parser.add_argument("--out", default=None, help="write the model to this netCDF file")
+    parser.add_argument(
+        "--vibration",
+        choices=("estimated", "true"),
+        default="estimated",
+        help="with --run: blur the model by the preprocess stage's estimated vibration "
+        "kernels, or by the simulator's true ones (isolates the estimate's part)",
+    )
+    parser.add_argument(
+        "--start",
+        choices=("trace", "truth"),
+        default="trace",
+        help="trace the volume, or refine and flip the true sites (all chalcogens S: "
+        "isolates the images' part of the errors)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the steps")
     args = parser.parse_args()
     logging.basicConfig(
@@ -105,10 +179,23 @@ def main() -> None:
         format="%(asctime)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    path = args.config if Path(args.config).exists() else packaged_config(args.config)
+    if args.config is None and args.run and (Path(args.run) / "config.yaml").exists():
+        path = Path(args.run) / "config.yaml"
+    else:
+        name = args.config or "paper"
+        path = name if Path(name).exists() else packaged_config(name)
     config = load_config(path)
     start = time.perf_counter()
     volume, series, truth, source = _inputs(args, config)
+    if args.run and args.images == "ideal":
+        series = _ideal_series(series, truth, config)
+        source += ", ideal images of the truth at the calibrated angles"
+    if args.run and args.vibration == "true":
+        for name in ("direction", "amplitude", "width"):
+            series[f"vibration_{name}"] = series[f"true_vibration_{name}"]
+        source += ", true vibration kernels"
+    if args.start == "truth":
+        source += ", started from the true sites (chalcogens all S)"
     t_inputs = time.perf_counter() - start
 
     client = None
@@ -119,12 +206,16 @@ def main() -> None:
         client = Client(cluster)
     try:
         start = time.perf_counter()
-        model, history = build_model(volume, series, config, client=client)
+        model, history = build_model(
+            volume, series, config, client=client, initial=_start(args, truth, volume, config)
+        )
         total = time.perf_counter() - start
     finally:
         if client is not None:
             client.close()
             cluster.close()
+    if args.out:
+        write_dataset(model, args.out)
     scores = score_model(
         model, truth, max_distance=config.atoms.match_distance, field=field_of_view(volume)
     )

@@ -8,8 +8,11 @@ species and explicit vacancy sites, following the Methods of Tian et al.
   fits, the 1.6 Å minimum distance and the three atomic layers (:func:`fit_layers`);
 * :func:`classify_species` – MoS2/WSe2 region and Mo/W/S/Se from the intensities;
 * :func:`pair_chalcogens` – top/bottom pairs, vacancy sites for missing partners;
+  :func:`snap_chalcogens` moves chalcogen sites far from the lattice onto it;
 * :func:`refine_atoms` – positions, per-species cross-sections and B-factors fitted to
   the images with the linear forward model (R1 and R reported);
+* :func:`vibration_kernels`, :func:`blur_images` – the per-image vibration blur of
+  images that were not deconvolved, applied to the calculated images;
 * :func:`flip_pairs` – the nine S/Se/vacancy cases of every pair, lowest R1 kept;
 * :func:`score_atoms` – accuracy against a known truth.
 
@@ -17,6 +20,7 @@ species and explicit vacancy sites, following the Methods of Tian et al.
 stage (``hpcaet atoms --run DIR``) is :func:`hpcaet.atoms.stage.run_atoms`.
 """
 
+from hpcaet.atoms.blur import blur_images, blur_images_adjoint, vibration_kernels
 from hpcaet.atoms.classify import REGION_MOS2, REGION_WSE2, Classification, classify_species
 from hpcaet.atoms.flip import CASES, FlipResult, flip_pairs
 from hpcaet.atoms.layers import (
@@ -35,7 +39,7 @@ from hpcaet.atoms.objective import (
     r_factors,
     support_mask,
 )
-from hpcaet.atoms.pairs import PairedSites, lattice_columns, pair_chalcogens
+from hpcaet.atoms.pairs import PairedSites, lattice_columns, pair_chalcogens, snap_chalcogens
 from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.score import format_scores, match_sites, score_atoms
 from hpcaet.atoms.synthetic import ideal_images, ideal_inputs, ideal_volume, probe_b_factor
@@ -57,6 +61,8 @@ __all__ = [
     "PairedSites",
     "RefineResult",
     "TracedAtoms",
+    "blur_images",
+    "blur_images_adjoint",
     "chunk_objective",
     "classify_species",
     "enforce_min_distance",
@@ -74,6 +80,8 @@ __all__ = [
     "r_factors",
     "refine_atoms",
     "score_atoms",
+    "snap_chalcogens",
     "support_mask",
     "trace_atoms",
+    "vibration_kernels",
 ]

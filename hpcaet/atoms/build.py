@@ -4,12 +4,16 @@
 do, on an xarray Volume and TiltSeries (no files but the optional step checkpoints):
 
 1. trace the volume, assign species and regions, drop weak peaks, pair the chalcogens
-   (vacancy sites for missing partners and empty columns);
-2. refine against the images; then ``flip_cycles`` times: flip the chalcogen pairs and
-   refine again, until no pair changes. After each refinement, vacancy sites are moved
-   to the mirror image of their partner through the metal sheet, and a chalcogen that
-   the refinement pulled closer than ``min_distance`` to another atom is reset to a
-   vacancy, for the next flipping to decide at a sensible position;
+   (vacancy sites for missing partners and empty columns), and start the chalcogen
+   sites far from their lattice site on it (:func:`~hpcaet.atoms.pairs.snap_chalcogens`);
+2. ``flip_cycles + 1`` times: flip the chalcogen pairs (the pairs that change restart
+   on their lattice sites) and refine against the images, until no pair changes. The
+   images are ``linear_images`` with the model blurred by each tilt's vibration kernel
+   when the series has them (:mod:`hpcaet.atoms.inputs`). After each refinement,
+   vacancy sites are moved to the mirror image of their partner through the metal
+   sheet, and a chalcogen that the refinement pulled closer than ``min_distance`` to
+   another atom is reset to a vacancy, for the next flipping to decide at a sensible
+   position;
 3. drop vacancy pairs that sit on no chalcogen column (spurious peaks made vacant) and
    flag the atoms for the dynamic refinement (too close, off their layer).
 """
@@ -17,20 +21,20 @@ do, on an xarray Volume and TiltSeries (no files but the optional step checkpoin
 from __future__ import annotations
 
 import logging
-import os
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 from scipy.spatial import cKDTree
 
+from hpcaet.atoms.checkpoints import StepCheckpoints, result_arrays, result_from_arrays
 from hpcaet.atoms.classify import classify_species
 from hpcaet.atoms.distributed import DaskMapper
 from hpcaet.atoms.flip import flip_pairs
+from hpcaet.atoms.inputs import check_inputs, select_images
 from hpcaet.atoms.layers import fit_layers
-from hpcaet.atoms.pairs import VACANCY, drop_stray_pairs, pair_chalcogens
+from hpcaet.atoms.pairs import VACANCY, drop_stray_pairs, pair_chalcogens, snap_chalcogens
 from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
@@ -41,8 +45,6 @@ __all__ = ["build_model", "atom_flags"]
 
 log = logging.getLogger(__name__)
 
-_VOXEL_TOLERANCE = 1e-3  # relative mismatch allowed between voxel and pixel size
-
 
 def build_model(
     volume: xr.Dataset,
@@ -52,6 +54,7 @@ def build_model(
     client=None,
     checkpoints: Path | None = None,
     key: str = "",
+    initial: xr.Dataset | None = None,
 ) -> tuple[xr.Dataset, dict]:
     """Trace, classify, pair, refine and flip: the atom model of a volume and its images.
 
@@ -67,6 +70,10 @@ def build_model(
         Folder of the step checkpoints; none are written without it.
     key : str
         Checkpoint key; checkpoints with another key are ignored.
+    initial : xarray.Dataset, optional
+        An AtomModel with ``pair``, ``layer`` and ``region`` (e.g. a phantom's truth) to
+        refine and flip instead of the traced sites: for diagnosis, it separates what
+        the images decide from what the tracing of the volume misses.
 
     Returns
     -------
@@ -78,12 +85,13 @@ def build_model(
         (seconds per step).
     """
     cfg = config.atoms
-    images, euler, pixel = _check_inputs(volume, series)
+    images, euler, pixel = check_inputs(volume, series)
+    images, kernels = select_images(series, images, pixel, cfg.image_source)
     store = StepCheckpoints(checkpoints, key)
     times: dict[str, float] = {}
     start = time.perf_counter()
 
-    sites = store.load("trace")
+    sites = store.load("trace") if initial is None else _initial_sites(initial)
     if sites is None:
         sites = _trace(volume, config)
         store.save("trace", sites)
@@ -99,6 +107,7 @@ def build_model(
         "margin": cfg.margin,
         "noise": cfg.noise,
         "chunk": cfg.chunk_images,
+        "kernels": kernels,
     }
     history: dict = {"refine": [], "flips": [], "times": times}
 
@@ -124,26 +133,35 @@ def build_model(
         name = f"cycle-{cycle}"
         saved = store.load(name)
         if saved is None:
-            flips = np.zeros(0, dtype=int)
-            if cycle > 0:
-                flipped = _flip(
-                    images,
-                    euler,
-                    sites,
-                    species,
-                    pixel,
-                    weights,
-                    b_factors,
-                    refined,
-                    cfg,
-                    seed=[config.seed, cycle],
-                )
-                species, flips = flipped.species, flipped.changes
+            # Flipping comes first, also before the first refinement: a refinement with
+            # wrong species pulls the sites of a column apart or together to make up
+            # for the wrong weights, and a later flipping at those positions keeps the
+            # wrong pair (e.g. Se/S with the Se moved towards the middle for Se/Se).
+            if refined is None:
+                refined = refine(sites["position"], species, iterations=0)
+            flipped = _flip(
+                images,
+                euler,
+                sites,
+                species,
+                pixel,
+                weights,
+                b_factors,
+                refined,
+                cfg,
+                seed=[config.seed, cycle],
+                kernels=kernels,
+            )
+            changed = flipped.species != species
+            species, flips = flipped.species, flipped.changes
+            if cfg.snap_distance > 0 and changed.any():
+                # Pairs that changed start again from their lattice sites.
+                sites = {**sites, "position": _resnap(sites, species, changed, cfg)}
             mapper = DaskMapper(client, f"refine{cycle}") if client is not None else None
             refined = refine(sites["position"], species, mapper=mapper)
-            saved = _result_arrays(refined, species, flips)
+            saved = result_arrays(refined, species, flips)
             store.save(name, saved)
-        refined, species = _result_from_arrays(saved)
+        refined, species = result_from_arrays(saved)
         weights.update(refined.weights)
         b_factors.update(refined.b_factors)
         shifts = refined.shifts
@@ -177,6 +195,7 @@ def build_model(
             refined,
             cfg,
             seed=[config.seed, cfg.flip_cycles + 1],
+            kernels=kernels,
         )
         species = flipped.species
         history["flips"].append(flipped.changes)
@@ -266,8 +285,26 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
         pair_radius=cfg.pair_radius,
         fill_columns=cfg.fill_columns,
     )
+    position = paired.position
+    if cfg.snap_distance > 0:
+        position = snap_chalcogens(
+            position,
+            paired.layer,
+            paired.region,
+            paired.pair,
+            surfaces=layers.surfaces,
+            heights=tuple(cfg.chalcogen_height),
+            tolerance=cfg.snap_distance,
+            pair_radius=cfg.pair_radius,
+        )
+        moved = np.linalg.norm(position - paired.position, axis=1) > 0
+        log.info(
+            "atoms: %d chalcogen sites farther than %.2f Å from their lattice site start on it",
+            int(moved.sum()),
+            cfg.snap_distance,
+        )
     return {
-        "position": paired.position,
+        "position": position,
         "species": paired.species,
         "layer": paired.layer,
         "region": paired.region,
@@ -275,7 +312,53 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
     }
 
 
-def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg, *, seed):
+def _resnap(sites: dict, species: np.ndarray, changed: np.ndarray, cfg) -> np.ndarray:
+    """Positions with the pairs that ``changed`` species moved to their lattice sites."""
+    position = sites["position"]
+    atom = species != VACANCY
+    if atom.sum() < 4:
+        return position
+    pair = sites["pair"]
+    move = changed.copy()
+    linked = pair >= 0
+    move[pair[linked & changed]] = True
+    surfaces = fit_layers(position[atom], smoothing=cfg.layer_smoothing).surfaces
+    ideal = snap_chalcogens(
+        position,
+        sites["layer"],
+        sites["region"],
+        pair,
+        surfaces=surfaces,
+        heights=tuple(cfg.chalcogen_height),
+        tolerance=0.0,
+        pair_radius=cfg.pair_radius,
+    )
+    out = position.copy()
+    out[move] = ideal[move]
+    log.info(
+        "atoms: %d sites of pairs that changed species restart on their lattice site",
+        int(move.sum()),
+    )
+    return out
+
+
+def _initial_sites(model: xr.Dataset) -> dict[str, np.ndarray]:
+    missing = [v for v in ("position", "species", "layer", "region", "pair") if v not in model]
+    if missing:
+        raise InputError(
+            f"the initial model lacks {missing}; it needs an AtomModel with pair, layer and "
+            "region (e.g. the phantom's truth_atoms.nc)."
+        )
+    return {
+        "position": model["position"].values.astype(float),
+        "species": model["species"].values.astype("<U3"),
+        "layer": model["layer"].values.astype(np.int8),
+        "region": model["region"].values.astype(np.int8),
+        "pair": model["pair"].values.astype(int),
+    }
+
+
+def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg, *, seed, kernels):
     return flip_pairs(
         images,
         euler,
@@ -289,6 +372,7 @@ def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg
         offset=refined.offset,
         shifts=refined.shifts,
         max_sweeps=cfg.flip_sweeps,
+        kernels=kernels,
         rng=np.random.SeedSequence(seed),
     )
 
@@ -402,92 +486,3 @@ def _to_model(sites, species, refined: RefineResult, weights, b_factors, series,
         image_scale=np.asarray(refined.scale, dtype=float),
         image_offset=np.asarray(refined.offset, dtype=float),
     )
-
-
-def _check_inputs(volume: xr.Dataset, series: xr.Dataset):
-    if "images" not in series:
-        raise InputError(
-            "processed.nc has no 'images' variable (only raw frames?); the atoms stage "
-            "needs the processed images. Run 'hpcaet preprocess --run DIR' first."
-        )
-    voxel = float(volume.attrs["voxel_size"])
-    pixel = float(series.attrs["pixel_size"])
-    if abs(voxel - pixel) > _VOXEL_TOLERANCE * pixel:
-        raise InputError(
-            f"the volume's voxel size ({voxel} Å) differs from the images' pixel size "
-            f"({pixel} Å); the atoms stage needs them equal. Reconstruct at the pixel size "
-            "of processed.nc, or resample one of them."
-        )
-    images = series["images"].values.astype(float)
-    euler = series["euler"].values.astype(float)
-    return images, euler, pixel
-
-
-class StepCheckpoints:
-    """Step results as ``.npz`` files, valid only for the same key."""
-
-    def __init__(self, folder: Path | None, key: str) -> None:
-        self.folder = None if folder is None else Path(folder)
-        self.key = key
-
-    def load(self, name: str) -> dict | None:
-        if self.folder is None:
-            return None
-        path = self.folder / f"{name}.npz"
-        if not path.exists():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["key"]) != self.key:
-                    return None
-                out = {k: data[k] for k in data.files if k != "key"}
-        except (OSError, ValueError, KeyError) as exc:
-            log.warning("atoms: ignoring unreadable checkpoint %s (%s)", path, exc)
-            return None
-        log.info("atoms: resumed step %s from %s", name, path)
-        return out
-
-    def save(self, name: str, arrays: dict) -> None:
-        if self.folder is None:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{name}.npz"
-        tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.npz")
-        try:
-            np.savez(tmp, key=self.key, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def _result_arrays(res: RefineResult, species: np.ndarray, flips: np.ndarray) -> dict:
-    names = sorted(res.weights)
-    return {
-        "position": res.position,
-        "species": np.asarray(species).astype("<U3"),
-        "names": np.array(names, dtype="<U3"),
-        "weights": np.array([res.weights[k] for k in names]),
-        "b_factors": np.array([res.b_factors[k] for k in names]),
-        "scale": res.scale,
-        "offset": res.offset,
-        "shifts": res.shifts,
-        "history": res.history,
-        "R": np.array([res.R1, res.R]),
-        "flips": np.asarray(flips),
-    }
-
-
-def _result_from_arrays(a: dict) -> tuple[RefineResult, np.ndarray]:
-    names = [str(k) for k in a["names"]]
-    res = RefineResult(
-        position=a["position"],
-        weights=dict(zip(names, a["weights"].tolist(), strict=True)),
-        b_factors=dict(zip(names, a["b_factors"].tolist(), strict=True)),
-        scale=a["scale"],
-        offset=a["offset"],
-        shifts=a["shifts"],
-        history=a["history"],
-        R1=float(a["R"][0]),
-        R=float(a["R"][1]),
-    )
-    return res, a["species"].astype(str)

@@ -19,12 +19,13 @@ neighbouring pairs see each other's current species, as in a sequential sweep.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from hpcaet.atoms.blur import blur_images
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms, species_table
 from hpcaet.geometry import position_to_pixel, project_points
@@ -82,6 +83,7 @@ def flip_pairs(
     offset: ArrayLike,
     shifts: ArrayLike | None = None,
     max_sweeps: int = 10,
+    kernels: Sequence[np.ndarray | None] | None = None,
     rng: np.random.Generator | int | None = None,
 ) -> FlipResult:
     """Choose S, Se or vacancy for every chalcogen pair by the lowest R1.
@@ -109,6 +111,9 @@ def flip_pairs(
         Per-image shifts ``(x, y)`` [Å].
     max_sweeps : int, default 10
         Largest number of sweeps over all pairs.
+    kernels : sequence of m ndarrays of odd shape (k, k) or None, optional
+        Blur of each calculated image (:func:`~hpcaet.atoms.blur.blur_images`); the
+        patches grow by the kernel's half size.
     rng : numpy.random.Generator or int or None
         Order of the pairs in each sweep.
 
@@ -170,6 +175,7 @@ def flip_pairs(
         pixel_size=pixel_size,
         offsets=t,
     )
+    model = blur_images(model, kernels)
     calc = s[:, None, None] * model + c[:, None, None]
     total = max(float(np.abs(y).sum()), 1e-300)
     r1_before = float(np.abs(y - calc).sum()) / total
@@ -181,6 +187,10 @@ def flip_pairs(
     xy = project_points(r, angles) + t[:, None, :]  # (m, n, 2)
     spread = np.abs(xy[:, first] - xy[:, second]).max() / 2
     half = int(np.ceil((spread + _CUTOFF * sigma) / pixel_size)) + 1
+    if kernels is not None and len(kernels) != m:
+        raise InputError(f"kernels need one entry per image ({m}); got {len(kernels)}.")
+    if kernels is not None:  # the blur spreads the patch by the kernel's half size
+        half += max((max(k.shape) // 2 for k in kernels if k is not None), default=0)
     cases_w = np.array([[table_w[a], table_w[b]] for a, b in CASES])
     rng = np.random.default_rng(rng)
     changes = []
@@ -203,6 +213,7 @@ def flip_pairs(
                 table_w,
                 table_b,
                 cases_w,
+                kernels,
             )
             if case is not None:
                 spec[i], spec[j] = CASES[case]
@@ -222,7 +233,19 @@ def flip_pairs(
 
 
 def _best_case(
-    y, calc, sites, current, angles, shifts, scale, half, pixel_size, table_w, table_b, cases_w
+    y,
+    calc,
+    sites,
+    current,
+    angles,
+    shifts,
+    scale,
+    half,
+    pixel_size,
+    table_w,
+    table_b,
+    cases_w,
+    kernels,
 ):
     """Index of the best case if it beats the current one (updating ``calc``), else None.
 
@@ -257,6 +280,7 @@ def _best_case(
                 pixel_size=pixel_size,
                 offsets=offsets,
             )
+            basis[a, name] = blur_images(basis[a, name], kernels)
     gt = np.stack([np.zeros((m, p, p)), basis[0, "S"], basis[0, "Se"]])  # vac, S, Se
     gb = np.stack([np.zeros((m, p, p)), basis[1, "S"], basis[1, "Se"]])
     pick = {"vac": 0, "S": 1, "Se": 2}

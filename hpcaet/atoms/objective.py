@@ -9,12 +9,14 @@ weights (:func:`pixel_weights`), the closed-form per-image scale and offset
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage
 
+from hpcaet.atoms.blur import blur_images, blur_images_adjoint
 from hpcaet.forward import project_atoms, project_atoms_vjp
 
 __all__ = [
@@ -44,12 +46,16 @@ class ImageChunk(NamedTuple):
     weight : ndarray of shape (k, ny, nx)
         Weight of each pixel in the loss (the inverse noise variance [1/counts²]);
         zero outside the support.
+    kernels : tuple of k ndarrays (odd size) or None, or None
+        Blur of each calculated image (:func:`~hpcaet.atoms.blur.blur_images`), e.g.
+        the vibration kernel of images that were not deconvolved; None for none.
     """
 
     index: np.ndarray
     images: np.ndarray
     euler: np.ndarray
     weight: np.ndarray
+    kernels: tuple | None = None
 
 
 class ChunkTerms(NamedTuple):
@@ -121,9 +127,14 @@ def support_mask(
 
 
 def split_images(
-    images: np.ndarray, euler: np.ndarray, weight: np.ndarray, *, chunk: int
+    images: np.ndarray,
+    euler: np.ndarray,
+    weight: np.ndarray,
+    *,
+    chunk: int,
+    kernels: Sequence[np.ndarray | None] | None = None,
 ) -> list[ImageChunk]:
-    """Split a series into chunks of at most ``chunk`` images."""
+    """Split a series (and its per-image blur kernels) into chunks of at most ``chunk``."""
     m = len(images)
     chunk = max(1, int(chunk))
     return [
@@ -132,6 +143,7 @@ def split_images(
             images[a : a + chunk],
             euler[a : a + chunk],
             weight[a : a + chunk],
+            None if kernels is None else tuple(kernels[a : a + chunk]),
         )
         for a in range(0, m, chunk)
     ]
@@ -199,6 +211,7 @@ def chunk_objective(
     model = project_atoms(
         position, weight, b_factor, chunk.euler, shape=shape, pixel_size=pixel_size, offsets=own
     )
+    model = blur_images(model, chunk.kernels)
     scale, offset = fit_scale_offset(model, chunk.images, chunk.weight)
     mask = chunk.weight > 0
     residual = np.where(
@@ -206,7 +219,7 @@ def chunk_objective(
     )
     weighted = chunk.weight * residual
     grads = project_atoms_vjp(
-        scale[:, None, None] * weighted,
+        blur_images_adjoint(scale[:, None, None] * weighted, chunk.kernels),
         position,
         weight,
         b_factor,

@@ -27,7 +27,14 @@ from scipy.spatial import Delaunay, cKDTree
 from hpcaet.atoms.layers import LAYER_BOTTOM, LAYER_METAL, LAYER_TOP, LayerSurfaces
 from hpcaet.errors import InputError
 
-__all__ = ["VACANCY", "PairedSites", "pair_chalcogens", "lattice_columns", "drop_stray_pairs"]
+__all__ = [
+    "VACANCY",
+    "PairedSites",
+    "pair_chalcogens",
+    "lattice_columns",
+    "drop_stray_pairs",
+    "snap_chalcogens",
+]
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +189,9 @@ def drop_stray_pairs(
     Two kinds of vacancy sites came from spurious peaks (noise, or the tail of a heavy
     atom at the field edge), not from the sample: the sites of a pair that flipping
     made vacant on both sites and whose foot is farther than ``pair_radius`` from every
-    chalcogen column of the metal lattice (see :func:`lattice_columns`), and the
+    chalcogen column of the metal lattice (see :func:`lattice_columns`) or nearer than
+    ``min_separation / 2`` to the foot of a chalcogen atom (a second pair on an
+    occupied column), and the
     vacancy sites of a pair whose two sites are nearer than ``min_separation`` to each
     other (it does not span the sheet: a real top/bottom pair is about 3.2 Å apart;
     the atoms of such a pair stay, and the caller unpairs them).
@@ -205,21 +214,102 @@ def drop_stray_pairs(
         return keep
     foot, _, _ = _feet(r, surfaces)
     chalc = (lay != LAYER_METAL) & (spec != VACANCY)
+    if chalc.any():
+        # A second, empty pair on a column that holds atoms (a spurious peak between
+        # the layers): columns are 1.8 Å apart, so feet nearer than half the minimum
+        # separation are the same column.
+        near, _ = cKDTree(foot[chalc]).query(foot[both])
+        keep[np.flatnonzero(both)[near < 0.5 * min_separation]] = False
     centre, _ = lattice_columns(r[lay == LAYER_METAL, :2], foot[chalc], pair_radius)
     if len(centre) == 0:
         return keep
     dist, _ = cKDTree(centre).query(foot[both])
     keep[np.flatnonzero(both)[dist > pair_radius]] = False
     return keep
+
+
+def snap_chalcogens(
+    position: ArrayLike,
+    layer: ArrayLike,
+    region: ArrayLike,
+    pair: ArrayLike,
+    *,
+    surfaces: LayerSurfaces,
+    heights: tuple[float, float],
+    tolerance: float,
+    pair_radius: float = 1.2,
+) -> np.ndarray:
+    """Move chalcogen sites that are far from their lattice site onto it.
+
+    In 2H-MX2 the chalcogens of a column sit at the centre of a metal triangle, at a
+    known height above and below the metal sheet (along its local normal). A volume
+    whose chalcogen layers are weak or elongated (a limited tilt range) can put a
+    traced chalcogen, or the mirror image of its partner, a good part of an ångström
+    off; the refinement against the images then stays in a wrong local minimum (z is
+    the weakly constrained axis). Each paired site farther than ``tolerance`` from its
+    ideal site — the nearest chalcogen column of the metal lattice (or the pair's foot
+    where no column is near), at ``heights[region]`` above or below the metal surface —
+    is moved there; the refinement starts from it.
+
+    Parameters
+    ----------
+    position : array_like of shape (n, 3)
+        All sites [Å] (atoms and vacancy sites).
+    layer, region, pair : array_like of int, shape (n,)
+        Layer (-1, 0, 1), region (0 MoS2, 1 WSe2) and partner (-1 for metals).
+    surfaces : LayerSurfaces
+        The fitted layers (the metal surface and its normal).
+    heights : (float, float)
+        Chalcogen height above the metal sheet in the MoS2 and WSe2 regions [Å].
+    tolerance : float
+        Sites within this distance of their ideal site stay where they are [Å].
+    pair_radius : float, default 1.2
+        Largest in-plane distance from the pair's foot to a lattice column [Å].
+
+    Returns
+    -------
+    ndarray of shape (n, 3)
+        The positions, with the far chalcogen sites moved.
+    """
+    r = np.array(position, dtype=float)
+    lay = np.asarray(layer)
+    reg = np.asarray(region)
+    partner = np.asarray(pair)
+    h = np.asarray(heights, dtype=float)
+    if h.shape != (2,) or not np.all(h > 0) or not tolerance >= 0:
+        raise InputError(
+            f"heights must be two positive heights [Å] (MoS2, WSe2) and tolerance >= 0; got "
+            f"{heights!r} and {tolerance!r}."
+        )
+    top = np.flatnonzero((lay == LAYER_TOP) & (partner >= 0))
+    top = top[lay[partner[top]] == LAYER_BOTTOM]
+    if len(top) == 0:
+        return r
+    bottom = partner[top]
     foot, _, _ = _feet(r, surfaces)
-    chalc = (lay != LAYER_METAL) & (spec != VACANCY)
-    centre, _ = lattice_columns(r[lay == LAYER_METAL, :2], foot[chalc], pair_radius)
-    if len(centre) == 0:
-        return keep
-    dist, _ = cKDTree(centre).query(foot[both])
-    stray = np.flatnonzero(both)[dist > pair_radius]
-    keep[stray] = False
-    return keep
+    xy = 0.5 * (foot[top] + foot[bottom])
+    metal = lay == LAYER_METAL
+    centre, _ = lattice_columns(r[metal, :2], xy, pair_radius)
+    if len(centre):
+        dist, near = cKDTree(centre).query(xy)
+        xy = np.where((dist <= pair_radius)[:, None], centre[near], xy)
+    z_mid, normal = surfaces.middle(xy)
+    ok = np.isfinite(z_mid)
+    height = h[np.clip(reg[top], 0, 1)]
+    mid = np.column_stack([xy, z_mid])
+    moved = 0
+    for sites, sign in ((top, 1.0), (bottom, -1.0)):
+        ideal = mid + sign * height[:, None] * normal
+        far = ok & (np.linalg.norm(r[sites] - ideal, axis=1) > tolerance)
+        r[sites[far]] = ideal[far]
+        moved += int(far.sum())
+    log.debug(
+        "pairs: %d of %d chalcogen sites farther than %.2f Å from their lattice site moved onto it",
+        moved,
+        2 * len(top),
+        tolerance,
+    )
+    return r
 
 
 def _feet(r: np.ndarray, surfaces: LayerSurfaces):

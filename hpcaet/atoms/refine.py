@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
+from hpcaet.atoms.blur import blur_images
 from hpcaet.atoms.objective import (
     ImageChunk,
     chunk_objective,
@@ -115,6 +116,7 @@ def refine_atoms(
     margin: float = 3.0,
     noise: str = "poisson",
     chunk: int = 4,
+    kernels: Sequence[np.ndarray | None] | None = None,
     mapper: Mapper | None = None,
 ) -> RefineResult:
     """Refine positions, per-species cross-sections and B-factors against images.
@@ -151,6 +153,10 @@ def refine_atoms(
         squares, for images whose noise was changed by denoising).
     chunk : int, default 4
         Images per chunk (one task each with a ``mapper``).
+    kernels : sequence of m ndarrays of odd shape (k, k) or None, optional
+        Blur of each calculated image before it is compared with the measured one
+        (the vibration kernels of images that were not deconvolved, from
+        :func:`~hpcaet.atoms.blur.vibration_kernels`); None: no blur.
     mapper : callable, optional
         ``mapper(chunks, func, params)`` returns ``[func(c, **params) for c in chunks]``,
         possibly computed elsewhere (see :class:`hpcaet.atoms.distributed.DaskMapper`).
@@ -197,7 +203,9 @@ def refine_atoms(
         r0, angles, shape=y.shape[1:], pixel_size=pixel_size, margin=margin, shifts=t0
     )
     weight = pixel_weights(y, mask) if noise == "poisson" else mask.astype(float)
-    chunks = split_images(y, angles, weight, chunk=chunk)
+    if kernels is not None and len(kernels) != m:
+        raise InputError(f"kernels need one entry per image ({m}); got {len(kernels)}.")
+    chunks = split_images(y, angles, weight, chunk=chunk, kernels=kernels)
     run = mapper or _serial
     norm = max(float(np.sum(weight * y**2)), 1e-300)
     ra = r0[atom]
@@ -358,6 +366,7 @@ def _final_r(chunks, position, weight, b_factor, shifts, scale, offset, pixel_si
             pixel_size=pixel_size,
             offsets=shifts[c.index],
         )
+        calc = blur_images(calc, c.kernels)
         calc = scale[c.index, None, None] * calc + offset[c.index, None, None]
         sums += r_sums(c.images, calc, c.weight > 0)
     return float(sums[0] / max(sums[1], 1e-300)), float(sums[2] / max(sums[3], 1e-300))

@@ -144,6 +144,7 @@ def _checkpoint_key(config: Config, volume: xr.Dataset, series: xr.Dataset) -> s
             list(volume["density"].shape),
             list(series["images"].shape) if "images" in series else [],
         ],
+        "linear": "linear_images" in series,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -154,3 +154,27 @@ def test_stray_pairs_are_dropped():
     keep = drop_stray_pairs(position, species, layer, pair, surfaces=fit.surfaces)
     assert keep[:n].all()
     np.testing.assert_array_equal(keep[n:], [False, False, True, False])
+
+
+def test_second_empty_pair_on_an_occupied_column_is_dropped():
+    # A vacancy pair 0.3 Å off an occupied column (a spurious peak pair between the
+    # layers, at the heights of the paper chain's false vacancies) goes; the column's
+    # atoms and a real empty column stay.
+    position, layer, m, c = _lattice()
+    species = np.where(layer == 0, "Mo", "S").astype("<U3")
+    pair = np.full(len(layer), -1)
+    pair[m : m + c] = np.arange(m + c, m + 2 * c)
+    pair[m + c :] = np.arange(m, m + c)
+    species[[m + 5, m + c + 5]] = "vac"  # an empty column: kept
+    k = int(np.argmin(np.linalg.norm(position[m : m + c, :2], axis=1)))  # a central column
+    xy = position[m + k, :2] + [0.3, 0.0]
+    extra = np.array([[*xy, 0.6], [*xy, -0.9]])
+    position = np.concatenate([position, extra])
+    species = np.concatenate([species, ["vac", "vac"]])
+    layer = np.concatenate([layer, [1, -1]])
+    n = len(pair)
+    pair = np.concatenate([pair, [n + 1, n]])
+    fit = fit_layers(position[:n], smoothing=5.0)
+    keep = drop_stray_pairs(position, species, layer, pair, surfaces=fit.surfaces)
+    assert keep[:n].all()
+    np.testing.assert_array_equal(keep[n:], [False, False])
