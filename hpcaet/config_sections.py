@@ -24,6 +24,7 @@ class PhantomConfig:
     ripple_wavelength: float
     ripple_decay: float
     ripple_floor: float
+    ripple_keeps_area: bool
     vacancies: int
     vacancy_decay: float
     substitutions: int
@@ -183,7 +184,13 @@ class PreprocessConfig:
     track_tolerance: float
     track_min_views: int
     angle_outlier: float
+    species_bias: bool
+    bright_metal: str
+    bright_chalcogen: str
+    bright_lattice_constant: float
+    bright_chalcogen_height: float
     vibration: bool
+    vibration_model: str
     vibration_crop: int
     vibration_iterations: int
     vibration_max_amplitude: float
@@ -198,6 +205,7 @@ class PreprocessConfig:
             "track_tolerance",
             "track_min_views",
             "angle_outlier",
+            "bright_lattice_constant",
             "vibration_crop",
             "vibration_max_amplitude",
         )
@@ -206,6 +214,7 @@ class PreprocessConfig:
             "drift_lowpass",
             "drift_refine",
             "chalcogen_height",
+            "bright_chalcogen_height",
             "background_smoothing",
             "vibration_iterations",
         )
@@ -216,6 +225,11 @@ class PreprocessConfig:
         if self.vibration_crop < 16:
             raise ConfigError(
                 f"preprocess.vibration_crop must be at least 16 pixels; got {self.vibration_crop}."
+            )
+        if self.vibration_model not in ("membrane", "per_image"):
+            raise ConfigError(
+                "preprocess.vibration_model must be membrane (one amplitude along the sheet "
+                f"normal for the whole series) or per_image; got {self.vibration_model!r}."
             )
 
 
@@ -238,10 +252,31 @@ class ReconstructConfig:
     resire_step: float
     momentum: bool
     fft_workers: int
+    support: str
+    sheet_thickness: float
+    sheet_smoothing: float
+    sheet_start: float
+    inputs: str
 
     def __post_init__(self):
-        _positive(self, "window", "step", "support_z", "fft_workers")
+        _positive(self, "window", "step", "support_z", "fft_workers", "sheet_smoothing")
         _nonnegative(self, "iterations")
+        if self.inputs not in ("processed", "truth"):
+            raise ConfigError(
+                f"reconstruct.inputs must be 'processed' (processed.nc, for real work) or "
+                f"'truth' (the simulator's clean images, for testing the reconstruction "
+                f"alone); got {self.inputs!r}."
+            )
+        if self.support not in ("slab", "sheet"):
+            raise ConfigError(
+                f"reconstruct.support must be 'slab' or 'sheet'; got {self.support!r}."
+            )
+        if not 1 <= self.sheet_thickness <= self.support_z or not 0 < self.sheet_start < 1:
+            raise ConfigError(
+                f"reconstruct.sheet_thickness must be in [1, support_z = {self.support_z}] "
+                f"voxels and sheet_start in (0, 1); got {self.sheet_thickness} and "
+                f"{self.sheet_start}."
+            )
         if self.algorithm not in ("genfire", "resire"):
             raise ConfigError(
                 f"reconstruct.algorithm must be 'genfire' or 'resire'; got {self.algorithm!r}."
@@ -306,6 +341,9 @@ class AtomsConfig:
     off_layer_distance: float
     match_distance: float
     tile: int
+    image_source: str
+    chalcogen_height: tuple[float, float]
+    snap_distance: float
 
     def __post_init__(self):
         _positive(
@@ -337,6 +375,20 @@ class AtomsConfig:
             )
         if self.noise not in ("poisson", "uniform"):
             raise ConfigError(f"atoms.noise must be 'poisson' or 'uniform'; got {self.noise!r}.")
+        if len(self.chalcogen_height) != 2 or not all(h > 0 for h in self.chalcogen_height):
+            raise ConfigError(
+                "atoms.chalcogen_height must be two positive heights [Å] (MoS2, WSe2); got "
+                f"{self.chalcogen_height!r}."
+            )
+        if not self.snap_distance >= 0:
+            raise ConfigError(
+                f"atoms.snap_distance must be >= 0 Å (0: no snapping); got {self.snap_distance!r}."
+            )
+        if self.image_source not in ("auto", "linear", "processed"):
+            raise ConfigError(
+                "atoms.image_source must be 'auto', 'linear' or 'processed'; got "
+                f"{self.image_source!r}."
+            )
 
 
 @dataclass(frozen=True)
@@ -447,6 +499,7 @@ class EelsConfig:
     initial_width: float
     fit_starts: int
     weighted: bool
+    correct_delocalisation: bool
     synthetic: EelsSyntheticConfig
 
     def __post_init__(self):
