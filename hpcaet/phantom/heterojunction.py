@@ -14,7 +14,12 @@ the *reference lattice* (MoS2 constant, indices ``n1, n2``) the builder
 3. adds an out-of-plane ripple ``z = A cos(2 pi t / lambda) envelope(d)``, ``t`` the
    arc length along the interface (blended round corners, so the sheet is continuous)
    and ``d`` the distance to it, with chalcogens placed
-   along the local normal of the rippled sheet;
+   along the local normal of the rippled sheet; lifting a site by ``w`` stretches the
+   sheet by ``grad(w) grad(w) / 2`` (the membrane strain of Föppl–von Kármán), and with
+   ``ripple_keeps_area`` the sites are also pulled in by ``grad(psi)``,
+   ``laplace(psi) = -|grad(w)|² / 2``, which cancels that stretch's trace (the sheet's
+   area is kept to second order in the slope; a shear part remains, since a sheet with
+   curvature in two directions cannot be laid on a plane without it);
 4. turns chalcogen sites into vacancies (explicit sites, symbol ``X``) with a density
    decaying away from the interface, puts a few Se on S sites, and adds Gaussian
    thermal displacements.
@@ -72,6 +77,7 @@ class HeterojunctionSpec:
     ripple_wavelength: float = 50.0
     ripple_decay: float = 25.0
     ripple_floor: float = 0.3
+    ripple_keeps_area: bool = True
     vacancies: int = 16
     vacancy_decay: float = 12.0
     substitutions: int = 2
@@ -146,15 +152,23 @@ def build_heterojunction(
     dist, _ = _distance_to_polyline(sites, segments)
     signed = np.where(inside(sites, polygon), dist, -dist)
 
-    # In-plane misfit displacement.
-    misfit = spec.a_wse2 / spec.a_mos2 - 1.0
-    u = _misfit_displacement(sites, polygon, segments, half, misfit, spec.interface_width)
-
-    # Out-of-plane ripple and local normal of the sheet.
+    # Out-of-plane ripple of the sheet.
     def sheet(xy):
         d, t = _distance_to_polyline(xy, segments, blend=_RIPPLE_BLEND)
         env = spec.ripple_floor + (1 - spec.ripple_floor) * np.exp(-d / spec.ripple_decay)
         return spec.ripple_amplitude * np.cos(2 * np.pi * t / spec.ripple_wavelength) * env
+
+    # In-plane displacement: misfit dilatation, less the ripple's stretch if asked.
+    misfit = spec.a_wse2 / spec.a_mos2 - 1.0
+    u = _misfit_displacement(
+        sites,
+        polygon,
+        segments,
+        half,
+        misfit,
+        spec.interface_width,
+        sheet=sheet if spec.ripple_keeps_area and spec.ripple_amplitude > 0 else None,
+    )
 
     h = 0.05
     w0 = sheet(sites)
@@ -266,8 +280,13 @@ def _distance_to_polyline(points: np.ndarray, segments: np.ndarray, *, blend: fl
     return nearest, (weight * arc).sum(axis=1) / weight.sum(axis=1)
 
 
-def _misfit_displacement(sites, polygon, segments, half, misfit, width):
-    """In-plane displacement ``grad(phi)``, ``laplace(phi) = 2 m``, by FFT on a padded grid."""
+def _misfit_displacement(sites, polygon, segments, half, misfit, width, *, sheet=None):
+    """In-plane displacement ``grad(phi)``, ``laplace(phi) = 2 m``, by FFT on a padded grid.
+
+    With ``sheet`` (a callable giving the ripple height ``w`` [Å] at (n, 2) points) the
+    dilatation is ``2 m - |grad w|² / 2``: the sites are pulled in by as much as lifting
+    them into the ripple stretches the sheet, on average over directions.
+    """
     n = [int(np.ceil(3 * 2 * h / _GRID_STEP)) // 2 * 2 for h in half]
     gx = (np.arange(n[0]) - n[0] // 2) * _GRID_STEP
     gy = (np.arange(n[1]) - n[1] // 2) * _GRID_STEP
@@ -278,6 +297,10 @@ def _misfit_displacement(sites, polygon, segments, half, misfit, width):
     step = 0.5 * (1 + erf(signed / (width / 2)))
     in_field = np.all(np.abs(pts) <= half + width, axis=1)
     m = (misfit * step * in_field).reshape(X.shape)
+    if sheet is not None:
+        w = sheet(pts).reshape(X.shape)
+        wy, wx = np.gradient(w, _GRID_STEP)
+        m = m - 0.25 * (wx**2 + wy**2) * in_field.reshape(X.shape)
     mean = m.mean()
     ky = 2 * np.pi * np.fft.fftfreq(n[1], _GRID_STEP)[:, None]
     kx = 2 * np.pi * np.fft.fftfreq(n[0], _GRID_STEP)[None, :]
