@@ -149,8 +149,9 @@ def _phantom_strain(config) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     reference lattice ``r0``, with the same sites in the same order as the noise-free
     phantom with misfit and ripple, whose metals are at ``p``. The gradient
     ``G = dp/dr0`` (3 x 2) is fitted by least squares over the metals within 3.5 Å of
-    each metal. Returned (xx, yy, xy): ``in_plane`` from the x, y rows of G (the misfit
-    field alone: ``(1 + G_aa) f - 1``, ``(G_xy + G_yx) f / 2``), ``ripple`` the ripple
+    each metal. Returned (xx, yy, xy): ``in_plane`` from the x, y rows of G (the in-plane
+    displacement field alone, i.e. the misfit, less the ripple's mean stretch when the
+    phantom keeps its area: ``(1 + G_aa) f - 1``, ``(G_xy + G_yx) f / 2``), ``ripple`` the ripple
     part ``1/2 G_za G_zb``, and ``membrane`` the stretch along the sheet
     ``|G_a| f - 1`` (the metric of the rippled surface), ``f`` = 1 / (1 + misfit) in
     WSe2, 1 in MoS2.
@@ -258,7 +259,8 @@ def paper_scale() -> None:
     }
     print(
         "   mean strain xx/yy/xy of the metals by signed distance to the interface [%].\n"
-        "   Truth (noise-free phantom, unsmoothed): in-plane = the misfit field alone, "
+        "   Truth (noise-free phantom, unsmoothed): in-plane = the in-plane displacement "
+        "field alone\n   (the misfit, less the ripple's area with ripple_keeps_area), "
         "ripple = 1/2 dw/da dw/db,\n   membrane = stretch along the rippled sheet. "
         "Measured: the default settings (sigma 3.16 Å), finite strain unless 'linear'."
     )
