@@ -9,7 +9,7 @@ top of the misfit (-0.99/-1.11 % there): its total comes out positive on the WSe
 and the in-plane part (total in the tangent frame minus the ripple part) measures the
 misfit.
 
-Slow (five analyses of 1,900 sites, ~20-30 s on a loaded 2-core machine): ``pytest -m slow``.
+Slow (ten analyses of 1,900 sites, ~30-40 s on a loaded 2-core machine): ``pytest -m slow``.
 """
 
 from __future__ import annotations
@@ -70,11 +70,30 @@ def rippled(rippled_analysis):
 
 def test_rippled_phantom_gives_the_papers_signs_with_the_finite_strain(rippled):
     # Default phantom (seed 0), metals within 5 Å of the interface: measured xx/yy
-    # +0.71/+1.22 % (MoS2) and -0.51/-0.64 % (WSe2); seeds 1-5 gave the same signs, the
-    # WSe2 band's weakest component at -0.13 % (seed 3).
+    # +0.71/+1.22 % (MoS2) and -0.51/-0.64 % (WSe2); other seeds in the next test.
     linear, finite = rippled
     assert linear["strain"]["paper_signs"]["exx_eyy_positive_MoS2"]
     assert finite["strain"]["paper_signs"] == {
+        "exx_eyy_positive_MoS2": True,
+        "exx_eyy_negative_WSe2": True,
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
+def test_papers_signs_hold_for_other_phantom_draws(seed):
+    # Other draws of the vacancies, substitutions and thermal noise (0.05 Å per axis)
+    # move the 39-metal WSe2 band by a few tenths of a percent; the signs hold.
+    config = load_config(packaged_config("paper"), overrides={"seed": seed})
+    model = make_phantom(config)
+    settings = {**config_to_dict(config.structure), "finite_strain": True}
+    results = analyse_structure(
+        model["position"].values,
+        model["species"].values.astype(str),
+        model["layer"].values,
+        model["region"].values,
+        **settings,
+    ).results
+    assert results["strain"]["paper_signs"] == {
         "exx_eyy_positive_MoS2": True,
         "exx_eyy_negative_WSe2": True,
     }
