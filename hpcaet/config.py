@@ -24,10 +24,13 @@ from typing import Any
 
 import yaml
 
-from hpcaet.config_sections import (
+from hpcaet.config_analysis import (
     AtomsConfig,
     EelsConfig,
     EelsSyntheticConfig,
+    StructureConfig,
+)
+from hpcaet.config_sections import (
     ImagingConfig,
     ParallelConfig,
     PhantomConfig,
@@ -35,7 +38,6 @@ from hpcaet.config_sections import (
     ReconstructConfig,
     SlurmConfig,
     SpeciesConfig,
-    StructureConfig,
 )
 from hpcaet.errors import ConfigError
 

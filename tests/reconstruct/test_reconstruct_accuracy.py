@@ -89,7 +89,8 @@ def test_demo_field_metal_peaks_are_at_their_places(tmp_path):
     # sheet-following support, support: sheet): every Mo/W atom more than 3 voxels inside
     # the volume has its peak within 0.5 voxel of the truth along each axis and within
     # 0.6 voxel in 3D. Measured (current phantom): largest 0.27 / 0.09 / 0.10,
-    # RMS 0.09 / 0.02 / 0.04 voxel (z, y, x). With the flat 33-voxel slab (support: slab) the largest is 0.58 along z:
+    # RMS 0.09 / 0.02 / 0.04 voxel (z, y, x). With the flat 33-voxel slab (support:
+    # slab) the largest was 0.58 along z on the earlier phantom:
     # a W atom on the steep flank of the ripple, where the tails of its Se neighbours,
     # stretched along the mean beam direction of the one-sided tilt series, pull it up.
     config, model, *_ = _demo_atoms()

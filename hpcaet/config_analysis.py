@@ -1,0 +1,235 @@
+"""The configuration sections of the analysis stages: atoms, structure and EELS.
+
+Types and range checks only, like :mod:`hpcaet.config_sections`; every default lives in
+``hpcaet/defaults.yaml`` and :mod:`hpcaet.config` re-exports these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hpcaet.config_sections import _nonnegative, _positive
+from hpcaet.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AtomsConfig:
+    """Atom tracing, classification, refinement and flipping (hpcaet.atoms)."""
+
+    upsample: int
+    threshold: float
+    fit_size: int
+    min_distance: float
+    layer_min_distance: float
+    layer_smoothing: float
+    layer_tolerance: float
+    integration_radius: float
+    region_smoothing: float
+    min_intensity: float
+    pair_radius: float
+    fill_columns: bool
+    noise: str
+    margin: float
+    fit_shifts: bool
+    refine_iterations: int
+    refine_tolerance: float
+    flip_cycles: int
+    flip_sweeps: int
+    chunk_images: int
+    off_layer_distance: float
+    match_distance: float
+    tile: int
+    image_source: str
+    chalcogen_height: tuple[float, float]
+    snap_distance: float
+
+    def __post_init__(self):
+        _positive(
+            self,
+            "upsample",
+            "threshold",
+            "min_distance",
+            "layer_min_distance",
+            "layer_smoothing",
+            "layer_tolerance",
+            "integration_radius",
+            "region_smoothing",
+            "pair_radius",
+            "margin",
+            "refine_tolerance",
+            "flip_sweeps",
+            "chunk_images",
+            "off_layer_distance",
+            "match_distance",
+            "tile",
+        )
+        _nonnegative(self, "min_intensity", "refine_iterations", "flip_cycles")
+        if self.fit_size < 3 or self.fit_size % 2 == 0:
+            raise ConfigError(f"atoms.fit_size must be an odd integer >= 3; got {self.fit_size}.")
+        if self.threshold >= 1:
+            raise ConfigError(
+                f"atoms.threshold is a fraction of the strongest peaks and must be below 1; "
+                f"got {self.threshold}."
+            )
+        if self.noise not in ("poisson", "uniform"):
+            raise ConfigError(f"atoms.noise must be 'poisson' or 'uniform'; got {self.noise!r}.")
+        if len(self.chalcogen_height) != 2 or not all(h > 0 for h in self.chalcogen_height):
+            raise ConfigError(
+                "atoms.chalcogen_height must be two positive heights [Å] (MoS2, WSe2); got "
+                f"{self.chalcogen_height!r}."
+            )
+        if not self.snap_distance >= 0:
+            raise ConfigError(
+                f"atoms.snap_distance must be >= 0 Å (0: no snapping); got {self.snap_distance!r}."
+            )
+        if self.image_source not in ("auto", "linear", "processed"):
+            raise ConfigError(
+                "atoms.image_source must be 'auto', 'linear' or 'processed'; got "
+                f"{self.image_source!r}."
+            )
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """Structure analysis (hpcaet.structure)."""
+
+    a_mos2: float
+    a_wse2: float
+    chalcogen_height_mos2: float
+    chalcogen_height_wse2: float
+    fit_lattice_constant: bool
+    interface_cutoff: float
+    vacancy_bin: float
+    strips: int
+    strip_min_atoms: int
+    ripple_band: float
+    bond_cutoff: float
+    grid_spacing: float
+    sigma: float
+    padding: float
+    mask_distance: float
+    rbf_kernel: str
+    rbf_smoothing: float
+    finite_strain: bool
+
+    def __post_init__(self):
+        _positive(
+            self,
+            "a_mos2",
+            "a_wse2",
+            "chalcogen_height_mos2",
+            "chalcogen_height_wse2",
+            "vacancy_bin",
+            "strips",
+            "ripple_band",
+            "bond_cutoff",
+            "grid_spacing",
+            "sigma",
+            "mask_distance",
+        )
+        _nonnegative(self, "interface_cutoff", "padding", "rbf_smoothing")
+        if self.strip_min_atoms < 2:
+            raise ConfigError(
+                f"structure.strip_min_atoms must be at least 2; got {self.strip_min_atoms}."
+            )
+        if self.grid_spacing > self.sigma / 2:
+            raise ConfigError(
+                f"structure.grid_spacing ({self.grid_spacing} Å) must be at most half of "
+                f"structure.sigma ({self.sigma} Å); lower it, e.g. to {self.sigma / 4:.2f}."
+            )
+        kernels = ("thin_plate_spline", "cubic", "quintic", "linear")
+        if self.rbf_kernel not in kernels:
+            raise ConfigError(
+                f"structure.rbf_kernel must be one of {kernels}; got {self.rbf_kernel!r}."
+            )
+
+
+@dataclass(frozen=True)
+class EelsSyntheticConfig:
+    """Synthetic line scan of the eels pipeline stage (hpcaet.eels.synthetic)."""
+
+    points: int
+    step: float
+    starts: tuple[int, ...]
+    dispersion: float
+    energy_range: tuple[float, float]
+    peak_fwhm: float
+    resolution: float
+    delocalisation: float
+    snr: float
+    background_ratio: float
+    exponent: float
+    zlp_jitter: float
+
+    def __post_init__(self):
+        _positive(
+            self, "points", "step", "dispersion", "peak_fwhm", "resolution", "snr", "exponent"
+        )
+        _nonnegative(self, "delocalisation", "background_ratio", "zlp_jitter")
+        if (
+            not self.starts
+            or self.starts[0] != 0
+            or list(self.starts) != sorted(set(self.starts))
+            or self.starts[-1] >= self.points
+        ):
+            raise ConfigError(
+                f"eels.synthetic.starts must begin with 0, increase and stay below points = "
+                f"{self.points}; got {list(self.starts)}."
+            )
+
+
+@dataclass(frozen=True)
+class EelsConfig:
+    """Vibrational EELS (hpcaet.eels)."""
+
+    zero_loss: str
+    windows: tuple[tuple[float, float], ...]
+    refine_background: bool
+    cluster_range: tuple[float, float]
+    clusters: int
+    restarts: int
+    max_iterations: int
+    region_names: tuple[str, ...]
+    contiguous: bool
+    peaks: int
+    fit_range: tuple[float, float]
+    peak_background: str
+    initial_width: float
+    fit_starts: int
+    weighted: bool
+    correct_delocalisation: bool
+    synthetic: EelsSyntheticConfig
+
+    def __post_init__(self):
+        _positive(
+            self, "clusters", "restarts", "max_iterations", "peaks", "initial_width", "fit_starts"
+        )
+        choices = {
+            "zero_loss": ("fit", "centroid", "max", "none"),
+            "peak_background": ("subtracted", "joint"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"eels.{name} must be one of {list(allowed)}; got {getattr(self, name)!r}."
+                )
+        ranges = {
+            "cluster_range": self.cluster_range,
+            "fit_range": self.fit_range,
+            **{f"windows[{i}]": w for i, w in enumerate(self.windows)},
+        }
+        for name, (low, high) in ranges.items():
+            if not low < high:
+                raise ConfigError(
+                    f"eels.{name} must be [low, high] with low < high; got {[low, high]} meV."
+                )
+        if not self.windows or min(w[0] for w in self.windows) <= 0:
+            raise ConfigError(
+                f"eels.windows must be windows at positive energy [meV]; got "
+                f"{[list(w) for w in self.windows]}."
+            )
+        if self.region_names and len(self.region_names) != self.clusters:
+            raise ConfigError(
+                f"eels.region_names names {len(self.region_names)} regions for clusters = "
+                f"{self.clusters}; give one name per cluster, or [] for numbered groups."
+            )
