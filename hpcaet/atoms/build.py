@@ -124,6 +124,22 @@ def build_model(
             **{**refine_options, **changes},
         )
 
+    def flip(sites, species, *, seed):
+        # weights, b_factors and the last refinement are read as they stand at each call.
+        return _flip(
+            images,
+            euler,
+            sites,
+            species,
+            pixel,
+            weights,
+            b_factors,
+            refined,
+            cfg,
+            seed=seed,
+            kernels=kernels,
+        )
+
     species = sites["species"]
     refined: RefineResult | None = None
     shifts = None
@@ -139,19 +155,7 @@ def build_model(
             # wrong pair (e.g. Se/S with the Se moved towards the middle for Se/Se).
             if refined is None:
                 refined = refine(sites["position"], species, iterations=0)
-            flipped = _flip(
-                images,
-                euler,
-                sites,
-                species,
-                pixel,
-                weights,
-                b_factors,
-                refined,
-                cfg,
-                seed=[config.seed, cycle],
-                kernels=kernels,
-            )
+            flipped = flip(sites, species, seed=[config.seed, cycle])
             changed = flipped.species != species
             species, flips = flipped.species, flipped.changes
             if cfg.snap_distance > 0 and changed.any():
@@ -184,19 +188,7 @@ def build_model(
             break  # nothing changed: the next cycles would repeat this one
     if pending:  # decide the reset sites; their positions stay the mirror images
         t0 = time.perf_counter()
-        flipped = _flip(
-            images,
-            euler,
-            sites,
-            species,
-            pixel,
-            weights,
-            b_factors,
-            refined,
-            cfg,
-            seed=[config.seed, cfg.flip_cycles + 1],
-            kernels=kernels,
-        )
+        flipped = flip(sites, species, seed=[config.seed, cfg.flip_cycles + 1])
         species = flipped.species
         history["flips"].append(flipped.changes)
         refined = refine(sites["position"], species, iterations=0)
