@@ -9,13 +9,12 @@ finished step; :func:`result_arrays` and :func:`result_from_arrays` turn a
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
 from hpcaet.atoms.refine import RefineResult
+from hpcaet.io.atomic import atomic_path
 
 __all__ = ["StepCheckpoints", "result_arrays", "result_from_arrays"]
 
@@ -51,12 +50,8 @@ class StepCheckpoints:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{name}.npz"
-        tmp = path.with_name(f".{name}.{uuid.uuid4().hex}.npz")
-        try:
+        with atomic_path(path) as tmp:
             np.savez(tmp, key=self.key, **arrays)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 def result_arrays(res: RefineResult, species: np.ndarray, flips: np.ndarray) -> dict:

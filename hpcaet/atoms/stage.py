@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ from hpcaet.atoms.build import build_model
 from hpcaet.atoms.score import format_scores, score_atoms
 from hpcaet.config import Config, config_to_dict
 from hpcaet.io import DatasetNotFoundError, read_dataset
+from hpcaet.io.atomic import atomic_path
 
 __all__ = ["run_atoms", "score_model", "field_of_view"]
 
@@ -150,6 +149,5 @@ def _checkpoint_key(config: Config, volume: xr.Dataset, series: xr.Dataset) -> s
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=True))

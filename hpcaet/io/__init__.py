@@ -9,6 +9,7 @@ the ``make_*`` functions build valid Datasets from numpy arrays, and
 """
 
 from hpcaet.errors import DatasetNotFoundError
+from hpcaet.io.atomic import atomic_path
 from hpcaet.io.builders import (
     make_atom_model,
     make_eels,
@@ -32,6 +33,7 @@ from hpcaet.io.schemas import (
 from hpcaet.io.validation import validate
 
 __all__ = [
+    "atomic_path",
     "KINDS",
     "SCHEMA_VERSION",
     "SCHEMAS",

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 from pathlib import Path
 
 import xarray as xr
 
 from hpcaet.errors import DatasetNotFoundError, InputError, SchemaError
+from hpcaet.io.atomic import atomic_path
 from hpcaet.io.schemas import KINDS
 from hpcaet.io.validation import validate
 
@@ -79,25 +79,20 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, kind: str | None =
         )
     if path.is_dir():
         raise InputError(f"Cannot write {path}: it is a directory; pass a file path (*.nc).")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        _without_encoding(ds).to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+    with atomic_path(path) as tmp:
+        try:
+            _without_encoding(ds).to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(
+                f"Cannot store the {ds.attrs['hpcaet_kind']} Dataset in netCDF at {path}: "
+                f"{exc}. Attributes must be strings, numbers or 1-D numeric arrays; convert "
+                "or drop the offending ones."
+            ) from exc
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except (TypeError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
-        raise SchemaError(
-            f"Cannot store the {ds.attrs['hpcaet_kind']} Dataset in netCDF at {path}: {exc}. "
-            "Attributes must be strings, numbers or 1-D numeric arrays; convert or drop the "
-            "offending ones."
-        ) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     logger.debug("wrote %s Dataset to %s", ds.attrs["hpcaet_kind"], path)
     return path
 

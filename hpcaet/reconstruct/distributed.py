@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 import zipfile
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcaet.errors import InputError
+from hpcaet.io.atomic import atomic_path
 from hpcaet.reconstruct._common import WindowResult
 from hpcaet.reconstruct.genfire import genfire
 from hpcaet.reconstruct.resire import resire
@@ -282,10 +282,8 @@ def _save(store: Path | None, tag: str, key: str, out: dict) -> None:
     if store is None:
         return
     path = _path(store, tag, key)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **out)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **out)
 
 
 def _load(store: Path | None, tag: str, key: str) -> dict | None:

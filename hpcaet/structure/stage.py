@@ -26,8 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -37,6 +35,7 @@ import xarray as xr
 from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import InputError
 from hpcaet.io import make_strain, read_dataset
+from hpcaet.io.atomic import atomic_path
 from hpcaet.structure.analysis import StructureAnalysis, analyse_structure
 from hpcaet.structure.fields import COMPONENTS
 
@@ -174,9 +173,8 @@ def _load(path: Path) -> np.ndarray | None:
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, array)
 
 
 def strain_dataset(model: xr.Dataset, analysis: StructureAnalysis, *, source: str) -> xr.Dataset:
@@ -355,6 +353,5 @@ def _json_default(value):
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
