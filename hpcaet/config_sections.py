@@ -183,6 +183,10 @@ class PreprocessConfig:
     chalcogen: str
     background_hollow: bool
     background_smoothing: float
+    background_model: bool
+    background_knot_spacing: float
+    background_sheet_weight: float
+    background_min_vacuum: float
     column_threshold: float
     track_tolerance: float
     track_min_views: int
@@ -211,6 +215,7 @@ class PreprocessConfig:
             "bright_lattice_constant",
             "vibration_crop",
             "vibration_max_amplitude",
+            "background_knot_spacing",
         )
         _nonnegative(
             self,
@@ -220,7 +225,13 @@ class PreprocessConfig:
             "bright_chalcogen_height",
             "background_smoothing",
             "vibration_iterations",
+            "background_sheet_weight",
         )
+        if not 0 <= self.background_min_vacuum <= 1:
+            raise ConfigError(
+                "preprocess.background_min_vacuum is a fraction of the image in [0, 1]; got "
+                f"{self.background_min_vacuum!r}."
+            )
         if self.denoise not in ("auto", "bm3d", "wiener", "none"):
             raise ConfigError(
                 f"preprocess.denoise must be auto, bm3d, wiener or none; got {self.denoise!r}."

@@ -15,14 +15,28 @@ import numpy as np
 
 from hpcaet.config import Config
 from hpcaet.forward import species_table
-from hpcaet.geometry import pixel_to_position
+from hpcaet.geometry import (
+    axis_angle_matrix,
+    euler_to_matrix,
+    matrix_to_euler,
+    pixel_to_position,
+    position_to_pixel,
+)
 from hpcaet.preprocess.angles import AngleCalibration, calibrate_angles
 from hpcaet.preprocess.columns import column_bias
 from hpcaet.preprocess.lattice import LatticeModel
+from hpcaet.preprocess.model_background import ModelBackground, refine_background, sheet_sites
 from hpcaet.preprocess.tracking import Tracks, bright_tracks
 from hpcaet.preprocess.vibration import estimate_membrane_vibration, estimate_vibration
 
-__all__ = ["lattice_model", "calibrate_series", "vibration_kernels", "mos2_crop"]
+__all__ = [
+    "lattice_model",
+    "calibrate_series",
+    "vibration_kernels",
+    "local_lattice_euler",
+    "mos2_crop",
+    "model_backgrounds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +120,14 @@ def calibrate_series(
     return calibrate_angles(pixel_to_position(corrected, shape, pixel_size), euler, **options), True
 
 
-def vibration_kernels(first, euler, centres, model, pixel_size, pp):
+def vibration_kernels(first, euler, centres, model, pixel_size, pp, calibration=None):
     """Vibration kernel (direction, amplitude, width, misfit) and crop corner per tilt.
 
     ``membrane``: one amplitude along the sheet normal fitted to every tilt's crop at
     once (:func:`estimate_membrane_vibration`); ``per_image``: one fit per crop. Tilts
-    without a usable crop (or with ``vibration`` off) get NaN.
+    without a usable crop (or with ``vibration`` off) get NaN. With the
+    ``calibration`` (:class:`AngleCalibration`) each crop's reference lattice is drawn
+    at the local orientation of the sheet there (:func:`local_lattice_euler`).
     """
     n = len(first)
     kernels, corners = np.full((n, 4), np.nan), np.full((n, 2), np.nan)
@@ -137,6 +153,16 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp):
     if not use:
         log.warning("vibration: no crop of %d pixels with enough columns; not corrected", crop)
         return kernels, corners
+    lattice_euler = None
+    if calibration is not None:
+        lattice_euler = np.array(
+            [
+                local_lattice_euler(
+                    calibration, j, corners[j], crop, first[j]["summed"].shape, pixel_size
+                )
+                for j in use
+            ]
+        )
     if pp.vibration_model == "membrane":
         estimates, amplitude = estimate_membrane_vibration(
             crops,
@@ -146,6 +172,7 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp):
             centres=offsets,
             columns=columns,
             max_amplitude=pp.vibration_max_amplitude,
+            lattice_euler=lattice_euler,
         )
         log.info("vibration: membrane amplitude %.3f Å from %d crops", amplitude, len(use))
     else:
@@ -164,6 +191,38 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp):
     for est, j in zip(estimates, use, strict=True):
         kernels[j] = (est.direction, est.amplitude, est.width, est.misfit)
     return kernels, corners
+
+
+def local_lattice_euler(
+    calibration: AngleCalibration,
+    tilt: int,
+    corner: np.ndarray,
+    crop: int,
+    shape: tuple[int, int],
+    pixel_size: float,
+    *,
+    min_metals: int = 8,
+) -> np.ndarray:
+    """Euler angles at which image ``tilt`` sees the sheet inside a crop.
+
+    The tracked metals whose calibrated projection falls in the crop give the local
+    plane (least squares); the sheet there is the flat lattice turned by the smallest
+    rotation that takes z to that plane's normal, so the image sees it at
+    ``R_tilt @ R_local``. With fewer than ``min_metals`` metals the image's own angles
+    are returned.
+    """
+    rc = position_to_pixel(calibration.project()[tilt], shape, pixel_size)
+    inside = np.all((rc >= corner) & (rc < np.asarray(corner) + crop), axis=1)
+    R = euler_to_matrix(calibration.euler[tilt])
+    if inside.sum() < min_metals:
+        return np.asarray(calibration.euler[tilt], float)
+    p = calibration.positions[inside]
+    normal = np.linalg.svd(p - p.mean(axis=0))[2][2]
+    normal *= np.sign(normal[2])
+    axis = np.cross([0.0, 0.0, 1.0], normal)
+    angle = float(np.degrees(np.arctan2(np.linalg.norm(axis), normal[2])))
+    local = axis_angle_matrix(axis, angle) if angle > 1e-6 else np.eye(3)
+    return matrix_to_euler(R @ local)
 
 
 def mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
@@ -190,3 +249,60 @@ def mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
             if score > best:
                 best, corner = score, np.array([r0, c0])
     return corner
+
+
+def model_backgrounds(
+    first: list[dict],
+    calibration: AngleCalibration,
+    tracks: Tracks,
+    kernels: np.ndarray,
+    config: Config,
+    *,
+    pixel_size: float,
+) -> list[ModelBackground | None]:
+    """Background of every tilt refitted with the sheet model, where the vacuum allows.
+
+    The sheet's sites come from the calibrated metals (:func:`sheet_sites`, bright
+    metals from :func:`bright_tracks`); each frame sum is fitted with them and a smooth
+    background (:func:`refine_background`, the species' cross-sections as fixed ratios).
+    A tilt whose vacuum (pixels outside the modelled sheet) is below
+    ``preprocess.background_min_vacuum`` of the image gets None: the background under
+    a sheet that fills the field is not pinned by anything but the model's integrated
+    intensity, which is not known well enough, and the hexagon-minimum background is kept.
+    """
+    pp, sp = config.preprocess, config.species
+    n = len(first)
+    if not pp.background_model:
+        return [None] * n
+    bright = bright_tracks(tracks, [r["columns"] for r in first], [r["intensity"] for r in first])
+    sites = sheet_sites(
+        calibration.positions,
+        bright,
+        lattice_constant=pp.lattice_constant,
+        chalcogen_height=(pp.chalcogen_height, pp.bright_chalcogen_height),
+    )
+    names = [pp.metal, pp.bright_metal, pp.chalcogen, pp.bright_chalcogen]
+    out: list[ModelBackground | None] = []
+    for j in range(n):
+        fit = refine_background(
+            first[j]["summed"],
+            sites,
+            calibration.euler[j],
+            calibration.shift[j],
+            pixel_size=pixel_size,
+            b_factors=species_table(names, sp.b_factor),
+            probe_fwhm=config.imaging.probe_fwhm,
+            vibration=kernels[j][:3],
+            knot_spacing=pp.background_knot_spacing,
+            sheet_weight=pp.background_sheet_weight,
+            ratios=species_table(names, sp.cross_section),
+        )
+        keep = fit.vacuum >= pp.background_min_vacuum
+        log.info(
+            "background: tilt %d, vacuum %.0f %% of the image, %s",
+            j,
+            100 * fit.vacuum,
+            "sheet-model background" if keep else "kept the hexagon-minimum background",
+        )
+        out.append(fit if keep else None)
+    return out

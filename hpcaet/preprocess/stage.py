@@ -31,7 +31,12 @@ from hpcaet.preprocess.columns import column_bias, find_metal_columns
 from hpcaet.preprocess.denoise import denoise_image
 from hpcaet.preprocess.drift import correct_frames, estimate_drift
 from hpcaet.preprocess.lattice import reference_image
-from hpcaet.preprocess.series import calibrate_series, lattice_model, vibration_kernels
+from hpcaet.preprocess.series import (
+    calibrate_series,
+    lattice_model,
+    model_backgrounds,
+    vibration_kernels,
+)
 from hpcaet.preprocess.tracking import track_columns
 from hpcaet.preprocess.vibration import (
     VibrationEstimate,
@@ -43,7 +48,7 @@ __all__ = ["preprocess_series", "run_preprocess", "lattice_model"]
 log = logging.getLogger(__name__)
 
 # bump when a per-tilt result changes, so old checkpoints are not reused
-_VERSION = 2
+_VERSION = 3
 
 
 def run_preprocess(config: Config, run, client=None) -> dict[str, xr.Dataset]:
@@ -154,7 +159,19 @@ def preprocess_series(
         pixel_size=px,
     )
     centres = position_to_pixel(calibration.shift, subtracted.shape[1:], px)
-    kernels, corners = vibration_kernels(first, calibration.euler, centres, model, px, pp)
+    kernels, corners = vibration_kernels(
+        first, calibration.euler, centres, model, px, pp, calibration=calibration
+    )
+    for r, fit in zip(
+        first,
+        model_backgrounds(first, calibration, tracks, kernels, config, pixel_size=px),
+        strict=True,
+    ):
+        r["background_model"] = np.array(fit is not None)
+        if fit is not None:
+            r["background"] = fit.background
+            r["subtracted"] = r["denoised"] - fit.background
+    subtracted = np.stack([r["subtracted"] for r in first])
     options_c = dict(
         pixel_size=px,
         model=model,
@@ -178,7 +195,8 @@ def preprocess_series(
         options_c,
         client,
         checkpoint_dir,
-        f"preprocess-c-{key}-{_digest(np.concatenate([calibration.euler, kernels], 1))}",
+        f"preprocess-c-{key}-{_digest(np.concatenate([calibration.euler, kernels], 1))}"
+        f"{_digest(np.stack([r['background'] for r in first]))}",
         "preprocess (vibration, alignment)",
     )
     processed = _assemble(series, first, second, calibration, tracks)
@@ -345,6 +363,15 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
         ("tilt", "y", "x"),
         np.stack([r["background"] for r in first]).astype(np.float32),
         {"units": "counts", "long_name": "estimated background (subtracted)"},
+    )
+    ds["background_model"] = (
+        ("tilt",),
+        np.array([int(r.get("background_model", False)) for r in first], np.int8),
+        {
+            "units": "1",
+            "long_name": "1 where the background was refitted with the sheet model, 0 where "
+            "the hexagon-minimum background was kept",
+        },
     )
     ds["angle_residual"] = (
         ("tilt",),

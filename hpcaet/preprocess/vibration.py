@@ -196,6 +196,7 @@ def estimate_membrane_vibration(
     centres: ArrayLike | None = None,
     columns: list[ArrayLike | None] | None = None,
     max_amplitude: float = 1.0,
+    lattice_euler: ArrayLike | None = None,
 ) -> tuple[list[VibrationEstimate], float]:
     """Fit one membrane vibration to the crops of every image of a tilt series.
 
@@ -223,6 +224,11 @@ def estimate_membrane_vibration(
         Fitted metal columns of each crop (row, col) [pixel].
     max_amplitude : float, default 1.0
         Largest membrane amplitude considered [Å].
+    lattice_euler : array_like of shape (n, 3), optional
+        Orientation of the lattice seen in each crop [deg], when the sheet there is
+        tilted from its mean plane (a ripple): the reference lattice is drawn at these
+        angles, so that the chalcogens' projected split follows the local tilt, while
+        the vibration stays along the mean normal of ``euler``. Default ``euler``.
 
     Returns
     -------
@@ -243,6 +249,11 @@ def estimate_membrane_vibration(
         raise InputError(f"euler must be (n, 3) with one row per crop ({n} crops); got {e.shape}.")
     centres = np.zeros((n, 2)) if centres is None else np.asarray(centres, float)
     columns = [None] * n if columns is None else list(columns)
+    local = e if lattice_euler is None else np.atleast_2d(np.asarray(lattice_euler, float))
+    if local.shape != e.shape:
+        raise InputError(
+            f"lattice_euler must have the shape of euler {e.shape}; got {local.shape}."
+        )
     fine = pixel_size / _FINE
     parts = []
     for j in range(n):
@@ -255,7 +266,7 @@ def estimate_membrane_vibration(
         theta = float(np.arctan2(R[1, 2], R[0, 2]))
         m = data.shape[0]
         inner = slice(3, m - 3)
-        ref = _registered_reference(data, model, e[j], pixel_size, centres[j], columns[j])
+        ref = _registered_reference(data, model, local[j], pixel_size, centres[j], columns[j])
         parts.append(
             (ref, data[inner, inner].ravel(), inner, np.rad2deg(theta), np.hypot(R[0, 2], R[1, 2]))
         )
