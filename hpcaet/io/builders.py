@@ -2,7 +2,8 @@
 
 Each ``make_*`` function turns plain arrays into a Dataset of one kind of
 :data:`~hpcaet.io.schemas.SCHEMAS`, fills in the coordinates, units and attributes the
-schema fixes, and returns it validated by :func:`~hpcaet.io.validate.validate`.
+schema fixes, and returns it validated by :func:`~hpcaet.io.validate.validate` (the
+shared mechanism is :func:`hpcaet.io.assemble._build`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import xarray as xr
 from numpy.typing import ArrayLike
 
 from hpcaet.errors import InputError
-from hpcaet.io.schemas import SCHEMA_VERSION, SCHEMAS, FieldSpec
-from hpcaet.io.validation import _attribute_problems, _raise, _shown, validate
+from hpcaet.io.assemble import _build
+from hpcaet.io.schemas import SCHEMAS
 
 __all__ = [
     "make_tilt_series",
@@ -25,135 +26,6 @@ __all__ = [
     "make_phonons",
     "make_eels",
 ]
-
-
-def _as_array(spec: FieldSpec, value: ArrayLike) -> np.ndarray:
-    """``value`` as an array of the dtype of ``spec``."""
-    arr = np.asarray(value)
-    name = spec.name
-    if spec.dtype == "float":
-        if arr.dtype.kind in "biu":
-            return arr.astype(np.float64)
-        if arr.dtype.kind != "f":
-            raise InputError(f"{name} must hold real numbers; got dtype {arr.dtype}.")
-        return arr
-    if spec.dtype == "str":
-        if arr.dtype.kind not in "USO":
-            raise InputError(f"{name} must hold strings; got dtype {arr.dtype}.")
-        return arr.astype(str)
-    if arr.dtype.kind == "f":
-        bad = ~(np.isfinite(arr) & (arr == np.round(arr)))
-        if bad.any():
-            raise InputError(
-                f"{name} must hold integers; got non-integer values ({_shown(arr[bad])}). "
-                "Pass the integer codes documented in describe()."
-            )
-    if arr.dtype.kind not in "biuf":
-        raise InputError(f"{name} must hold integers; got dtype {arr.dtype}.")
-    dtype = np.dtype(spec.storage or np.int64)
-    info = np.iinfo(dtype)
-    if arr.size and (arr.min() < info.min or arr.max() > info.max):
-        raise InputError(
-            f"{name} has values from {arr.min()} to {arr.max()}, outside the range of its "
-            f"storage dtype {dtype} ({info.min} .. {info.max}). Use the documented codes."
-        )
-    return arr.astype(dtype)
-
-
-def _field_attrs(spec: FieldSpec) -> dict:
-    attrs = {"long_name": spec.description}
-    if spec.units is not None:
-        attrs["units"] = spec.units
-    storage = spec.storage
-    for key in ("flag_values", "flag_masks"):
-        if getattr(spec, key, None) is not None:
-            attrs[key] = np.array(getattr(spec, key), dtype=storage)
-            attrs["flag_meanings"] = spec.flag_meanings
-    return attrs
-
-
-def _build(
-    kind: str,
-    *,
-    variables: Mapping[str, ArrayLike | None],
-    coords: Mapping[str, ArrayLike] | None = None,
-    attrs: Mapping[str, object],
-) -> xr.Dataset:
-    """Assemble a Dataset of ``kind`` from plain arrays, fill coords and units, validate."""
-    spec = SCHEMAS[kind]
-    attr_specs = {a.name: a for a in spec.attributes}
-    ds_attrs: dict[str, object] = {"hpcaet_kind": kind, "hpcaet_schema_version": SCHEMA_VERSION}
-    for name, value in attrs.items():
-        if value is None:
-            continue
-        aspec = attr_specs.get(name)
-        if aspec is not None and aspec.dtype == "float" and isinstance(value, (int, np.integer)):
-            value = float(value)
-        ds_attrs[name] = value
-        if aspec is not None and aspec.units is not None:
-            ds_attrs[f"{name}_units"] = aspec.units
-    _raise(kind, [p for a in spec.attributes for p in _attribute_problems(a, ds_attrs)])
-
-    sizes: dict[str, int] = {}
-    owner: dict[str, str] = {}
-
-    def register(name: str, dims: tuple[str, ...], arr: np.ndarray) -> None:
-        if arr.ndim != len(dims):
-            raise InputError(
-                f"{name} must be an array with {len(dims)} dimension(s) {dims}; got shape "
-                f"{arr.shape}."
-            )
-        for dim, n in zip(dims, arr.shape, strict=True):
-            if dim in sizes and sizes[dim] != n:
-                raise InputError(
-                    f"{name} has {n} entries along {dim!r} but {owner[dim]} has {sizes[dim]}; "
-                    "the arrays must agree in size."
-                )
-            sizes.setdefault(dim, n)
-            owner.setdefault(dim, name)
-
-    data_vars = {}
-    for name, value in variables.items():
-        if value is None:
-            continue
-        vspec = spec.variable(name)
-        arr = _as_array(vspec, value)
-        register(name, vspec.dims, arr)
-        data_vars[name] = xr.Variable(vspec.dims, arr, _field_attrs(vspec))
-
-    given = {name: value for name, value in (coords or {}).items() if value is not None}
-    coord_vars = {}
-    for cspec in spec.coordinates:
-        if cspec.name in given:
-            arr = _as_array(cspec, given.pop(cspec.name))
-            register(f"coordinate {cspec.name}", cspec.dims, arr)
-        elif not all(dim in sizes for dim in cspec.dims):
-            continue
-        elif cspec.values is not None:
-            n = sizes[cspec.dims[0]]
-            if n != len(cspec.values):
-                raise InputError(
-                    f"{owner[cspec.dims[0]]} has {n} entries along {cspec.dims[0]!r}; expected "
-                    f"{len(cspec.values)} ({', '.join(cspec.values)}) in this order."
-                )
-            arr = np.array(cspec.values)
-        elif cspec.index:
-            arr = np.arange(sizes[cspec.dims[0]], dtype=np.int64)
-        elif cspec.spacing_attr is not None:
-            n = sizes[cspec.dims[0]]
-            arr = (np.arange(n) - n // 2) * float(ds_attrs[cspec.spacing_attr])
-        elif cspec.required:
-            raise InputError(
-                f"Missing the {cspec.name!r} coordinate [{cspec.units}] of dimension "
-                f"{cspec.dims[0]!r} used by {owner[cspec.dims[0]]}; pass {cspec.name}=..."
-            )
-        else:
-            continue
-        coord_vars[cspec.name] = xr.Variable(cspec.dims, arr, _field_attrs(cspec))
-    if given:
-        raise InputError(f"Unknown coordinate(s) {sorted(given)} for {kind}.")
-    ds = xr.Dataset(data_vars, coords=coord_vars, attrs=ds_attrs)
-    return validate(ds, kind)
 
 
 _TRUTH = (

@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage, signal
 from scipy.interpolate import BSpline
-from scipy.spatial import Delaunay
+from scipy.spatial import Delaunay, QhullError
 
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
@@ -117,7 +117,13 @@ def sheet_sites(
         raise InputError(f"need at least 3 metal positions (n, 3) [Å]; got shape {r.shape}.")
     if bright.shape != (len(r),):
         raise InputError(f"bright needs one flag per metal ({len(r)}); got {bright.shape}.")
-    tri = Delaunay(r[:, :2]).simplices
+    try:
+        tri = Delaunay(r[:, :2]).simplices
+    except QhullError as err:
+        raise InputError(
+            f"the {len(r)} metals do not span an area (collinear or coincident in x, y); "
+            "a sheet needs metals in two dimensions."
+        ) from err
     p = r[tri]  # (t, 3 vertices, 3)
     edges = np.linalg.norm(p - np.roll(p, 1, axis=1), axis=2)
     keep = np.all(edges < max_edge * lattice_constant, axis=1)
@@ -222,9 +228,18 @@ def refine_background(
         to the data's weight per coefficient; it decides the background where pixels
         are masked.
     mask_threshold : float, default 4
-        Pixels whose residual after the first fit, smoothed over one lattice constant,
-        exceeds this many robust standard deviations (positive: unmodelled specimen)
-        are left out, with a margin, and the fit repeated; 0 turns this off.
+        Pixels whose residual after the first fit, smoothed over 1 Å and divided by the
+        square root of the fit, exceeds this many robust standard deviations (positive:
+        unmodelled specimen) are left out, with a margin, and the fit repeated; 0 turns
+        this off.
+    ratios : array_like of shape (4,), optional
+        Relative weights of the site classes (e.g. the species' cross-sections [Å²]):
+        the model is then one image with one fitted scale. Default: a free weight per
+        class.
+    sheet_weight : float, default 0.01
+        Least-squares weight of the pixels within about 2 Å of the modelled sheet,
+        relative to the vacuum's 1. Small values let the vacuum decide the background
+        under the sheet (the model's integrated intensity is not precise enough to).
 
     Returns
     -------
@@ -233,12 +248,25 @@ def refine_background(
     Raises
     ------
     InputError
-        A bad image, a knot spacing below 4 pixels, or B-factors of the wrong length.
+        A bad image, a knot spacing below 4 pixels, B-factors or ratios of the wrong
+        length, or a sheet weight outside [0, 1].
     """
     a = _check_image(image, if_zero="there is no background to estimate.")
     b = np.asarray(b_factors, float)
     if b.shape != (len(CLASSES),) or not np.all(np.isfinite(b)):
         raise InputError(f"b_factors needs {len(CLASSES)} finite values [Å²]; got {b!r}.")
+    if ratios is not None:
+        ratios = np.asarray(ratios, float)
+        if ratios.shape != (len(CLASSES),) or not np.all(np.isfinite(ratios) & (ratios >= 0)):
+            raise InputError(
+                f"ratios needs {len(CLASSES)} finite non-negative weights, one per class "
+                f"{CLASSES}; got {ratios!r}."
+            )
+    if not 0 <= sheet_weight <= 1:
+        raise InputError(
+            f"sheet_weight is a least-squares weight relative to the vacuum's 1, in [0, 1]; "
+            f"got {sheet_weight!r}."
+        )
     step = float(knot_spacing) / float(pixel_size)
     if not step >= 4:
         raise InputError(
@@ -261,6 +289,7 @@ def refine_background(
             pixel_size,
             vibration,
         )
+        present = np.array([m is not None for m in models])
         if ratios is not None:
             models = [sum(r * m for r, m in zip(ratios, models, strict=True) if m is not None)]
         models = [m for m in models if m is not None]
@@ -275,11 +304,10 @@ def refine_background(
         used = weight > 0
         res = float(np.sqrt(np.mean((a - specimen - background)[used] ** 2)))
         if best is None or res < best.residual:
+            weights = np.full(len(CLASSES), np.nan)
             if ratios is not None:
-                weights = coef[0] * np.asarray(ratios, float)
+                weights[present] = coef[0] * ratios[present]
             else:
-                present = np.array([m is not None for m in models])
-                weights = np.full(len(CLASSES), np.nan)
                 weights[present] = coef
             best = ModelBackground(
                 background=background,

@@ -205,11 +205,12 @@ def local_lattice_euler(
 ) -> np.ndarray:
     """Euler angles at which image ``tilt`` sees the sheet inside a crop.
 
-    The tracked metals whose calibrated projection falls in the crop give the local
-    plane (least squares); the sheet there is the flat lattice turned by the smallest
-    rotation that takes z to that plane's normal, so the image sees it at
-    ``R_tilt @ R_local``. With fewer than ``min_metals`` metals the image's own angles
-    are returned.
+    ``corner`` (row, col) and ``crop`` [pixel] give the square in an image of ``shape``
+    [pixel] with ``pixel_size`` [Å]. The tracked metals whose calibrated projection
+    falls in the crop give the local plane (least squares); the sheet there is the flat
+    lattice turned by the smallest rotation that takes z to that plane's normal, so the
+    image sees it at ``R_tilt @ R_local``. With fewer than ``min_metals`` metals the
+    image's own angles are returned.
     """
     rc = position_to_pixel(calibration.project()[tilt], shape, pixel_size)
     inside = np.all((rc >= corner) & (rc < np.asarray(corner) + crop), axis=1)
@@ -282,6 +283,14 @@ def model_backgrounds(
         chalcogen_height=(pp.chalcogen_height, pp.bright_chalcogen_height),
     )
     names = [pp.metal, pp.bright_metal, pp.chalcogen, pp.bright_chalcogen]
+    options = dict(
+        pixel_size=pixel_size,
+        b_factors=species_table(names, sp.b_factor),
+        probe_fwhm=config.imaging.probe_fwhm,
+        knot_spacing=pp.background_knot_spacing,
+        sheet_weight=pp.background_sheet_weight,
+        ratios=species_table(names, sp.cross_section),
+    )
     out: list[ModelBackground | None] = []
     for j in range(n):
         fit = refine_background(
@@ -289,13 +298,8 @@ def model_backgrounds(
             sites,
             calibration.euler[j],
             calibration.shift[j],
-            pixel_size=pixel_size,
-            b_factors=species_table(names, sp.b_factor),
-            probe_fwhm=config.imaging.probe_fwhm,
             vibration=kernels[j][:3],
-            knot_spacing=pp.background_knot_spacing,
-            sheet_weight=pp.background_sheet_weight,
-            ratios=species_table(names, sp.cross_section),
+            **options,
         )
         keep = fit.vacuum >= pp.background_min_vacuum
         log.info(

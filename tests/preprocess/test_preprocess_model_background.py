@@ -165,3 +165,44 @@ def test_membrane_amplitude_on_a_locally_tilted_sheet_needs_the_local_angles(mos
         estimate_membrane_vibration(
             crops, mos2, eulers, pixel_size=PIXEL, columns=columns, lattice_euler=local[:3]
         )
+
+
+def test_bad_inputs_name_what_was_expected(mos2, rng):
+    image, _, pos, metal = _scene(mos2, rng, shape=(64, 64))
+    sites = sheet_sites(
+        pos[metal],
+        np.zeros(metal.sum(), bool),
+        lattice_constant=3.16,
+        chalcogen_height=(1.56, 1.67),
+    )
+    options = dict(pixel_size=PIXEL, b_factors=(13.7, 19.0, 12.9, 16.3), probe_fwhm=0.8)
+    with pytest.raises(InputError, match="ratios needs 4 finite non-negative"):
+        refine_background(image, sites, EULER, (0, 0), ratios=(1.0, -1.0, 1.0, 1.0), **options)
+    with pytest.raises(InputError, match=r"sheet_weight .* in \[0, 1\]; got 2"):
+        refine_background(image, sites, EULER, (0, 0), sheet_weight=2.0, **options)
+    line = np.column_stack([np.arange(5) * 3.16, np.zeros(5), np.zeros(5)])
+    with pytest.raises(InputError, match="do not span an area"):
+        sheet_sites(line, np.zeros(5, bool), lattice_constant=3.16, chalcogen_height=(1.56, 1.67))
+
+
+def test_a_class_without_sites_gets_no_weight(mos2, rng):
+    # one species only (no bright metal): free weights for the classes present, NaN else
+    image, background, pos, metal = _scene(mos2, rng)
+    sites = sheet_sites(
+        pos[metal],
+        np.zeros(metal.sum(), bool),
+        lattice_constant=3.16,
+        chalcogen_height=(1.56, 1.67),
+    )
+    fit = refine_background(
+        image,
+        sites,
+        EULER,
+        (1.1, -0.7),
+        pixel_size=PIXEL,
+        b_factors=(13.7, 19.0, 12.9, 16.3),
+        probe_fwhm=0.8,
+    )
+    assert np.isnan(fit.weights[[1, 3]]).all()
+    assert np.isfinite(fit.weights[[0, 2]]).all()
+    assert np.sqrt(np.mean((fit.background - background) ** 2)) / background.mean() < 0.05
