@@ -36,14 +36,33 @@ def _scene(mos2, rng, radius=14.0, shape=(200, 200), scale=400.0):
     return image, background, pos, metal
 
 
-def test_sheet_sites_put_a_chalcogen_pair_in_every_other_triangle(mos2):
-    pos, _, _, metal = ideal_monolayer(mos2, 12.0)
-    sites = sheet_sites(
+def _mos2_sites(pos, metal):
+    """The sheet model of an MoS2 patch from its metals (one species, no bright metal)."""
+    return sheet_sites(
         pos[metal],
         np.zeros(metal.sum(), bool),
         lattice_constant=3.16,
         chalcogen_height=(1.56, 1.67),
     )
+
+
+def _fit_scene(image, sites, **options):
+    """:func:`refine_background` of a :func:`_scene` image, MoS2/WSe2 B-factors."""
+    return refine_background(
+        image,
+        sites,
+        EULER,
+        (1.1, -0.7),
+        pixel_size=PIXEL,
+        b_factors=(13.7, 19.0, 12.9, 16.3),
+        probe_fwhm=0.8,
+        **options,
+    )
+
+
+def test_sheet_sites_put_a_chalcogen_pair_in_every_other_triangle(mos2):
+    pos, _, _, metal = ideal_monolayer(mos2, 12.0)
+    sites = _mos2_sites(pos, metal)
     assert np.allclose(sites.positions[: metal.sum()], pos[metal])
     truth = pos[~metal]
     # one orientation sits on the true chalcogens (to 1e-9 Å), the other on the hollows
@@ -70,22 +89,8 @@ def test_sheet_sites_put_a_chalcogen_pair_in_every_other_triangle(mos2):
 
 def test_refit_recovers_a_known_background_around_a_sheet(mos2, rng):
     image, background, pos, metal = _scene(mos2, rng)
-    sites = sheet_sites(
-        pos[metal],
-        np.zeros(metal.sum(), bool),
-        lattice_constant=3.16,
-        chalcogen_height=(1.56, 1.67),
-    )
-    fit = refine_background(
-        image,
-        sites,
-        EULER,
-        (1.1, -0.7),
-        pixel_size=PIXEL,
-        b_factors=(13.7, 19.0, 12.9, 16.3),
-        probe_fwhm=0.8,
-        ratios=(0.010, 0.022, 0.0026, 0.0074),
-    )
+    sites = _mos2_sites(pos, metal)
+    fit = _fit_scene(image, sites, ratios=(0.010, 0.022, 0.0026, 0.0074))
     err = np.sqrt(np.mean((fit.background - background) ** 2)) / background.mean()
     # Poisson noise of ~2-40 counts per pixel and an unmodelled rim (the disc's edge
     # chalcogens have no full metal triangle): 3 % is well inside the issue's 5 %
@@ -169,12 +174,7 @@ def test_membrane_amplitude_on_a_locally_tilted_sheet_needs_the_local_angles(mos
 
 def test_bad_inputs_name_what_was_expected(mos2, rng):
     image, _, pos, metal = _scene(mos2, rng, shape=(64, 64))
-    sites = sheet_sites(
-        pos[metal],
-        np.zeros(metal.sum(), bool),
-        lattice_constant=3.16,
-        chalcogen_height=(1.56, 1.67),
-    )
+    sites = _mos2_sites(pos, metal)
     options = dict(pixel_size=PIXEL, b_factors=(13.7, 19.0, 12.9, 16.3), probe_fwhm=0.8)
     with pytest.raises(InputError, match="ratios needs 4 finite non-negative"):
         refine_background(image, sites, EULER, (0, 0), ratios=(1.0, -1.0, 1.0, 1.0), **options)
@@ -188,21 +188,8 @@ def test_bad_inputs_name_what_was_expected(mos2, rng):
 def test_a_class_without_sites_gets_no_weight(mos2, rng):
     # one species only (no bright metal): free weights for the classes present, NaN else
     image, background, pos, metal = _scene(mos2, rng)
-    sites = sheet_sites(
-        pos[metal],
-        np.zeros(metal.sum(), bool),
-        lattice_constant=3.16,
-        chalcogen_height=(1.56, 1.67),
-    )
-    fit = refine_background(
-        image,
-        sites,
-        EULER,
-        (1.1, -0.7),
-        pixel_size=PIXEL,
-        b_factors=(13.7, 19.0, 12.9, 16.3),
-        probe_fwhm=0.8,
-    )
+    sites = _mos2_sites(pos, metal)
+    fit = _fit_scene(image, sites)
     assert np.isnan(fit.weights[[1, 3]]).all()
     assert np.isfinite(fit.weights[[0, 2]]).all()
     assert np.sqrt(np.mean((fit.background - background) ** 2)) / background.mean() < 0.05
