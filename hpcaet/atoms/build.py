@@ -34,7 +34,13 @@ from hpcaet.atoms.distributed import DaskMapper
 from hpcaet.atoms.flip import flip_pairs
 from hpcaet.atoms.inputs import check_inputs, select_images
 from hpcaet.atoms.layers import fit_layers
-from hpcaet.atoms.pairs import VACANCY, drop_stray_pairs, pair_chalcogens, snap_chalcogens
+from hpcaet.atoms.pairs import (
+    VACANCY,
+    drop_stray_pairs,
+    merge_split_columns,
+    pair_chalcogens,
+    snap_chalcogens,
+)
 from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
@@ -295,13 +301,22 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
             int(moved.sum()),
             cfg.snap_distance,
         )
-    return {
+    sites = {
         "position": position,
         "species": paired.species,
         "layer": paired.layer,
         "region": paired.region,
         "pair": paired.pair,
     }
+    keep, pair = merge_split_columns(
+        position,
+        paired.species,
+        paired.layer,
+        paired.pair,
+        surfaces=layers.surfaces,
+        pair_radius=cfg.pair_radius,
+    )
+    return _subset({**sites, "pair": pair}, keep)
 
 
 def _resnap(sites: dict, species: np.ndarray, changed: np.ndarray, cfg) -> np.ndarray:
@@ -370,11 +385,25 @@ def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg
 
 
 def _drop_stray(sites: dict, species: np.ndarray, cfg) -> tuple[dict, np.ndarray]:
-    """Remove spurious pairs (see :func:`~hpcaet.atoms.pairs.drop_stray_pairs`); re-index."""
+    """Join split columns and remove spurious pairs; re-index.
+
+    See :func:`~hpcaet.atoms.pairs.merge_split_columns` and
+    :func:`~hpcaet.atoms.pairs.drop_stray_pairs`.
+    """
     atom = species != VACANCY
     if atom.sum() < 4:
         return sites, species
     surfaces = fit_layers(sites["position"][atom], smoothing=cfg.layer_smoothing).surfaces
+    # the refinement can bring the two pairs of a split column together only now
+    joined, pair = merge_split_columns(
+        sites["position"],
+        species,
+        sites["layer"],
+        sites["pair"],
+        surfaces=surfaces,
+        pair_radius=cfg.pair_radius,
+    )
+    sites, species = _subset({**sites, "pair": pair}, joined), species[joined]
     keep = drop_stray_pairs(
         sites["position"],
         species,
@@ -384,19 +413,25 @@ def _drop_stray(sites: dict, species: np.ndarray, cfg) -> tuple[dict, np.ndarray
         pair_radius=cfg.pair_radius,
         min_separation=cfg.min_distance,
     )
+    if not keep.all():
+        log.info(
+            "atoms: removed %d vacancy sites of pairs that are no chalcogen column (%d atoms)",
+            int((~keep).sum()),
+            int(np.sum(~keep & (species != VACANCY))),
+        )
+    return _subset(sites, keep), species[keep]
+
+
+def _subset(sites: dict, keep: np.ndarray) -> dict:
+    """The kept sites, partners re-indexed (a site whose partner goes is left unpaired)."""
     if keep.all():
-        return sites, species
-    log.info(
-        "atoms: removed %d vacancy sites of pairs that are no chalcogen column (%d atoms)",
-        int((~keep).sum()),
-        int(np.sum(~keep & atom)),
-    )
+        return sites
     new_index = np.cumsum(keep) - 1
-    pair = sites["pair"]  # a site whose partner goes is left unpaired
+    pair = sites["pair"]
     pair = np.where((pair >= 0) & keep[np.maximum(pair, 0)], new_index[np.maximum(pair, 0)], -1)
     out = {k: v[keep] for k, v in sites.items()}
     out["pair"] = pair[keep]
-    return out, species[keep]
+    return out
 
 
 def _reset_collapsed(position, species, pair, *, min_distance):

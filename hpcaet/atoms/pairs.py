@@ -33,6 +33,7 @@ __all__ = [
     "pair_chalcogens",
     "lattice_columns",
     "drop_stray_pairs",
+    "merge_split_columns",
     "snap_chalcogens",
 ]
 
@@ -227,6 +228,98 @@ def drop_stray_pairs(
     keep[np.flatnonzero(both)[dist > pair_radius]] = False
     return keep
 
+
+def merge_split_columns(
+    position: ArrayLike,
+    species: ArrayLike,
+    layer: ArrayLike,
+    pair: ArrayLike,
+    *,
+    surfaces: LayerSurfaces,
+    pair_radius: float = 1.2,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Join pairs that share one chalcogen column of the metal lattice.
+
+    A column whose traced top and bottom atoms sit farther apart in-plane than the
+    pairing radius (a weak or elongated peak) becomes two pairs, each of an atom and a
+    vacancy partner at its mirror image, and a spurious peak beside a column adds a
+    second pair to it. Left so, the flipping fills one pair and keeps the other as a
+    false vacancy or a second, spurious atom. Every pair is assigned to the nearest
+    chalcogen column of the metal lattice (:func:`lattice_columns`) within
+    ``pair_radius``; where several pairs share a column, the one with the most atoms
+    (the first by index on a tie) stays, its vacant sites taken over by the other
+    pairs' atoms on that layer, and the rest of their sites go.
+
+    Parameters
+    ----------
+    position : array_like of shape (n, 3)
+        All sites [Å].
+    species : array_like of str, shape (n,)
+        ``"vac"`` for vacancy sites.
+    layer, pair : array_like of int, shape (n,)
+        Layer (-1, 0, 1) and partner (-1 for metals).
+    surfaces : LayerSurfaces
+        The fitted layers.
+    pair_radius : float, default 1.2
+        Largest in-plane distance from a pair's foot to its column [Å].
+
+    Returns
+    -------
+    keep : ndarray of bool, shape (n,)
+        Sites to keep.
+    pair : ndarray of int, shape (n,)
+        Partners, with the sites of a joined column paired with each other (indices
+        into the input; re-index after removing the other sites).
+    """
+    r = np.asarray(position, dtype=float)
+    spec = np.asarray(species).astype(str)
+    lay = np.asarray(layer)
+    partner = np.array(pair, dtype=int)
+    if not pair_radius > 0:
+        raise InputError(f"pair_radius must be positive [Å]; got {pair_radius!r}.")
+    keep = np.ones(len(r), dtype=bool)
+    top = np.flatnonzero((lay == LAYER_TOP) & (partner >= 0))
+    top = top[lay[partner[top]] == LAYER_BOTTOM]
+    if len(top) < 2:
+        return keep, partner
+    bottom = partner[top]
+    foot, _, _ = _feet(r, surfaces)
+    xy = 0.5 * (foot[top] + foot[bottom])
+    centre, _ = lattice_columns(r[lay == LAYER_METAL, :2], xy, pair_radius)
+    if len(centre) == 0:
+        return keep, partner
+    dist, column = cKDTree(centre).query(xy)
+    column[dist > pair_radius] = -1
+    count = np.bincount(column[column >= 0], minlength=len(centre))
+    atoms = (spec[top] != VACANCY).astype(int) + (spec[bottom] != VACANCY)
+    shared = np.flatnonzero(count > 1)
+    for c in shared:
+        members = np.flatnonzero(column == c)
+        first = np.minimum(top[members], bottom[members])
+        members = members[np.lexsort((first, -atoms[members]))]  # most atoms, then index
+        t, b = top[members[0]], bottom[members[0]]
+        if spec[t] == VACANCY:
+            t = _first_atom(top[members], spec, default=t)
+        if spec[b] == VACANCY:
+            b = _first_atom(bottom[members], spec, default=b)
+        keep[top[members]] = keep[bottom[members]] = False
+        keep[[t, b]] = True
+        partner[t], partner[b] = b, t
+    if len(shared):
+        log.info(
+            "pairs: %d chalcogen columns held more than one pair; joined (%d sites, "
+            "%d of them atoms, removed)",
+            len(shared),
+            int((~keep).sum()),
+            int(np.sum(~keep & (spec != VACANCY))),
+        )
+    return keep, partner
+
+
+def _first_atom(sites: np.ndarray, species: np.ndarray, *, default: int) -> int:
+    """The first site (by index) that holds an atom, else ``default``."""
+    atoms = np.sort(sites[species[sites] != VACANCY])
+    return int(atoms[0]) if len(atoms) else int(default)
 
 def snap_chalcogens(
     position: ArrayLike,

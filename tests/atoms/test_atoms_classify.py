@@ -7,10 +7,11 @@ import pytest
 
 from hpcaet.atoms import classify_species, fit_layers, pair_chalcogens
 from hpcaet.atoms.classify import two_means
-from hpcaet.atoms.pairs import drop_stray_pairs, lattice_columns
+from hpcaet.atoms.pairs import drop_stray_pairs, lattice_columns, merge_split_columns
+from hpcaet.config import load_config
 from hpcaet.errors import InputError
 
-CROSS = {"Mo": 0.010, "W": 0.022, "S": 0.0026, "Se": 0.0074}
+CROSS = dict(load_config().species.cross_section)  # the defaults
 A = 3.16  # [Å]
 H = 1.56  # chalcogen height [Å]
 
@@ -60,7 +61,7 @@ def test_species_and_region_from_intensities():
     # The region map: every metal lies in its own region (smoothing 5 Å; the boundary
     # is a straight line, so only atoms at it could be in doubt, and there are none).
     np.testing.assert_array_equal(result.region[layer == 0], wse2[layer == 0].astype(int))
-    assert result.levels["W"] / result.levels["Mo"] == pytest.approx(2.2, rel=0.1)
+    assert result.levels["W"] / result.levels["Mo"] == pytest.approx(CROSS["W"] / CROSS["Mo"], rel=0.1)
 
 
 def test_one_material_field():
@@ -135,11 +136,7 @@ def test_stray_pairs_are_dropped():
     # A vacancy pair on a real column stays; one at a hollow site of the lattice (no
     # column there) goes, and so does the vacancy site of a pair collapsed onto the
     # metal sheet (0.2 Å apart), but not its atom.
-    position, layer, m, c = _lattice()
-    species = np.where(layer == 0, "Mo", "S").astype("<U3")
-    pair = np.full(len(layer), -1)
-    pair[m : m + c] = np.arange(m + c, m + 2 * c)
-    pair[m + c :] = np.arange(m, m + c)
+    position, species, layer, pair, m, c = _paired_lattice()
     species[[m + 5, m + c + 5]] = "vac"  # an empty column: kept
     k = int(np.argmin(np.linalg.norm(position[:m, :2], axis=1)))  # a central metal
     hollow = position[k, :2] + 2 * (position[m + k, :2] - position[k, :2])  # other triangle
@@ -160,11 +157,7 @@ def test_second_empty_pair_on_an_occupied_column_is_dropped():
     # A vacancy pair 0.3 Å off an occupied column (a spurious peak pair between the
     # layers, at the heights of the paper chain's false vacancies) goes; the column's
     # atoms and a real empty column stay.
-    position, layer, m, c = _lattice()
-    species = np.where(layer == 0, "Mo", "S").astype("<U3")
-    pair = np.full(len(layer), -1)
-    pair[m : m + c] = np.arange(m + c, m + 2 * c)
-    pair[m + c :] = np.arange(m, m + c)
+    position, species, layer, pair, m, c = _paired_lattice()
     species[[m + 5, m + c + 5]] = "vac"  # an empty column: kept
     k = int(np.argmin(np.linalg.norm(position[m : m + c, :2], axis=1)))  # a central column
     xy = position[m + k, :2] + [0.3, 0.0]
@@ -178,3 +171,47 @@ def test_second_empty_pair_on_an_occupied_column_is_dropped():
     keep = drop_stray_pairs(position, species, layer, pair, surfaces=fit.surfaces)
     assert keep[:n].all()
     np.testing.assert_array_equal(keep[n:], [False, False])
+
+
+def _paired_lattice():
+    position, layer, m, c = _lattice()
+    species = np.where(layer == 0, "Mo", "S").astype("<U3")
+    pair = np.full(len(layer), -1)
+    pair[m : m + c] = np.arange(m + c, m + 2 * c)
+    pair[m + c :] = np.arange(m, m + c)
+    return position, species, layer, pair, m, c
+
+
+def test_split_columns_are_joined():
+    # Column k was traced as two pairs, each an atom with a vacancy partner (top atom
+    # 0.6 Å off, bottom atom 0.5 Å off the other way); column q holds a full pair and a
+    # spurious pair 0.7 Å off (a vacancy on top, an S below). Each column ends as one
+    # pair of its atoms; an empty column and every other pair stay as they were.
+    position, species, layer, pair, m, c = _paired_lattice()
+    species[[m + 5, m + c + 5]] = "vac"  # an empty column: kept
+    order = np.argsort(np.linalg.norm(position[m : m + c, :2], axis=1))
+    k, q = int(order[0]), int(order[3])
+    top, bottom = m + k, m + c + k
+    xy_top = position[top, :2] + [0.6, 0.0]
+    xy_bottom = position[bottom, :2] - [0.5, 0.0]
+    position[top, :2], position[bottom, :2] = xy_top, xy_bottom
+    species[bottom] = "vac"  # the top atom's partner
+    xy = position[m + q, :2] + [0.0, 0.7]
+    extra = np.array([[*xy_bottom, H], [*xy_bottom, -H], [*xy, H], [*xy, -H]])
+    n = len(pair)
+    position = np.concatenate([position, extra])
+    species = np.concatenate([species, ["vac", "S", "vac", "S"]])
+    layer = np.concatenate([layer, [1, -1, 1, -1]])
+    pair = np.concatenate([pair, [n + 1, n, n + 3, n + 2]])
+    fit = fit_layers(position[:m], smoothing=5.0)
+    keep, joined = merge_split_columns(position, species, layer, pair, surfaces=fit.surfaces)
+    np.testing.assert_array_equal(np.flatnonzero(~keep), [bottom, n, n + 2, n + 3])
+    assert joined[top] == n + 1 and joined[n + 1] == top  # the two atoms of column k
+    assert joined[m + q] == m + c + q  # column q keeps its full pair
+    unchanged = np.ones(len(pair), dtype=bool)
+    unchanged[[top, bottom, n, n + 1, n + 2, n + 3]] = False
+    np.testing.assert_array_equal(joined[unchanged], pair[unchanged])
+    with pytest.raises(InputError, match="pair_radius"):
+        merge_split_columns(
+            position, species, layer, pair, surfaces=fit.surfaces, pair_radius=0.0
+        )
