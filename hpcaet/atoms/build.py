@@ -4,8 +4,9 @@
 do, on an xarray Volume and TiltSeries (no files but the optional step checkpoints):
 
 1. trace the volume, assign species and regions, drop weak peaks, pair the chalcogens
-   (vacancy sites for missing partners and empty columns), and start the chalcogen
-   sites far from their lattice site on it (:func:`~hpcaet.atoms.pairs.snap_chalcogens`);
+   (vacancy sites for missing partners and empty columns), start the chalcogen
+   sites far from their lattice site on it (:func:`~hpcaet.atoms.pairs.snap_chalcogens`)
+   and join pairs that share a column (:func:`~hpcaet.atoms.pairs.merge_split_columns`);
 2. ``flip_cycles + 1`` times: flip the chalcogen pairs (the pairs that change restart
    on their lattice sites) and refine against the images, until no pair changes. The
    images are ``linear_images`` with the model blurred by each tilt's vibration kernel
@@ -14,8 +15,8 @@ do, on an xarray Volume and TiltSeries (no files but the optional step checkpoin
    sheet, and a chalcogen that the refinement pulled closer than ``min_distance`` to
    another atom is reset to a vacancy, for the next flipping to decide at a sensible
    position;
-3. drop vacancy pairs that sit on no chalcogen column (spurious peaks made vacant) and
-   flag the atoms for the dynamic refinement (too close, off their layer).
+3. join pairs that the refinement brought onto one column, drop vacancy pairs that
+   sit on no chalcogen column (spurious peaks made vacant) and flag the atoms for the dynamic refinement (too close, off their layer).
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ from hpcaet.atoms.inputs import check_inputs, select_images
 from hpcaet.atoms.layers import fit_layers
 from hpcaet.atoms.pairs import (
     VACANCY,
-    drop_stray_pairs,
     merge_split_columns,
     pair_chalcogens,
     snap_chalcogens,
 )
 from hpcaet.atoms.refine import RefineResult, refine_atoms
+from hpcaet.atoms.sites import (
+    drop_stray,
+    mirror_vacancies,
+    reset_collapsed,
+    resnap_changed,
+    subset_sites,
+)
 from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
 from hpcaet.errors import InputError
@@ -166,7 +173,7 @@ def build_model(
             species, flips = flipped.species, flipped.changes
             if cfg.snap_distance > 0 and changed.any():
                 # Pairs that changed start again from their lattice sites.
-                sites = {**sites, "position": _resnap(sites, species, changed, cfg)}
+                sites = {**sites, "position": resnap_changed(sites, species, changed, cfg)}
             mapper = DaskMapper(client, f"refine{cycle}") if client is not None else None
             refined = refine(sites["position"], species, mapper=mapper)
             saved = result_arrays(refined, species, flips)
@@ -177,15 +184,15 @@ def build_model(
         shifts = refined.shifts
         history["refine"].append(refined.history)
         history["flips"].append(saved["flips"])
-        position = _mirror_vacancies(
+        position = mirror_vacancies(
             refined.position, species, sites["pair"], smoothing=cfg.layer_smoothing
         )
-        reset = _reset_collapsed(position, species, sites["pair"], min_distance=cfg.min_distance)
+        reset = reset_collapsed(position, species, sites["pair"], min_distance=cfg.min_distance)
         pending = bool(np.any(reset != species))
         species = reset
         sites = {
             **sites,
-            "position": _mirror_vacancies(
+            "position": mirror_vacancies(
                 position, species, sites["pair"], smoothing=cfg.layer_smoothing
             ),
         }
@@ -200,7 +207,7 @@ def build_model(
         refined = refine(sites["position"], species, iterations=0)
         times["final flip"] = time.perf_counter() - t0
     n_atoms = int(np.sum(species != VACANCY))
-    sites, species = _drop_stray(sites, species, cfg)
+    sites, species = drop_stray(sites, species, cfg)
     if int(np.sum(species != VACANCY)) != n_atoms:  # the R factors of the final model
         refined = refine(sites["position"], species, iterations=0)
     log.info(
@@ -316,37 +323,7 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
         surfaces=layers.surfaces,
         pair_radius=cfg.pair_radius,
     )
-    return _subset({**sites, "pair": pair}, keep)
-
-
-def _resnap(sites: dict, species: np.ndarray, changed: np.ndarray, cfg) -> np.ndarray:
-    """Positions with the pairs that ``changed`` species moved to their lattice sites."""
-    position = sites["position"]
-    atom = species != VACANCY
-    if atom.sum() < 4:
-        return position
-    pair = sites["pair"]
-    move = changed.copy()
-    linked = pair >= 0
-    move[pair[linked & changed]] = True
-    surfaces = fit_layers(position[atom], smoothing=cfg.layer_smoothing).surfaces
-    ideal = snap_chalcogens(
-        position,
-        sites["layer"],
-        sites["region"],
-        pair,
-        surfaces=surfaces,
-        heights=tuple(cfg.chalcogen_height),
-        tolerance=0.0,
-        pair_radius=cfg.pair_radius,
-    )
-    out = position.copy()
-    out[move] = ideal[move]
-    log.info(
-        "atoms: %d sites of pairs that changed species restart on their lattice site",
-        int(move.sum()),
-    )
-    return out
+    return subset_sites({**sites, "pair": pair}, keep)
 
 
 def _initial_sites(model: xr.Dataset) -> dict[str, np.ndarray]:
@@ -382,101 +359,6 @@ def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg
         kernels=kernels,
         rng=np.random.SeedSequence(seed),
     )
-
-
-def _drop_stray(sites: dict, species: np.ndarray, cfg) -> tuple[dict, np.ndarray]:
-    """Join split columns and remove spurious pairs; re-index.
-
-    See :func:`~hpcaet.atoms.pairs.merge_split_columns` and
-    :func:`~hpcaet.atoms.pairs.drop_stray_pairs`.
-    """
-    atom = species != VACANCY
-    if atom.sum() < 4:
-        return sites, species
-    surfaces = fit_layers(sites["position"][atom], smoothing=cfg.layer_smoothing).surfaces
-    # the refinement can bring the two pairs of a split column together only now
-    joined, pair = merge_split_columns(
-        sites["position"],
-        species,
-        sites["layer"],
-        sites["pair"],
-        surfaces=surfaces,
-        pair_radius=cfg.pair_radius,
-    )
-    sites, species = _subset({**sites, "pair": pair}, joined), species[joined]
-    keep = drop_stray_pairs(
-        sites["position"],
-        species,
-        sites["layer"],
-        sites["pair"],
-        surfaces=surfaces,
-        pair_radius=cfg.pair_radius,
-        min_separation=cfg.min_distance,
-    )
-    if not keep.all():
-        log.info(
-            "atoms: removed %d vacancy sites of pairs that are no chalcogen column (%d atoms)",
-            int((~keep).sum()),
-            int(np.sum(~keep & (species != VACANCY))),
-        )
-    return _subset(sites, keep), species[keep]
-
-
-def _subset(sites: dict, keep: np.ndarray) -> dict:
-    """The kept sites, partners re-indexed (a site whose partner goes is left unpaired)."""
-    if keep.all():
-        return sites
-    new_index = np.cumsum(keep) - 1
-    pair = sites["pair"]
-    pair = np.where((pair >= 0) & keep[np.maximum(pair, 0)], new_index[np.maximum(pair, 0)], -1)
-    out = {k: v[keep] for k, v in sites.items()}
-    out["pair"] = pair[keep]
-    return out
-
-
-def _reset_collapsed(position, species, pair, *, min_distance):
-    """Turn chalcogens that the refinement pulled onto another atom into vacancies.
-
-    A chalcogen nearer than ``min_distance`` to a metal, or the lighter of two such
-    chalcogens, is set to a vacancy (and then moved to its partner's mirror image), so
-    that the next flipping decides the site at a sensible position.
-    """
-    atom = np.flatnonzero(species != VACANCY)
-    pairs = cKDTree(position[atom]).query_pairs(min_distance, output_type="ndarray")
-    if len(pairs) == 0:
-        return species
-    rank = {"S": 0, "Se": 1, "Mo": 2, "W": 3}
-    out = species.copy()
-    for a, b in atom[pairs]:
-        weaker = a if rank.get(species[a], 0) <= rank.get(species[b], 0) else b
-        if species[weaker] in ("S", "Se") and pair[weaker] >= 0:
-            out[weaker] = VACANCY
-    n = int(np.sum(out != species))
-    if n:
-        log.info(
-            "atoms: %d chalcogen(s) nearer than %.2f Å to another atom reset to "
-            "vacancies before flipping",
-            n,
-            min_distance,
-        )
-    return out
-
-
-def _mirror_vacancies(position, species, pair, *, smoothing):
-    """Move vacancy sites with an atom partner to its mirror image through the metal sheet."""
-    vac = np.flatnonzero((species == VACANCY) & (pair >= 0))
-    vac = vac[species[pair[vac]] != VACANCY]
-    atom = species != VACANCY
-    if len(vac) == 0 or atom.sum() < 4:
-        return position
-    surfaces = fit_layers(position[atom], smoothing=smoothing).surfaces
-    partner = position[pair[vac]]
-    z_mid, normal = surfaces.middle(partner[:, :2])
-    ok = np.isfinite(z_mid)
-    depth = (partner[ok, 2] - z_mid[ok]) * normal[ok, 2]
-    out = position.copy()
-    out[vac[ok]] = partner[ok] - 2 * depth[:, None] * normal[ok]
-    return out
 
 
 def _to_model(sites, species, refined: RefineResult, weights, b_factors, series, cfg):

@@ -321,6 +321,7 @@ def _first_atom(sites: np.ndarray, species: np.ndarray, *, default: int) -> int:
     atoms = np.sort(sites[species[sites] != VACANCY])
     return int(atoms[0]) if len(atoms) else int(default)
 
+
 def snap_chalcogens(
     position: ArrayLike,
     layer: ArrayLike,

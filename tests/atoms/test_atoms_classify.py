@@ -61,7 +61,9 @@ def test_species_and_region_from_intensities():
     # The region map: every metal lies in its own region (smoothing 5 Å; the boundary
     # is a straight line, so only atoms at it could be in doubt, and there are none).
     np.testing.assert_array_equal(result.region[layer == 0], wse2[layer == 0].astype(int))
-    assert result.levels["W"] / result.levels["Mo"] == pytest.approx(CROSS["W"] / CROSS["Mo"], rel=0.1)
+    assert result.levels["W"] / result.levels["Mo"] == pytest.approx(
+        CROSS["W"] / CROSS["Mo"], rel=0.1
+    )
 
 
 def test_one_material_field():
@@ -212,6 +214,4 @@ def test_split_columns_are_joined():
     unchanged[[top, bottom, n, n + 1, n + 2, n + 3]] = False
     np.testing.assert_array_equal(joined[unchanged], pair[unchanged])
     with pytest.raises(InputError, match="pair_radius"):
-        merge_split_columns(
-            position, species, layer, pair, surfaces=fit.surfaces, pair_radius=0.0
-        )
+        merge_split_columns(position, species, layer, pair, surfaces=fit.surfaces, pair_radius=0.0)
