@@ -16,7 +16,8 @@ do, on an xarray Volume and TiltSeries (no files but the optional step checkpoin
    another atom is reset to a vacancy, for the next flipping to decide at a sensible
    position;
 3. join pairs that the refinement brought onto one column, drop vacancy pairs that
-   sit on no chalcogen column (spurious peaks made vacant) and flag the atoms for the dynamic refinement (too close, off their layer).
+   sit on no chalcogen column (spurious peaks made vacant) and flag the atoms for the
+   dynamic refinement (too close, off their layer).
 """
 
 from __future__ import annotations
