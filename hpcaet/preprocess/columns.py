@@ -5,7 +5,7 @@
 (all peaks at once, a batched Levenberg–Marquardt on small circular patches);
 :func:`select_metals` keeps the metal (Mo/W) columns of a honeycomb lattice: each
 metal is brighter than every column near it (in 2H-MX2 those are the chalcogen pairs,
-Mo 0.010 vs S2 0.005 Å², W 0.022 vs Se2 0.015 Å²; Se sits only between W atoms), while
+Mo 0.056 vs S2 0.025 Å², W 0.109 vs Se2 0.080 Å²; Se sits only between W atoms), while
 each chalcogen column is fainter than its metal neighbours. The rule is local, so it
 holds on both sides of a lateral interface.
 """

@@ -13,12 +13,14 @@ import numpy as np
 import pytest
 
 from hpcaet.atoms.synthetic import ideal_inputs, probe_b_factor
+from hpcaet.config import load_config
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
 from hpcaet.phantom.stage import atoms_to_model
 from hpcaet.phantom.tables import TABLE_S2_CALIBRATED
 
-CROSS_SECTION = {"Mo": 0.010, "W": 0.022, "S": 0.0026, "Se": 0.0074}
-B_FACTOR = {"Mo": 13.7, "W": 19.0, "S": 12.9, "Se": 16.3}
+_SPECIES = load_config().species  # the defaults' cross-sections and B' factors
+CROSS_SECTION = dict(_SPECIES.cross_section)
+B_FACTOR = dict(_SPECIES.b_factor)
 PIXEL = 0.32  # [Å]
 PROBE_B = probe_b_factor(0.8)  # [Å²], the simulator's probe
 DOSE = 3.8e5 / 12  # [e/Å²] per image, the paper's total over 12 images

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hpcaet.config import load_config
 from hpcaet.preprocess import LatticeModel
 
 PIXEL = 0.32  # [Å]
@@ -13,13 +14,14 @@ PIXEL = 0.32  # [Å]
 @pytest.fixture(scope="session")
 def mos2() -> LatticeModel:
     """Ideal MoS2 with the phantom's default species table and probe (defaults.yaml)."""
+    species = load_config().species
     return LatticeModel(
         lattice_constant=3.16,
         chalcogen_height=1.56,
-        metal_weight=0.010,
-        chalcogen_weight=0.0026,
-        metal_b=13.7,
-        chalcogen_b=12.9,
+        metal_weight=species.cross_section["Mo"],
+        chalcogen_weight=species.cross_section["S"],
+        metal_b=species.b_factor["Mo"],
+        chalcogen_b=species.b_factor["S"],
         probe_fwhm=0.8,
     )
 

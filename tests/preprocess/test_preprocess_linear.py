@@ -49,11 +49,13 @@ def test_linear_images_are_the_clean_images_after_the_alignment_shift(tmp_path):
         scale = float((image * truth).sum() / (truth * truth).sum())
         misfit = np.sqrt(np.mean((image - scale * truth) ** 2)) / truth.mean()
         # No nonlinear step, so the only departures from the clean image are the
-        # background estimate (on this small field 18-43 % of a background of 0.3 x the
-        # mean signal is left: a smooth error of up to ~10 % of the mean signal, which
-        # also moves the fitted scale by a few %) and the spline resampling of drift
-        # correction and alignment. Measured: scale 0.956-1.001, misfit 0.037-0.057.
+        # background estimate and the spline resampling of drift correction and
+        # alignment. This field has 3-10 % vacuum, so the hexagon-minimum background is
+        # used; on the tilted images it leaves up to half of a background of 0.3 x the
+        # mean signal (a smooth error of up to 15 % of the mean signal, which also moves
+        # the fitted scale; docs/preprocess.md). Measured: scale 1.008-1.081, misfit
+        # 0.030-0.120.
         assert abs(scale - 1.0) < 0.1, (j, scale)
-        assert misfit < 0.1, (j, misfit)
+        assert misfit < 0.15, (j, misfit)
     # the membrane vibration kernel was estimated (and is written for a refinement)
     assert np.isfinite(out["vibration_amplitude"].values).all()

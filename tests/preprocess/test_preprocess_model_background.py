@@ -7,6 +7,7 @@ import pytest
 from scipy import signal
 from scipy.spatial import cKDTree
 
+from hpcaet.config import load_config
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
 from hpcaet.forward.kernels import vibration_kernel
@@ -90,7 +91,8 @@ def test_sheet_sites_put_a_chalcogen_pair_in_every_other_triangle(mos2):
 def test_refit_recovers_a_known_background_around_a_sheet(mos2, rng):
     image, background, pos, metal = _scene(mos2, rng)
     sites = _mos2_sites(pos, metal)
-    fit = _fit_scene(image, sites, ratios=(0.010, 0.022, 0.0026, 0.0074))
+    cross = load_config().species.cross_section  # the defaults
+    fit = _fit_scene(image, sites, ratios=tuple(cross[k] for k in ("Mo", "W", "S", "Se")))
     err = np.sqrt(np.mean((fit.background - background) ** 2)) / background.mean()
     # Poisson noise of ~2-40 counts per pixel and an unmodelled rim (the disc's edge
     # chalcogens have no full metal triangle): 3 % is well inside the 5 %
@@ -98,7 +100,7 @@ def test_refit_recovers_a_known_background_around_a_sheet(mos2, rng):
     assert fit.vacuum > 0.5
     # the scale of the specimen (400 per unit cross-section) comes back to 10 %: the
     # disc's edge chalcogens are in the image but not in the model
-    assert fit.weights[0] == pytest.approx(400 * 0.010, rel=0.1)
+    assert fit.weights[0] == pytest.approx(400 * mos2.metal_weight, rel=0.1)
     chalc = sites.positions[sites.orientation == fit.orientation]
     assert np.all(cKDTree(pos[~metal]).query(chalc)[0] < 1e-9)
     with pytest.raises(InputError, match="b_factors needs 4"):

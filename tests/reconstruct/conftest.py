@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hpcaet.config import load_config
 from hpcaet.forward import project_atoms, render_volume
 from hpcaet.geometry import project_points
 from hpcaet.phantom.tables import TABLE_S2_CALIBRATED
@@ -14,8 +15,9 @@ A_MOS2 = 3.16  # [Å]
 S_HEIGHT = 1.56  # [Å]
 # Cross-sections [Å²] and B' factors [Å²] of defaults.yaml; the probe (0.8 Å FWHM) adds
 # 8 pi² sigma² = 9.1 Å² to every B.
-WEIGHT = {"Mo": 0.010, "S": 0.0026}
-B_FACTOR = {"Mo": 13.7 + 9.1, "S": 12.9 + 9.1}
+_SPECIES = load_config().species
+WEIGHT = {k: _SPECIES.cross_section[k] for k in ("Mo", "S")}
+B_FACTOR = {k: _SPECIES.b_factor[k] + 9.1 for k in ("Mo", "S")}
 
 
 class Sheet:
