@@ -124,8 +124,8 @@ def main(argv=None) -> None:
     overrides = {"preprocess": {"denoise": args.denoise}} if args.denoise else None
     config = load_config(args.config, overrides=overrides)
     out = Path(args.out)
-    if not (out / "tilt_series.nc").exists():
-        run_stages(config, out, stages=("simulate",))
+    # resumes only a simulation of this very config (the outputs carry its hash)
+    run_stages(config, out, stages=("simulate",))
     series = read_dataset(out / "tilt_series.nc")
     truth = read_dataset(out / "truth_atoms.nc")
     pp = config.preprocess
