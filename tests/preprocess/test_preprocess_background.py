@@ -57,6 +57,8 @@ def test_vacuum_around_a_flake_pins_the_background(mos2):
     left_plain = np.sqrt(np.mean((plain.background - truth) ** 2)) / truth.mean()
     # The vacuum means are the background itself and the fitted tail fraction absorbs
     # the tilt's tails at the hollows: a few per cent left (5 % pixel noise, averaged);
-    # the hexagon minima alone keep the tails (tens of per cent).
-    assert left < 0.05, left
+    # the hexagon minima alone keep the tails (tens of per cent). Measured over noise
+    # seeds 3-5: 4.1-5.1 % with the defaults' species table (3.0-4.0 % with the earlier
+    # S/Mo ratio of 0.26 instead of 0.225), against 67-68 % for the minima alone.
+    assert left < 0.06, left
     assert left_plain > 2 * left
