@@ -275,9 +275,15 @@ def merge_split_columns(
     spec = np.asarray(species).astype(str)
     lay = np.asarray(layer)
     partner = np.array(pair, dtype=int)
+    n = len(r)
+    if r.shape != (n, 3) or spec.shape != (n,) or lay.shape != (n,) or partner.shape != (n,):
+        raise InputError(
+            f"position (n, 3), species, layer and pair (n,) must agree; got shapes "
+            f"{r.shape}, {spec.shape}, {lay.shape}, {partner.shape}."
+        )
     if not pair_radius > 0:
         raise InputError(f"pair_radius must be positive [Å]; got {pair_radius!r}.")
-    keep = np.ones(len(r), dtype=bool)
+    keep = np.ones(n, dtype=bool)
     top = np.flatnonzero((lay == LAYER_TOP) & (partner >= 0))
     top = top[lay[partner[top]] == LAYER_BOTTOM]
     if len(top) < 2:

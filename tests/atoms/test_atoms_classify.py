@@ -213,5 +213,7 @@ def test_split_columns_are_joined():
     unchanged = np.ones(len(pair), dtype=bool)
     unchanged[[top, bottom, n, n + 1, n + 2, n + 3]] = False
     np.testing.assert_array_equal(joined[unchanged], pair[unchanged])
+    with pytest.raises(InputError, match="must agree"):
+        merge_split_columns(position, species[:-1], layer, pair, surfaces=fit.surfaces)
     with pytest.raises(InputError, match="pair_radius"):
         merge_split_columns(position, species, layer, pair, surfaces=fit.surfaces, pair_radius=0.0)
