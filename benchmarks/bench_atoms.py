@@ -25,6 +25,7 @@ import argparse
 import logging
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -185,6 +186,8 @@ def main() -> None:
         name = args.config or "paper"
         path = name if Path(name).exists() else packaged_config(name)
     config = load_config(path)
+    if not args.run:  # ideal images are sharp linear-model images: fit them without blur
+        config = replace(config, atoms=replace(config.atoms, image_source="processed"))
     start = time.perf_counter()
     volume, series, truth, source = _inputs(args, config)
     if args.run and args.images == "ideal":
