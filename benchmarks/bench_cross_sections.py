@@ -4,7 +4,8 @@ The linear image model's per-species cross-sections set the counts per atom at a
 dose, and so the noise of every simulated image. This prints, for the imaging settings
 of a config (voltage, probe convergence, detector), the multislice cross-section of each
 species at the default grid and at a finer one (0.04 Å sampling, 0.05 Å slices, 0.2 Å
-probe steps: a convergence check), the config's value and their ratio. Example::
+probe steps: a convergence check), the config's value and its ratio to the finer one.
+Example::
 
     python benchmarks/bench_cross_sections.py --config paper
 """
@@ -37,7 +38,7 @@ def main() -> None:
     )
     print(
         f"{'species':<8}{'abTEM [Å²]':>12}{'finer [Å²]':>12}{'config [Å²]':>13}"
-        f"{'config/abTEM':>14}{'time [s]':>10}"
+        f"{'config/finer':>14}{'time [s]':>10}"
     )
     for name, value in config.species.cross_section.items():
         t0 = time.perf_counter()
