@@ -284,13 +284,9 @@ def merge_split_columns(
     if not pair_radius > 0:
         raise InputError(f"pair_radius must be positive [Å]; got {pair_radius!r}.")
     keep = np.ones(n, dtype=bool)
-    top = np.flatnonzero((lay == LAYER_TOP) & (partner >= 0))
-    top = top[lay[partner[top]] == LAYER_BOTTOM]
+    top, bottom, xy = _pair_feet(r, lay, partner, surfaces)
     if len(top) < 2:
         return keep, partner
-    bottom = partner[top]
-    foot, _, _ = _feet(r, surfaces)
-    xy = 0.5 * (foot[top] + foot[bottom])
     centre, _ = lattice_columns(r[lay == LAYER_METAL, :2], xy, pair_radius)
     if len(centre) == 0:
         return keep, partner
@@ -381,13 +377,9 @@ def snap_chalcogens(
             f"heights must be two positive heights [Å] (MoS2, WSe2) and tolerance >= 0; got "
             f"{heights!r} and {tolerance!r}."
         )
-    top = np.flatnonzero((lay == LAYER_TOP) & (partner >= 0))
-    top = top[lay[partner[top]] == LAYER_BOTTOM]
+    top, bottom, xy = _pair_feet(r, lay, partner, surfaces)
     if len(top) == 0:
         return r
-    bottom = partner[top]
-    foot, _, _ = _feet(r, surfaces)
-    xy = 0.5 * (foot[top] + foot[bottom])
     metal = lay == LAYER_METAL
     centre, _ = lattice_columns(r[metal, :2], xy, pair_radius)
     if len(centre):
@@ -422,6 +414,17 @@ def _feet(r: np.ndarray, surfaces: LayerSurfaces):
     depth = (r[:, 2] - z_mid) * normal[:, 2]
     foot = r[:, :2] - depth[:, None] * normal[:, :2]
     return foot, normal, depth
+
+
+def _pair_feet(r, lay, partner, surfaces):
+    """Top and bottom site of every top/bottom pair, and the mean foot of each pair."""
+    top = np.flatnonzero((lay == LAYER_TOP) & (partner >= 0))
+    top = top[lay[partner[top]] == LAYER_BOTTOM]
+    bottom = partner[top]
+    if len(top) == 0:
+        return top, bottom, np.zeros((0, 2))
+    foot, _, _ = _feet(r, surfaces)
+    return top, bottom, 0.5 * (foot[top] + foot[bottom])
 
 
 def _empty_columns(metal_xy: np.ndarray, chalc_xy: np.ndarray, radius: float) -> np.ndarray:
