@@ -17,13 +17,11 @@ for.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import numpy as np
 
 from hpcaet.errors import InputError
 
-__all__ = ["adf_cross_section", "adf_cross_sections", "electron_wavelength"]
+__all__ = ["adf_cross_section", "electron_wavelength"]
 
 
 def electron_wavelength(voltage: float) -> float:
@@ -89,13 +87,17 @@ def adf_cross_section(
     Raises
     ------
     InputError
-        On an unknown element, angles out of order, or a sampling too coarse for the
-        outer angle.
+        On an unknown element, a detector that is not two angles, angles out of order,
+        or a sampling too coarse for the outer angle.
     """
     from ase.data import atomic_numbers
 
     if element not in atomic_numbers:
         raise InputError(f"unknown chemical symbol {element!r}; give one such as 'Mo' or 'Se'.")
+    if np.shape(detector) != (2,):
+        raise InputError(
+            f"detector must be (inner, outer) collection semi-angles [mrad]; got {detector!r}."
+        )
     inner, outer = (float(a) for a in detector)
     if not 0 <= convergence_angle < inner < outer:
         raise InputError(
@@ -130,24 +132,3 @@ def adf_cross_section(
     signal = np.asarray(detected.compute(progress_bar=False).array, dtype=float)
     step = np.asarray(scan.sampling, dtype=float)
     return float(signal.sum() * step.prod())
-
-
-def adf_cross_sections(
-    elements: Iterable[str],
-    *,
-    voltage: float,
-    convergence_angle: float,
-    detector: tuple[float, float],
-    **options,
-) -> dict[str, float]:
-    """:func:`adf_cross_section` of several elements, as ``{symbol: σ [Å²]}``."""
-    return {
-        el: adf_cross_section(
-            el,
-            voltage=voltage,
-            convergence_angle=convergence_angle,
-            detector=detector,
-            **options,
-        )
-        for el in elements
-    }

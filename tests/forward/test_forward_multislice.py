@@ -39,6 +39,8 @@ def test_a_higher_inner_angle_collects_less():
 def test_bad_input():
     with pytest.raises(InputError, match="chemical symbol"):
         adf_cross_section("Xx", **PAPER)
+    with pytest.raises(InputError, match="detector must be"):
+        adf_cross_section("S", **{**PAPER, "detector": (50.0,)})
     with pytest.raises(InputError, match="inner angle"):
         adf_cross_section("S", **{**PAPER, "detector": (30.0, 210.0)})
     with pytest.raises(InputError, match="sampling <="):

@@ -26,8 +26,9 @@ from hpcaet.structure import analyse_structure
 pytestmark = pytest.mark.slow
 
 
-def _analyse(phantom: dict, finite: bool, *, full: bool = False):
-    config = load_config(packaged_config("paper"), overrides={"phantom": phantom})
+def _analyse(phantom: dict, finite: bool, *, full: bool = False, seed: int | None = None):
+    overrides = {"phantom": phantom} if seed is None else {"phantom": phantom, "seed": seed}
+    config = load_config(packaged_config("paper"), overrides=overrides)
     model = make_phantom(config)
     settings = {**config_to_dict(config.structure), "finite_strain": finite}
     analysis = analyse_structure(
@@ -83,16 +84,7 @@ def test_rippled_phantom_gives_the_papers_signs_with_the_finite_strain(rippled):
 def test_papers_signs_hold_for_other_phantom_draws(seed):
     # Other draws of the vacancies, substitutions and thermal noise (0.05 Å per axis)
     # move the 39-metal WSe2 band by a few tenths of a percent; the signs hold.
-    config = load_config(packaged_config("paper"), overrides={"seed": seed})
-    model = make_phantom(config)
-    settings = {**config_to_dict(config.structure), "finite_strain": True}
-    results = analyse_structure(
-        model["position"].values,
-        model["species"].values.astype(str),
-        model["layer"].values,
-        model["region"].values,
-        **settings,
-    ).results
+    results = _analyse({}, finite=True, seed=seed)
     assert results["strain"]["paper_signs"] == {
         "exx_eyy_positive_MoS2": True,
         "exx_eyy_negative_WSe2": True,
