@@ -175,6 +175,8 @@ def main() -> None:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log the steps")
     args = parser.parse_args()
+    if not args.run and (args.images != "run" or args.vibration != "estimated"):
+        parser.error("--images and --vibration choose among a run's inputs; give --run DIR")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(name)s: %(message)s",
@@ -197,6 +199,7 @@ def main() -> None:
         for name in ("direction", "amplitude", "width"):
             series[f"vibration_{name}"] = series[f"true_vibration_{name}"]
         source += ", true vibration kernels"
+    initial = _start(args, truth, volume, config)
     if args.start == "truth":
         source += ", started from the true sites (chalcogens all S)"
     t_inputs = time.perf_counter() - start
@@ -209,9 +212,7 @@ def main() -> None:
         client = Client(cluster)
     try:
         start = time.perf_counter()
-        model, history = build_model(
-            volume, series, config, client=client, initial=_start(args, truth, volume, config)
-        )
+        model, history = build_model(volume, series, config, client=client, initial=initial)
         total = time.perf_counter() - start
     finally:
         if client is not None:

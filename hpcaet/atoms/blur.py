@@ -25,7 +25,7 @@ from scipy import signal
 from hpcaet.errors import InputError
 from hpcaet.forward.kernels import vibration_kernel
 
-__all__ = ["vibration_kernels", "blur_images", "blur_images_adjoint"]
+__all__ = ["vibration_kernels", "check_kernels", "blur_images", "blur_images_adjoint"]
 
 Kernels = Sequence[np.ndarray | None]
 
@@ -66,6 +66,30 @@ def vibration_kernels(
     return out
 
 
+def check_kernels(kernels: Kernels | None, m: int) -> list[np.ndarray | None] | None:
+    """``kernels`` as float arrays, checked: one per image, each 2D of odd size, or None.
+
+    Raises
+    ------
+    InputError
+        On a number of kernels other than ``m`` or a kernel that is not 2D of odd size.
+    """
+    if kernels is None:
+        return None
+    if len(kernels) != m:
+        raise InputError(f"need one kernel per image ({m} images); got {len(kernels)} kernels.")
+    out: list[np.ndarray | None] = []
+    for k in kernels:
+        k = None if k is None else np.asarray(k, dtype=float)
+        if k is not None and (k.ndim != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0):
+            raise InputError(
+                f"blur kernels must be 2D of odd size (centred); got shape {k.shape}. Build "
+                "them with vibration_kernels."
+            )
+        out.append(k)
+    return out
+
+
 def blur_images(images: np.ndarray, kernels: Kernels | None) -> np.ndarray:
     """Convolve image ``j`` with ``kernels[j]`` (``"same"`` size, zero outside).
 
@@ -91,21 +115,12 @@ def _apply(images: np.ndarray, kernels: Kernels | None, *, adjoint: bool) -> np.
     if kernels is None:
         return images
     x = np.asarray(images, dtype=float)
-    if x.ndim != 3 or len(kernels) != len(x):
-        raise InputError(
-            f"images (m, ny, nx) need one kernel per image; got images of shape {x.shape} "
-            f"and {len(kernels)} kernels."
-        )
+    if x.ndim != 3:
+        raise InputError(f"images must have shape (m, ny, nx); got {x.shape}.")
     out = np.empty_like(x)
-    for j, k in enumerate(kernels):
+    for j, k in enumerate(check_kernels(kernels, len(x))):
         if k is None:
             out[j] = x[j]
             continue
-        k = np.asarray(k, dtype=float)
-        if k.ndim != 2 or k.shape[0] % 2 == 0 or k.shape[1] % 2 == 0:
-            raise InputError(
-                f"blur kernels must be 2D of odd size (centred); got shape {k.shape}. Build "
-                "them with vibration_kernels."
-            )
         out[j] = signal.fftconvolve(x[j], k[::-1, ::-1] if adjoint else k, mode="same")
     return out

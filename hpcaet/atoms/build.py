@@ -101,7 +101,8 @@ def build_model(
     cfg = config.atoms
     images, euler, pixel = check_inputs(volume, series)
     images, kernels = select_images(series, images, pixel, cfg.image_source)
-    store = StepCheckpoints(checkpoints, key)
+    # checkpoints belong to a traced run: a run from ``initial`` neither reads nor writes them
+    store = StepCheckpoints(checkpoints if initial is None else None, key)
     times: dict[str, float] = {}
     start = time.perf_counter()
 

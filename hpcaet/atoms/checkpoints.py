@@ -9,6 +9,7 @@ finished step; :func:`result_arrays` and :func:`result_from_arrays` turn a
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ class StepCheckpoints:
                 if str(data["key"]) != self.key:
                     return None
                 out = {k: data[k] for k in data.files if k != "key"}
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             log.warning("atoms: ignoring unreadable checkpoint %s (%s)", path, exc)
             return None
         log.info("atoms: resumed step %s from %s", name, path)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hpcaet.atoms.blur import blur_images
+from hpcaet.atoms.blur import blur_images, check_kernels
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms, species_table
 from hpcaet.geometry import position_to_pixel, project_points
@@ -164,6 +164,7 @@ def flip_pairs(
     for name in ("S", "Se"):
         if name not in table_w or name not in table_b:
             raise InputError(f"weights and b_factors need a value for {name!r}.")
+    kernels = check_kernels(kernels, m)
 
     atom = spec != "vac"
     model = project_atoms(
@@ -187,8 +188,6 @@ def flip_pairs(
     xy = project_points(r, angles) + t[:, None, :]  # (m, n, 2)
     spread = np.abs(xy[:, first] - xy[:, second]).max() / 2
     half = int(np.ceil((spread + _CUTOFF * sigma) / pixel_size)) + 1
-    if kernels is not None and len(kernels) != m:
-        raise InputError(f"kernels need one entry per image ({m}); got {len(kernels)}.")
     if kernels is not None:  # the blur spreads the patch by the kernel's half size
         half += max((max(k.shape) // 2 for k in kernels if k is not None), default=0)
     cases_w = np.array([[table_w[a], table_w[b]] for a, b in CASES])

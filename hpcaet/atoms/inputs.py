@@ -24,7 +24,7 @@ _VOXEL_TOLERANCE = 1e-3  # relative mismatch allowed between voxel and pixel siz
 
 
 def check_inputs(volume: xr.Dataset, series: xr.Dataset):
-    """Images [counts], Euler angles [deg] and pixel size [Å] of checked inputs.
+    """Images [counts, as stored], Euler angles [deg] and pixel size [Å] of checked inputs.
 
     Raises
     ------
@@ -45,7 +45,7 @@ def check_inputs(volume: xr.Dataset, series: xr.Dataset):
             f"({pixel} Å); the atoms stage needs them equal. Reconstruct at the pixel size "
             "of processed.nc, or resample one of them."
         )
-    images = series["images"].values.astype(float)
+    images = series["images"].values  # converted by select_images if it is the one fitted
     euler = series["euler"].values.astype(float)
     return images, euler, pixel
 
@@ -58,7 +58,8 @@ def select_images(series: xr.Dataset, images: np.ndarray, pixel: float, source: 
 
     ``linear_images`` (not denoised or deconvolved) keep the contrast of the linear
     model but not its sharpness: the calculated images are blurred by each tilt's
-    estimated vibration kernel. ``images`` were deconvolved: no blur.
+    estimated vibration kernel. ``images`` were deconvolved: no blur. ``source`` is
+    ``atoms.image_source``, checked by the config.
     """
     has_linear = "linear_images" in series
     if source == "processed" or (source == "auto" and not has_linear):
@@ -68,19 +69,20 @@ def select_images(series: xr.Dataset, images: np.ndarray, pixel: float, source: 
                 "deconvolved 'images', whose contrast is not that of the linear model "
                 "(rerun 'hpcaet preprocess' with a version that writes linear_images)."
             )
-        return images, None
+        return np.asarray(images, dtype=float), None
     if not has_linear:
         raise InputError(
             "atoms.image_source is 'linear' but processed.nc has no 'linear_images'; rerun "
             "'hpcaet preprocess --run DIR --force' with a version that writes them, or set "
             "atoms.image_source to 'auto' or 'processed'."
         )
-    linear = series["linear_images"].values.astype(float)
-    if linear.shape != images.shape:
+    if series["linear_images"].shape != images.shape:
         raise InputError(
-            f"processed.nc's linear_images have shape {linear.shape}, its images "
-            f"{images.shape}; they must agree. Rerun 'hpcaet preprocess --run DIR --force'."
+            f"processed.nc's linear_images have shape {series['linear_images'].shape}, its "
+            f"images {images.shape}; they must agree. Rerun 'hpcaet preprocess --run DIR "
+            "--force'."
         )
+    linear = series["linear_images"].values.astype(float)
     if all(name in series for name in _VIBRATION):
         kernels = vibration_kernels(*(series[n].values for n in _VIBRATION), pixel_size=pixel)
         log.info(

@@ -275,15 +275,8 @@ def merge_split_columns(
     spec = np.asarray(species).astype(str)
     lay = np.asarray(layer)
     partner = np.array(pair, dtype=int)
-    n = len(r)
-    if r.shape != (n, 3) or spec.shape != (n,) or lay.shape != (n,) or partner.shape != (n,):
-        raise InputError(
-            f"position (n, 3), species, layer and pair (n,) must agree; got shapes "
-            f"{r.shape}, {spec.shape}, {lay.shape}, {partner.shape}."
-        )
-    if not pair_radius > 0:
-        raise InputError(f"pair_radius must be positive [Å]; got {pair_radius!r}.")
-    keep = np.ones(n, dtype=bool)
+    _check_sites(r, pair_radius, species=spec, layer=lay, pair=partner)
+    keep = np.ones(len(r), dtype=bool)
     top, bottom, xy = _pair_feet(r, lay, partner, surfaces)
     if len(top) < 2:
         return keep, partner
@@ -371,6 +364,7 @@ def snap_chalcogens(
     lay = np.asarray(layer)
     reg = np.asarray(region)
     partner = np.asarray(pair)
+    _check_sites(r, pair_radius, layer=lay, region=reg, pair=partner)
     h = np.asarray(heights, dtype=float)
     if h.shape != (2,) or not np.all(h > 0) or not tolerance >= 0:
         raise InputError(
@@ -414,6 +408,19 @@ def _feet(r: np.ndarray, surfaces: LayerSurfaces):
     depth = (r[:, 2] - z_mid) * normal[:, 2]
     foot = r[:, :2] - depth[:, None] * normal[:, :2]
     return foot, normal, depth
+
+
+def _check_sites(r: np.ndarray, pair_radius: float, **per_site: np.ndarray) -> None:
+    """Raise unless ``r`` is (n, 3), every array of ``per_site`` is (n,) and the radius > 0."""
+    n = len(r)
+    shapes = {name: np.shape(a) for name, a in per_site.items()}
+    if r.shape != (n, 3) or any(shape != (n,) for shape in shapes.values()):
+        raise InputError(
+            f"position (n, 3) and {', '.join(shapes)} (n,) must agree; got shapes {r.shape}, "
+            f"{', '.join(str(v) for v in shapes.values())}."
+        )
+    if not pair_radius > 0:
+        raise InputError(f"pair_radius must be positive [Å]; got {pair_radius!r}.")
 
 
 def _pair_feet(r, lay, partner, surfaces):

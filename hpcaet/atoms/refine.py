@@ -43,7 +43,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
-from hpcaet.atoms.blur import blur_images
+from hpcaet.atoms.blur import blur_images, check_kernels
 from hpcaet.atoms.objective import (
     ImageChunk,
     chunk_objective,
@@ -203,8 +203,7 @@ def refine_atoms(
         r0, angles, shape=y.shape[1:], pixel_size=pixel_size, margin=margin, shifts=t0
     )
     weight = pixel_weights(y, mask) if noise == "poisson" else mask.astype(float)
-    if kernels is not None and len(kernels) != m:
-        raise InputError(f"kernels need one entry per image ({m}); got {len(kernels)}.")
+    kernels = check_kernels(kernels, m)
     chunks = split_images(y, angles, weight, chunk=chunk, kernels=kernels)
     run = mapper or _serial
     norm = max(float(np.sum(weight * y**2)), 1e-300)

@@ -104,17 +104,17 @@ def adf_cross_section(
             "expected convergence angle < detector inner angle < outer angle [mrad] (an "
             f"annular dark-field detector); got {convergence_angle!r}, {inner!r}, {outer!r}."
         )
+    if not (cell > 0 and 0 < scan_step < cell and slice_thickness > 0 and sampling > 0):
+        raise InputError(
+            "cell, scan_step, slice_thickness and sampling must be positive with scan_step "
+            f"< cell [Å]; got {cell!r}, {scan_step!r}, {slice_thickness!r} and {sampling!r}."
+        )
     wavelength = electron_wavelength(voltage)
     limit = 1e3 * wavelength / (3.0 * sampling)
     if outer > limit:
         raise InputError(
             f"sampling {sampling} Å resolves scattering up to {limit:.0f} mrad, below the "
             f"outer angle {outer} mrad; use sampling <= {1e3 * wavelength / (3 * outer):.3f} Å."
-        )
-    if not (cell > 0 and 0 < scan_step < cell and slice_thickness > 0):
-        raise InputError(
-            "cell, scan_step and slice_thickness must be positive with scan_step < cell "
-            f"[Å]; got {cell!r}, {scan_step!r} and {slice_thickness!r}."
         )
     abtem = _abtem()
     from ase import Atoms

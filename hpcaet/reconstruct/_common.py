@@ -155,6 +155,14 @@ class SheetSupport:
                 f"got {self.start!r}."
             )
 
+    @staticmethod
+    def check(sheet) -> None:
+        """Raise unless ``sheet`` is None or a SheetSupport (the solvers' argument)."""
+        if sheet is not None and not isinstance(sheet, SheetSupport):
+            raise InputError(
+                f"sheet must be a SheetSupport(thickness, smoothing, start) or None; got {sheet!r}."
+            )
+
     def switch_iteration(self, iterations: int) -> int:
         """Iteration at which the sheet support replaces the slab (``iterations`` if never)."""
         return max(1, int(round(self.start * iterations))) if iterations > 1 else iterations
@@ -187,6 +195,9 @@ def sheet_support(volume: np.ndarray, *, thickness: float, smoothing: float) -> 
         True inside the support; the whole slab when the volume holds no density.
     """
     v = np.clip(np.asarray(volume, dtype=np.float64), 0.0, None)
+    if v.ndim != 3:
+        raise InputError(f"volume must be a 3D slab (nz, m, m); got shape {v.shape}.")
+    SheetSupport(thickness, smoothing, 0.5)  # the same checks on thickness and smoothing
     nz = v.shape[0]
     z = (np.arange(nz) - nz // 2)[:, None, None]
     mass = ndimage.gaussian_filter(v.sum(axis=0), smoothing, mode="nearest")

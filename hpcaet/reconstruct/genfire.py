@@ -158,6 +158,7 @@ def genfire(
     volume = np.zeros((support_z, m, m), dtype=np.float32)
     ramp = extension * iterations
     active, cutoff = weight, 1.0
+    SheetSupport.check(sheet)
     switch = sheet.switch_iteration(iterations) if sheet is not None else iterations
     outside = None
     begin = time.perf_counter()

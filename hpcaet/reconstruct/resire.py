@@ -270,6 +270,7 @@ def resire(
     rfree = np.full(iterations, np.nan)
     x = np.zeros(proj.matrix.shape[1], dtype=np.float32)
     y, speed = x, 1.0  # extrapolated point and FISTA's t_k
+    SheetSupport.check(sheet)
     switch = sheet.switch_iteration(iterations) if sheet is not None else iterations
     outside = None
     begin = time.perf_counter()

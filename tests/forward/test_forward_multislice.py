@@ -43,6 +43,8 @@ def test_bad_input():
         adf_cross_section("S", **{**PAPER, "detector": (50.0,)})
     with pytest.raises(InputError, match="inner angle"):
         adf_cross_section("S", **{**PAPER, "detector": (30.0, 210.0)})
+    with pytest.raises(InputError, match="must be positive"):
+        adf_cross_section("S", **PAPER, sampling=0.0)
     with pytest.raises(InputError, match="sampling <="):
         adf_cross_section("S", **PAPER, sampling=0.1)
     with pytest.raises(InputError, match="positive"):
