@@ -22,7 +22,7 @@ from scipy.spatial import cKDTree
 
 from hpcaet.config import load_config
 from hpcaet.forward import project_atoms
-from hpcaet.forward.kernels import gaussian_sigma_from_fwhm, vibration_kernel
+from hpcaet.forward.kernels import probe_b_factor, vibration_kernel
 from hpcaet.geometry import pixel_to_position, position_to_pixel, project_points
 from hpcaet.io import read_dataset
 from hpcaet.pipeline import run_stages
@@ -67,7 +67,7 @@ def species_weights(
     """
     species = truth["species"].values.astype(str)
     position = truth["position"].values
-    b = truth["b_factor"].values + 8 * np.pi**2 * gaussian_sigma_from_fwhm(probe_fwhm) ** 2
+    b = truth["b_factor"].values + probe_b_factor(probe_fwhm)
     ny, nx = image.shape
     names = [n for n in ("Mo", "W", "S", "Se") if (species == n).any()]
     inner = (slice(margin, ny - margin), slice(margin, nx - margin))

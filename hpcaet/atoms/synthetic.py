@@ -18,15 +18,10 @@ from scipy import ndimage
 
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms, render_volume, species_table
-from hpcaet.forward.kernels import gaussian_sigma_from_fwhm
+from hpcaet.forward.kernels import probe_b_factor
 from hpcaet.io import make_tilt_series, make_volume
 
 __all__ = ["probe_b_factor", "ideal_volume", "ideal_images", "ideal_inputs"]
-
-
-def probe_b_factor(probe_fwhm: float) -> float:
-    """B-factor [Å²] equivalent to a Gaussian probe of intensity FWHM ``probe_fwhm`` [Å]."""
-    return float(8.0 * np.pi**2 * gaussian_sigma_from_fwhm(probe_fwhm) ** 2)
 
 
 def _atoms(positions, species, cross_section, b_factor, extra_b):

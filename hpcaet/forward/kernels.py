@@ -7,7 +7,7 @@ from scipy.special import erf
 
 from hpcaet.errors import InputError
 
-__all__ = ["vibration_kernel", "gaussian_sigma_from_fwhm"]
+__all__ = ["vibration_kernel", "gaussian_sigma_from_fwhm", "probe_b_factor"]
 
 _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
@@ -15,6 +15,11 @@ _FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 def gaussian_sigma_from_fwhm(fwhm: float) -> float:
     """Standard deviation of a Gaussian of the given full width at half maximum."""
     return float(fwhm) / _FWHM_PER_SIGMA
+
+
+def probe_b_factor(probe_fwhm: float) -> float:
+    """B-factor [Å²] equivalent to a Gaussian probe of intensity FWHM ``probe_fwhm`` [Å]."""
+    return float(8.0 * np.pi**2 * gaussian_sigma_from_fwhm(probe_fwhm) ** 2)
 
 
 def vibration_kernel(

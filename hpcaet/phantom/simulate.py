@@ -23,7 +23,7 @@ from scipy import ndimage, signal
 
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
-from hpcaet.forward.kernels import gaussian_sigma_from_fwhm, vibration_kernel
+from hpcaet.forward.kernels import probe_b_factor, vibration_kernel
 from hpcaet.geometry import euler_to_matrix
 
 __all__ = [
@@ -195,7 +195,7 @@ def simulate_tilt(
             (big[0] // 2 - s * (margin + ny // 2)) * fine,
         ]
     )
-    b_eff = np.asarray(b_factors, float) + 8 * np.pi**2 * gaussian_sigma_from_fwhm(probe_fwhm) ** 2
+    b_eff = np.asarray(b_factors, float) + probe_b_factor(probe_fwhm)
     specimen = project_atoms(
         positions,
         weights,

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike
 
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
-from hpcaet.forward.kernels import gaussian_sigma_from_fwhm
+from hpcaet.forward.kernels import probe_b_factor
 from hpcaet.geometry import euler_to_matrix
 
 __all__ = ["LatticeModel", "ideal_monolayer", "reference_image"]
@@ -99,7 +99,7 @@ def ideal_monolayer(
             np.column_stack([chalc, np.full(len(chalc), -h)]),
         ]
     )
-    probe_b = 8 * np.pi**2 * gaussian_sigma_from_fwhm(model.probe_fwhm) ** 2
+    probe_b = probe_b_factor(model.probe_fwhm)
     nm, nc = len(metal), len(chalc)
     weights = np.concatenate(
         [np.full(nm, model.metal_weight), np.full(2 * nc, model.chalcogen_weight)]

@@ -42,7 +42,8 @@ from scipy.spatial import Delaunay, QhullError
 
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
-from hpcaet.forward.kernels import gaussian_sigma_from_fwhm, vibration_kernel
+from hpcaet.forward.kernels import probe_b_factor, vibration_kernel
+from hpcaet.geometry import _check_pixel_size
 from hpcaet.preprocess._validate import _check_image
 
 __all__ = ["SheetSites", "sheet_sites", "ModelBackground", "refine_background"]
@@ -109,10 +110,17 @@ def sheet_sites(
     Raises
     ------
     InputError
-        Fewer than 3 metals, or no triangle of the lattice's size.
+        Fewer than 3 metals, no triangle of the lattice's size, a non-positive lattice
+        constant or chalcogen heights that are not two numbers.
     """
     r = np.asarray(metals, float)
     bright = np.asarray(bright, bool)
+    if not (np.isfinite(lattice_constant) and lattice_constant > 0):
+        raise InputError(f"lattice_constant must be positive [Å]; got {lattice_constant!r}.")
+    if np.shape(chalcogen_height) != (2,):
+        raise InputError(
+            f"chalcogen_height must be two heights [Å] (MoS2, WSe2); got {chalcogen_height!r}."
+        )
     if r.ndim != 2 or r.shape[1] != 3 or len(r) < 3:
         raise InputError(f"need at least 3 metal positions (n, 3) [Å]; got shape {r.shape}.")
     if bright.shape != (len(r),):
@@ -248,10 +256,17 @@ def refine_background(
     Raises
     ------
     InputError
-        A bad image, a knot spacing below 4 pixels, B-factors or ratios of the wrong
-        length, or a sheet weight outside [0, 1].
+        A bad image or pixel size, a vibration that is not three numbers, a knot
+        spacing below 4 pixels, B-factors or ratios of the wrong length, or a sheet
+        weight outside [0, 1].
     """
     a = _check_image(image, if_zero="there is no background to estimate.")
+    _check_pixel_size(pixel_size)
+    if vibration is not None and np.shape(vibration) != (3,):
+        raise InputError(
+            f"vibration must be (direction [deg], amplitude [Å], width [Å]) or None; got "
+            f"{vibration!r}."
+        )
     b = np.asarray(b_factors, float)
     if b.shape != (len(CLASSES),) or not np.all(np.isfinite(b)):
         raise InputError(f"b_factors needs {len(CLASSES)} finite values [Å²]; got {b!r}.")
@@ -274,7 +289,7 @@ def refine_background(
             "background must be smoother than the atoms. Use at least 10 Å."
         )
     shape = a.shape
-    b_probe = 8 * np.pi**2 * gaussian_sigma_from_fwhm(probe_fwhm) ** 2
+    b_probe = probe_b_factor(probe_fwhm)
     basis = [_bspline_basis(n, step) for n in shape]
     best = None
     for orient in (1, 2):

@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from hpcaet.config import Config
+from hpcaet.errors import InputError
 from hpcaet.forward import species_table
 from hpcaet.geometry import (
     axis_angle_matrix,
@@ -34,7 +35,6 @@ __all__ = [
     "calibrate_series",
     "vibration_kernels",
     "local_lattice_euler",
-    "mos2_crop",
     "model_backgrounds",
 ]
 
@@ -137,7 +137,7 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp, calibration=
     crops, columns, offsets, use = [], [], [], []
     for j, r in enumerate(first):
         raw = r["summed"] - r["background"]
-        corner = mos2_crop(r["columns"], r["intensity"], raw.shape, crop)
+        corner = _mos2_crop(r["columns"], r["intensity"], raw.shape, crop)
         if corner is None:
             continue
         inside = r["columns"] - corner
@@ -212,21 +212,27 @@ def local_lattice_euler(
     image sees it at ``R_tilt @ R_local``. With fewer than ``min_metals`` metals the
     image's own angles are returned.
     """
-    rc = position_to_pixel(calibration.project()[tilt], shape, pixel_size)
-    inside = np.all((rc >= corner) & (rc < np.asarray(corner) + crop), axis=1)
+    if not 0 <= tilt < len(calibration.euler):
+        raise InputError(
+            f"tilt {tilt!r} is not an image of the calibration (0 to {len(calibration.euler) - 1})."
+        )
     R = euler_to_matrix(calibration.euler[tilt])
+    xy = calibration.positions @ R[:2].T + calibration.shift[tilt]  # this tilt's projection
+    rc = position_to_pixel(xy, shape, pixel_size)
+    inside = np.all((rc >= corner) & (rc < np.asarray(corner) + crop), axis=1)
     if inside.sum() < min_metals:
         return np.asarray(calibration.euler[tilt], float)
     p = calibration.positions[inside]
     normal = np.linalg.svd(p - p.mean(axis=0))[2][2]
-    normal *= np.sign(normal[2])
+    if normal[2] < 0:
+        normal = -normal
     axis = np.cross([0.0, 0.0, 1.0], normal)
     angle = float(np.degrees(np.arctan2(np.linalg.norm(axis), normal[2])))
     local = axis_angle_matrix(axis, angle) if angle > 1e-6 else np.eye(3)
     return matrix_to_euler(R @ local)
 
 
-def mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
+def _mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
     """Corner (row, col) of a ``crop`` square holding many columns and few bright ones.
 
     The darker metal columns are taken as Mo (MoS2); a window is scored by its number of

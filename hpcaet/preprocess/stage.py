@@ -1,13 +1,16 @@
 """Stage layer of the tilt-series processing: tilt_series.nc in, processed.nc out.
 
 Three phases: (1) per tilt, one Dask task each — drift and scan-distortion correction,
-denoising, background subtraction and metal-column fitting; (2) once — tracking the
-columns across the series and calibrating the angles; (3) per tilt again — the
-column-fit bias at the calibrated angles, the vibration kernel and its deconvolution,
-and the alignment shift. Every per-tilt result is checkpointed under
+denoising, the hexagon-minimum background and metal-column fitting; (2) on the client,
+once for the series — tracking the columns, calibrating the angles (with the
+per-species column bias), fitting the membrane vibration kernel of every tilt, and
+refitting each tilt's background with the sheet model where the vacuum allows
+(:mod:`hpcaet.preprocess.series`); (3) per tilt again, one Dask task each — the
+column-fit bias at the calibrated angles, the deconvolution and the alignment shift.
+The per-tilt results of phases 1 and 3 are checkpointed under
 ``checkpoints/preprocess/`` (keyed by the input and the config), so a killed run
-resumes where it stopped; the tasks are pure functions of their inputs, with
-deterministic keys.
+resumes where it stopped; phase 2 is recomputed on a resume. The tasks are pure
+functions of their inputs, with deterministic keys.
 """
 
 from __future__ import annotations

@@ -104,6 +104,11 @@ def bright_tracks(
         seen = np.isfinite(tracks.rc[j, :, 0])
         points = np.asarray(columns[j], float)
         values = np.asarray(intensities[j], float)
+        if points.reshape(-1, 2).shape != points.shape or values.shape != (len(points),):
+            raise InputError(
+                f"image {j}: columns must be (n, 2) [pixel] with one intensity each; got "
+                f"shapes {points.shape} and {values.shape}."
+            )
         if not seen.any() or len(points) == 0:
             continue
         distance, index = cKDTree(points).query(tracks.rc[j, seen])

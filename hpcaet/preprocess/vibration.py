@@ -254,6 +254,11 @@ def estimate_membrane_vibration(
         raise InputError(
             f"lattice_euler must have the shape of euler {e.shape}; got {local.shape}."
         )
+    if centres.shape != (n, 2) or len(columns) != n:
+        raise InputError(
+            f"centres must be (n, 2) [Å] and columns one entry per crop ({n} crops); got "
+            f"shape {centres.shape} and {len(columns)} entries."
+        )
     fine = pixel_size / _FINE
     parts = []
     for j in range(n):
@@ -367,7 +372,13 @@ def _registered_reference(data, model, euler, pixel_size, centre, columns) -> np
     # the patch of lattice is finite: bring the crop centre into the projected unit cell
     # nearest the origin (a lattice translation changes nothing but the patch's cover)
     cell = project_points(np.array([[a, 0.0, 0.0], [a / 2, a * np.sqrt(3) / 2, 0.0]]), euler)
-    frac = np.linalg.solve(cell.T, np.asarray(centre, dtype=float))
+    try:
+        frac = np.linalg.solve(cell.T, np.asarray(centre, dtype=float))
+    except np.linalg.LinAlgError as err:
+        raise InputError(
+            f"the lattice at Euler angles {np.round(euler, 2).tolist()} deg is seen edge-on "
+            "(its projected cell is singular); no reference image can be drawn."
+        ) from err
     xy = project_points(positions, euler) - (frac - np.round(frac)) @ cell
     # translation: cross-correlate the sampled reference with the crop
     for _ in range(2):

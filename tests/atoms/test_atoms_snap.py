@@ -57,3 +57,18 @@ def test_snap_bad_input(truth):
     surfaces = fit_layers(pos).surfaces
     with pytest.raises(InputError, match="two positive heights"):
         snap_chalcogens(pos, layer, region, pair, surfaces=surfaces, heights=(1.5,), tolerance=0.5)
+    with pytest.raises(InputError, match="must agree"):
+        snap_chalcogens(
+            pos, layer[:-1], region, pair, surfaces=surfaces, heights=HEIGHTS, tolerance=0.5
+        )
+    with pytest.raises(InputError, match="pair_radius must be positive"):
+        snap_chalcogens(
+            pos,
+            layer,
+            region,
+            pair,
+            surfaces=surfaces,
+            heights=HEIGHTS,
+            tolerance=0.5,
+            pair_radius=0,
+        )

@@ -182,6 +182,21 @@ def test_bad_inputs_name_what_was_expected(mos2, rng):
         refine_background(image, sites, EULER, (0, 0), ratios=(1.0, -1.0, 1.0, 1.0), **options)
     with pytest.raises(InputError, match=r"sheet_weight .* in \[0, 1\]; got 2"):
         refine_background(image, sites, EULER, (0, 0), sheet_weight=2.0, **options)
+    with pytest.raises(InputError, match="pixel size must be a positive"):
+        refine_background(image, sites, EULER, (0, 0), **{**options, "pixel_size": 0.0})
+    with pytest.raises(InputError, match="vibration must be"):
+        refine_background(image, sites, EULER, (0, 0), vibration=(0.0, 0.2, 0.05, 1.0), **options)
+    with pytest.raises(InputError, match="lattice_constant must be positive"):
+        sheet_sites(
+            pos[metal],
+            np.zeros(metal.sum(), bool),
+            lattice_constant=0.0,
+            chalcogen_height=(1.56, 1.67),
+        )
+    with pytest.raises(InputError, match="two heights"):
+        sheet_sites(
+            pos[metal], np.zeros(metal.sum(), bool), lattice_constant=3.16, chalcogen_height=1.56
+        )
     line = np.column_stack([np.arange(5) * 3.16, np.zeros(5), np.zeros(5)])
     with pytest.raises(InputError, match="do not span an area"):
         sheet_sites(line, np.zeros(5, bool), lattice_constant=3.16, chalcogen_height=(1.56, 1.67))
