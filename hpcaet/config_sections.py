@@ -265,6 +265,7 @@ class ReconstructConfig:
     rfree_fraction: float
     resire_step: float
     momentum: bool
+    fit_pixels: str
     fft_workers: int
     support: str
     sheet_thickness: float
@@ -290,6 +291,11 @@ class ReconstructConfig:
                 f"reconstruct.sheet_thickness must be in [1, support_z = {self.support_z}] "
                 f"voxels and sheet_start in (0, 1); got {self.sheet_thickness} and "
                 f"{self.sheet_start}."
+            )
+        if self.fit_pixels not in ("auto", "consistent", "all"):
+            raise ConfigError(
+                "reconstruct.fit_pixels must be 'auto', 'consistent' or 'all'; got "
+                f"{self.fit_pixels!r}."
             )
         if self.algorithm not in ("genfire", "resire"):
             raise ConfigError(

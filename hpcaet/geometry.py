@@ -47,6 +47,8 @@ __all__ = [
     "position_to_pixel",
     "pixel_to_position",
     "grid_coordinates",
+    "EULER_CONVENTIONS",
+    "convert_euler",
 ]
 
 #: Names of the three Euler angles, in the order they are stored (Table S2: Z, Y, X).
@@ -182,6 +184,61 @@ def stage_to_euler(alpha: ArrayLike, beta: ArrayLike) -> np.ndarray:
     alpha, beta = np.broadcast_arrays(np.asarray(alpha, float), np.asarray(beta, float))
     R = axis_angle_matrix(STAGE_ALPHA_AXIS, alpha) @ axis_angle_matrix(STAGE_BETA_AXIS, beta)
     return matrix_to_euler(R)
+
+
+#: Euler conventions :func:`convert_euler` understands.
+EULER_CONVENTIONS = ("hpcaet", "genfire", "resire")
+
+# Sample and image axes of GENFIRE/RESIRE in hpcaet's: their array axis 0 (image rows) is
+# hpcaet's y, axis 1 (columns) hpcaet's x, and their beam axis hpcaet's -z (a proper
+# rotation, so that zero angles mean the same image in both).
+_SWAP_XY = np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
+
+
+def convert_euler(euler: ArrayLike, convention: str) -> np.ndarray:
+    """Euler angles of another tomography code in hpcaet's convention.
+
+    Parameters
+    ----------
+    euler : array_like of shape (..., 3)
+        ``(phi, theta, psi)`` [degrees] as the other code reads them.
+    convention : {"hpcaet", "genfire", "resire"}
+        ``"hpcaet"``: Z, Y, X (this module; returned as given). ``"genfire"``: GENFIRE's
+        Z, Y, Z (``A = Rz(phi) Ry(theta) Rz(psi)``). ``"resire"``: the RESIRE scripts'
+        default Z, Y, X (``A = Rz(phi) Ry(theta) Rx(psi)``). Both codes orient the
+        detector in the object (a voxel at ``r``, array axes 0, 1, 2, lands on image
+        row ``(Aᵀ r)[0]`` and column ``(Aᵀ r)[1]``, the beam along axis 2 at zero
+        angles), the transpose of hpcaet's active rotation, with rows and columns
+        swapped against hpcaet's ``(x, y)``.
+
+    Returns
+    -------
+    ndarray of shape (..., 3)
+        hpcaet's ``(phi, theta, psi)`` [degrees] for the same images, kept as stored
+        (rows are rows). The sample frame is theirs with axes 0 and 1 swapped and the
+        beam axis reversed: hpcaet ``(x, y, z)`` = their ``(r[1], r[0], -r[2])``.
+
+    Raises
+    ------
+    InputError
+        An unknown convention or angles that are not triples.
+    """
+    angles = _as_angles(euler)
+    if convention == "hpcaet":
+        return angles.copy()
+    if convention not in EULER_CONVENTIONS:
+        raise InputError(
+            f"unknown Euler convention {convention!r}; expected one of {EULER_CONVENTIONS} "
+            "(hpcaet: Z,Y,X; genfire: Z,Y,Z; resire: the RESIRE scripts' Z,Y,X)."
+        )
+    phi, theta, psi = (angles[..., k] for k in range(3))
+    last = (0.0, 0.0, 1.0) if convention == "genfire" else (1.0, 0.0, 0.0)
+    A = (
+        axis_angle_matrix((0.0, 0.0, 1.0), phi)
+        @ axis_angle_matrix((0.0, 1.0, 0.0), theta)
+        @ axis_angle_matrix(last, psi)
+    )
+    return matrix_to_euler(_SWAP_XY @ np.swapaxes(A, -1, -2) @ _SWAP_XY.T)
 
 
 def compose_euler(first: ArrayLike, then: ArrayLike) -> np.ndarray:

@@ -22,7 +22,7 @@ from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import HpcaetError
 from hpcaet.io import read_dataset, write_dataset
 
-__all__ = ["RunDirectory", "run_stages", "STAGES", "stage_hash"]
+__all__ = ["RunDirectory", "run_stages", "STAGES", "stage_hash", "imported_series"]
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,12 @@ def run_stages(
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise HpcaetError(f"unknown stage(s) {unknown}; known stages: {list(STAGES)}.")
+    if "simulate" in stages and imported_series(run_dir):
+        raise HpcaetError(
+            f"{Path(run_dir) / 'tilt_series.nc'} is a measured series (hpcaet import); the "
+            "simulate stage would replace it. Run the stages after it, e.g. --stages "
+            "preprocess,reconstruct,atoms,structure."
+        )
     run = RunDirectory(Path(run_dir))
     run.prepare(config)
     outputs: dict[str, Path] = {}
@@ -211,6 +217,21 @@ def run_stages(
                 log.info("stage %s: wrote %s", name, run.file(fname))
         outputs.update({p.name: p for p in paths})
     return outputs
+
+
+def imported_series(run_dir: str | Path) -> bool:
+    """Whether ``run_dir`` holds a tilt series made by ``hpcaet import``."""
+    path = Path(run_dir) / "tilt_series.nc"
+    if not path.exists():
+        return False
+    try:
+        ds = read_dataset(path, load=False)
+    except HpcaetError:
+        return False
+    try:
+        return int(ds.attrs.get("imported", 0)) == 1
+    finally:
+        ds.close()
 
 
 def _done(path: Path, digest: str) -> bool:

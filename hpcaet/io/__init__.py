@@ -9,6 +9,7 @@ the ``make_*`` functions build valid Datasets from numpy arrays, and
 """
 
 from hpcaet.errors import DatasetNotFoundError
+from hpcaet.io.assemble import complete_coordinates
 from hpcaet.io.atomic import atomic_path
 from hpcaet.io.builders import (
     make_atom_model,
@@ -34,6 +35,7 @@ from hpcaet.io.validation import validate
 
 __all__ = [
     "atomic_path",
+    "complete_coordinates",
     "KINDS",
     "SCHEMA_VERSION",
     "SCHEMAS",

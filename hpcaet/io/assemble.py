@@ -120,28 +120,55 @@ def _build(
             register(f"coordinate {cspec.name}", cspec.dims, arr)
         elif not all(dim in sizes for dim in cspec.dims):
             continue
-        elif cspec.values is not None:
-            n = sizes[cspec.dims[0]]
-            if n != len(cspec.values):
-                raise InputError(
-                    f"{owner[cspec.dims[0]]} has {n} entries along {cspec.dims[0]!r}; expected "
-                    f"{len(cspec.values)} ({', '.join(cspec.values)}) in this order."
-                )
-            arr = np.array(cspec.values)
-        elif cspec.index:
-            arr = np.arange(sizes[cspec.dims[0]], dtype=np.int64)
-        elif cspec.spacing_attr is not None:
-            n = sizes[cspec.dims[0]]
-            arr = (np.arange(n) - n // 2) * float(ds_attrs[cspec.spacing_attr])
-        elif cspec.required:
-            raise InputError(
-                f"Missing the {cspec.name!r} coordinate [{cspec.units}] of dimension "
-                f"{cspec.dims[0]!r} used by {owner[cspec.dims[0]]}; pass {cspec.name}=..."
-            )
         else:
-            continue
+            arr = _default_coordinate(cspec, sizes, ds_attrs, owner=owner[cspec.dims[0]])
+            if arr is None:
+                continue
         coord_vars[cspec.name] = xr.Variable(cspec.dims, arr, _field_attrs(cspec))
     if given:
         raise InputError(f"Unknown coordinate(s) {sorted(given)} for {kind}.")
     ds = xr.Dataset(data_vars, coords=coord_vars, attrs=ds_attrs)
     return validate(ds, kind)
+
+
+def _default_coordinate(
+    cspec: FieldSpec, sizes: Mapping[str, int], attrs: Mapping[str, object], *, owner: str
+) -> np.ndarray | None:
+    """The values the schema fixes for coordinate ``cspec`` (None: it has none)."""
+    n = sizes[cspec.dims[0]]
+    if cspec.values is not None:
+        if n != len(cspec.values):
+            raise InputError(
+                f"{owner} has {n} entries along {cspec.dims[0]!r}; expected "
+                f"{len(cspec.values)} ({', '.join(cspec.values)}) in this order."
+            )
+        return np.array(cspec.values)
+    if cspec.index:
+        return np.arange(n, dtype=np.int64)
+    if cspec.spacing_attr is not None:
+        return (np.arange(n) - n // 2) * float(attrs[cspec.spacing_attr])
+    if cspec.required:
+        raise InputError(
+            f"Missing the {cspec.name!r} coordinate [{cspec.units}] of dimension "
+            f"{cspec.dims[0]!r} used by {owner}; pass {cspec.name}=..."
+        )
+    return None
+
+
+def complete_coordinates(ds: xr.Dataset) -> xr.Dataset:
+    """Add the coordinates the schema fixes for dimensions that lack them.
+
+    A stage that adds variables on new dimensions (``frame``, ``shift_axis``) to a
+    Dataset made by a ``make_*`` builder calls this before writing it, so the file is
+    valid whether or not the input carried those dimensions.
+    """
+    spec = SCHEMAS[str(ds.attrs["hpcaet_kind"])]
+    sizes = {str(k): int(v) for k, v in ds.sizes.items()}
+    new = {}
+    for cspec in spec.coordinates:
+        if cspec.name in ds.coords or not all(d in sizes for d in cspec.dims):
+            continue
+        arr = _default_coordinate(cspec, sizes, ds.attrs, owner=f"dimension {cspec.dims[0]!r}")
+        if arr is not None:
+            new[cspec.name] = xr.Variable(cspec.dims, arr, _field_attrs(cspec))
+    return ds.assign_coords(new) if new else ds

@@ -76,7 +76,10 @@ class ImageStack:
     source : str
         File path.
     metadata : dict
-        What the reader reported (title, date, original units, ...).
+        What the reader reported (title, date, original units, ...); ``"microscope"``
+        holds the settings the file records, in hpcaet's units: ``voltage`` [kV],
+        ``convergence_angle``, ``detector_inner_angle``, ``detector_outer_angle``
+        [mrad], ``dwell_time`` [µs], stage ``alpha`` and ``beta`` [deg].
     """
 
     data: np.ndarray
@@ -315,12 +318,72 @@ def _read_rsciio(path: Path):
             f"{a.get('name')}: {a.get('scale')} {a.get('units') or '(no unit)'}" for a in image_axes
         ),
     }
+    meta["microscope"] = _microscope(s)
     size = None
     if all(scales):
         if abs(scales[0] - scales[1]) > 1e-6 * scales[0]:
             raise InputError(f"{str(path)!r} has non-square pixels {scales} Å; resample it.")
         size = scales[1]
     return np.asarray(s["data"]), size, axes, meta
+
+
+#: Where the microscope settings sit in RosettaSciIO's mapped metadata, then in the
+#: original metadata of Digital Micrograph (``ImageList/TagGroup0/ImageTags``) and of
+#: Velox EMD files, each with the factor to hpcaet's unit.
+_MICROSCOPE_PATHS = {
+    "voltage": (  # [kV]
+        ("Acquisition_instrument/TEM/beam_energy", 1.0),
+        ("ImageList/TagGroup0/ImageTags/Microscope Info/Voltage", 1e-3),
+        ("Optics/AccelerationVoltage", 1e-3),
+    ),
+    "convergence_angle": (  # [mrad]
+        ("Acquisition_instrument/TEM/convergence_angle", 1.0),
+        ("Optics/BeamConvergence", 1e3),
+    ),
+    "detector_inner_angle": (  # [mrad]
+        ("Acquisition_instrument/TEM/Detector/STEM/inner_angle", 1.0),
+    ),
+    "detector_outer_angle": (  # [mrad]
+        ("Acquisition_instrument/TEM/Detector/STEM/outer_angle", 1.0),
+    ),
+    "dwell_time": (  # [µs]
+        ("Acquisition_instrument/TEM/dwell_time", 1e6),
+        ("Scan/DwellTime", 1e6),
+        ("ImageList/TagGroup0/ImageTags/DigiScan/Sample Time", 1.0),
+    ),
+    "alpha": (  # [deg]
+        ("Acquisition_instrument/TEM/Stage/tilt_alpha", 1.0),
+        ("Stage/AlphaTilt", 180.0 / np.pi),
+        ("ImageList/TagGroup0/ImageTags/Microscope Info/Stage Position/Stage Alpha", 1.0),
+    ),
+    "beta": (  # [deg]
+        ("Acquisition_instrument/TEM/Stage/tilt_beta", 1.0),
+        ("Stage/BetaTilt", 180.0 / np.pi),
+        ("ImageList/TagGroup0/ImageTags/Microscope Info/Stage Position/Stage Beta", 1.0),
+    ),
+}
+
+
+def _microscope(signal: dict) -> dict[str, float]:
+    """The microscope settings a file records, in hpcaet's units (absent ones left out)."""
+    trees = (signal.get("metadata", {}), signal.get("original_metadata", {}))
+    found = {}
+    for name, paths in _MICROSCOPE_PATHS.items():
+        for path, factor in paths:
+            for tree in trees:
+                value = tree
+                for key in path.split("/"):
+                    value = value.get(key) if isinstance(value, dict) else None
+                try:
+                    number = float(value) * factor
+                except (TypeError, ValueError):
+                    continue
+                if np.isfinite(number) and (number > 0 or name in ("alpha", "beta")):
+                    found[name] = number
+                    break
+            if name in found:
+                break
+    return found
 
 
 def _length(unit, scale) -> float | None:

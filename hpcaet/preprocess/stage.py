@@ -26,13 +26,13 @@ import xarray as xr
 from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import InputError
 from hpcaet.geometry import position_to_pixel
-from hpcaet.io import make_tilt_series, read_dataset
+from hpcaet.io import complete_coordinates, make_tilt_series, read_dataset
 from hpcaet.parallel import gather_with_progress
 from hpcaet.preprocess.align import alignment_shifts, shift_image
 from hpcaet.preprocess.background import estimate_background, hollow_fraction
 from hpcaet.preprocess.columns import column_bias, find_metal_columns
 from hpcaet.preprocess.denoise import denoise_image
-from hpcaet.preprocess.drift import correct_frames, estimate_drift
+from hpcaet.preprocess.drift import DriftEstimate, correct_frames, estimate_drift
 from hpcaet.preprocess.lattice import reference_image
 from hpcaet.preprocess.series import (
     calibrate_series,
@@ -120,6 +120,11 @@ def preprocess_series(
     read_noise = float(series.attrs.get("read_noise", 0.0)) * np.sqrt(frames.shape[1])
     model = lattice_model(config)
     n_tilt = frames.shape[0]
+    if frames.shape[1] == 1:
+        log.info(
+            "preprocess: one frame per tilt, so the drift and scan-distortion correction is "
+            "skipped (it needs at least two frames)"
+        )
     key = _key(series, config)
     options_a = dict(
         pixel_size=px,
@@ -230,9 +235,17 @@ def _process_tilt(
     smoothing,
     threshold,
 ) -> dict:
-    """Phase 1 of one tilt: drift, sum, denoise, background, metal columns."""
-    drift = estimate_drift(frames, max_step=max_step, lowpass=lowpass, refine=refine)
-    summed = correct_frames(frames, drift.velocity)
+    """Phase 1 of one tilt: drift, sum, denoise, background, metal columns.
+
+    One frame has no drift to measure: it is taken as it is (zero drift).
+    """
+    if len(frames) == 1:
+        zero = np.zeros((1, 2))
+        drift = DriftEstimate(velocity=np.zeros(2), measured=zero, drift=zero, residual=0.0)
+        summed = np.asarray(frames[0], dtype=float)
+    else:
+        drift = estimate_drift(frames, max_step=max_step, lowpass=lowpass, refine=refine)
+        summed = correct_frames(frames, drift.velocity)
     denoised = denoise_image(summed, read_noise=read_noise, method=denoise)
     spacing = model.lattice_constant / pixel_size
     rho = 0.0
@@ -414,6 +427,7 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
         calibration.inliers.astype(np.int8),
         {"units": "1", "long_name": "1 where the column was used"},
     )
+    ds = complete_coordinates(ds)
     log.info(
         "preprocess: %d tilts, %d tracked metals, angle residual %.3f Å RMS",
         n_tilt,

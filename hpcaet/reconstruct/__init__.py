@@ -16,8 +16,8 @@ from hpcaet.reconstruct.distributed import (
     reconstruct_window,
 )
 from hpcaet.reconstruct.fourier import GriddedData, SlabTransform, grid_projections
-from hpcaet.reconstruct.genfire import genfire, genfire_operator
-from hpcaet.reconstruct.resire import SlabProjector, resire, slab_projector
+from hpcaet.reconstruct.genfire_window import genfire, genfire_operator
+from hpcaet.reconstruct.resire_window import SlabProjector, resire, slab_projector
 from hpcaet.reconstruct.windows import (
     Window,
     WindowPlan,

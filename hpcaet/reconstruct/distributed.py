@@ -26,8 +26,8 @@ import numpy as np
 from hpcaet.errors import InputError
 from hpcaet.io.atomic import atomic_path
 from hpcaet.reconstruct._common import WindowResult
-from hpcaet.reconstruct.genfire import genfire
-from hpcaet.reconstruct.resire import resire
+from hpcaet.reconstruct.genfire_window import genfire
+from hpcaet.reconstruct.resire_window import resire
 from hpcaet.reconstruct.windows import (
     Window,
     WindowPlan,

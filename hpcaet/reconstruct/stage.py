@@ -151,6 +151,7 @@ def algorithm_options(rc: ReconstructConfig) -> dict:
         momentum=rc.momentum,
         rfree_fraction=rc.rfree_fraction,
         sheet=sheet,
+        fit_pixels=rc.fit_pixels,
     )
 
 

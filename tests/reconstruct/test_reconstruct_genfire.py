@@ -1,4 +1,4 @@
-"""GENFIRE on one window (hpcaet.reconstruct.genfire) against phantoms with known atoms."""
+"""GENFIRE on one window (hpcaet.reconstruct.genfire_window) against phantoms with known atoms."""
 
 from __future__ import annotations
 

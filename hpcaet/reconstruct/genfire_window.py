@@ -67,7 +67,7 @@ def genfire(
     interpolation_radius: float = 0.3,
     gridding: str = "dft",
     positivity: bool = True,
-    confidence_weighting: bool = True,
+    confidence_weighting: bool = False,
     extension: float = 0.0,
     rfree_fraction: float = 0.05,
     sheet: SheetSupport | None = None,
@@ -97,9 +97,10 @@ def genfire(
         exact DFTs at the grid points near each plane, or nearest-point FFT samples.
     positivity : bool, default True
         Clip negative densities after each update.
-    confidence_weighting : bool, default True
+    confidence_weighting : bool, default False
         Scale each point's correction by its gridding confidence (see module notes);
-        False replaces the values outright, as the original GENFIRE.
+        False (the default, as in ``defaults.yaml``) replaces the values outright, as the
+        original GENFIRE.
     extension : float, default 0
         Fraction of the iterations over which the enforced resolution grows from 0.1
         to 1 of Nyquist (resolution extension); 0 disables it.
