@@ -221,7 +221,10 @@ def main() -> None:
     if args.out:
         write_dataset(model, args.out)
     scores = score_model(
-        model, truth, max_distance=config.atoms.match_distance, field=field_of_view(volume)
+        model,
+        truth,
+        max_distance=config.atoms.match_distance,
+        field=field_of_view(volume, margin=config.atoms.edge_distance),
     )
 
     print(f"atoms benchmark: config {config.name}, {source}")

@@ -33,7 +33,7 @@ def _score(run: Path, truth, config) -> dict:
     model = read_dataset(run / "atoms.nc", kind="AtomModel")
     volume = read_dataset(run / "volume.nc", kind="Volume", load=False)
     try:
-        field = field_of_view(volume)
+        field = field_of_view(volume, margin=config.atoms.edge_distance)
     finally:
         volume.close()
     return score_model(model, truth, max_distance=config.atoms.match_distance, field=field)
@@ -74,15 +74,29 @@ def main_bench(argv=None) -> None:
     files, table = export_frames(series, out / "files", gain=args.gain, offset=args.offset)
     im = config.imaging
     base = [
-        "import", "--angles", str(table), "--config", str(config_path),
-        "--voltage", str(im.voltage), "--convergence-angle", str(im.convergence_angle),
-        "--detector-angles", str(im.detector_inner_angle), str(im.detector_outer_angle),
-        "--offset", str(args.offset),
+        "import",
+        "--angles",
+        str(table),
+        "--config",
+        str(config_path),
+        "--voltage",
+        str(im.voltage),
+        "--convergence-angle",
+        str(im.convergence_angle),
+        "--detector-angles",
+        str(im.detector_inner_angle),
+        str(im.detector_outer_angle),
+        "--offset",
+        str(args.offset),
     ]
     if args.known_detector:
         base += [
-            "--gain", str(args.gain), "--read-noise", str(args.gain * series.attrs["read_noise"]),
-            "--dose", str(series.attrs["dose"]),
+            "--gain",
+            str(args.gain),
+            "--read-noise",
+            str(args.gain * series.attrs["read_noise"]),
+            "--dose",
+            str(series.attrs["dose"]),
         ]
     columns = {}
     for k in range(args.repeats):
@@ -109,23 +123,54 @@ def _print(columns: dict, true_attrs, args) -> None:
     species = ("Mo", "W", "S", "Se")
     rows = []
     for s in species:
-        rows.append((f"{s} RMSD [pm]", [f"{c[0]['species'][s]['rmsd_pm']:.1f}" for c in
-                                         columns.values()]))
-        rows.append((f"{s} detected / species right", [
-            f"{c[0]['species'][s]['detected']}/{c[0]['species'][s]['species_correct']}"
-            f" of {c[0]['species'][s]['n_true']}" for c in columns.values()]))
-    rows.append(("vacancies found / false", [
-        f"{c[0]['vacancies']['found']}/{c[0]['vacancies']['false']} of "
-        f"{c[0]['vacancies']['true']}" for c in columns.values()]))
-    rows.append(("extra / missing atoms", [
-        f"{c[0]['extra_atoms']}/{c[0]['missing_atoms']}" for c in columns.values()]))
+        rows.append(
+            (f"{s} RMSD [pm]", [f"{c[0]['species'][s]['rmsd_pm']:.1f}" for c in columns.values()])
+        )
+        rows.append(
+            (
+                f"{s} detected / species right",
+                [
+                    f"{c[0]['species'][s]['detected']}/{c[0]['species'][s]['species_correct']}"
+                    f" of {c[0]['species'][s]['n_true']}"
+                    for c in columns.values()
+                ],
+            )
+        )
+    rows.append(
+        (
+            "vacancies found / false",
+            [
+                f"{c[0]['vacancies']['found']}/{c[0]['vacancies']['false']} of "
+                f"{c[0]['vacancies']['true']}"
+                for c in columns.values()
+            ],
+        )
+    )
+    rows.append(
+        (
+            "extra / missing atoms",
+            [f"{c[0]['extra_atoms']}/{c[0]['missing_atoms']}" for c in columns.values()],
+        )
+    )
     rows.append(("chain wall time [s]", [f"{c[1]:.0f}" for c in columns.values()]))
-    rows.append(("dose [e/Å²] (true {:.3g})".format(true_attrs["dose"]), [
-        "-" if c[2] is None else f"{c[2]['dose']:.3g}" for c in columns.values()]))
-    rows.append((f"gain (true {args.gain})", [
-        "-" if c[2] is None else f"{c[2]['detector_gain']:.4f}" for c in columns.values()]))
-    rows.append(("read noise [e] (true {:.3g})".format(true_attrs["read_noise"]), [
-        "-" if c[2] is None else f"{c[2]['read_noise']:.3f}" for c in columns.values()]))
+    rows.append(
+        (
+            "dose [e/Å²] (true {:.3g})".format(true_attrs["dose"]),
+            ["-" if c[2] is None else f"{c[2]['dose']:.3g}" for c in columns.values()],
+        )
+    )
+    rows.append(
+        (
+            f"gain (true {args.gain})",
+            ["-" if c[2] is None else f"{c[2]['detector_gain']:.4f}" for c in columns.values()],
+        )
+    )
+    rows.append(
+        (
+            "read noise [e] (true {:.3g})".format(true_attrs["read_noise"]),
+            ["-" if c[2] is None else f"{c[2]['read_noise']:.3f}" for c in columns.values()],
+        )
+    )
     for label, values in rows:
         print(f"| {label} | " + " | ".join(v.rjust(width - 2) for v in values) + " |")
 

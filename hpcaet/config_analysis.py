@@ -42,6 +42,8 @@ class AtomsConfig:
     image_source: str
     chalcogen_height: tuple[float, float]
     snap_distance: float
+    edge_distance: float
+    edge: str
 
     def __post_init__(self):
         _positive(
@@ -82,6 +84,15 @@ class AtomsConfig:
             raise ConfigError(
                 f"atoms.snap_distance must be >= 0 Å (0: no snapping); got {self.snap_distance!r}."
             )
+        if not self.edge_distance >= 0:
+            raise ConfigError(
+                f"atoms.edge_distance must be >= 0 Å; got {self.edge_distance!r}."
+            )
+        if self.edge not in ("flag", "drop"):
+            raise ConfigError(
+                f"atoms.edge must be 'flag' (keep edge atoms, flag bit 4) or 'drop' (leave "
+                f"them out of atoms.nc); got {self.edge!r}."
+            )
         if self.image_source not in ("auto", "linear", "processed"):
             raise ConfigError(
                 "atoms.image_source must be 'auto', 'linear' or 'processed'; got "
@@ -108,6 +119,7 @@ class StructureConfig:
     sigma: float
     padding: float
     mask_distance: float
+    min_coverage: float
     rbf_kernel: str
     rbf_smoothing: float
     finite_strain: bool
@@ -131,6 +143,11 @@ class StructureConfig:
         if self.strip_min_atoms < 2:
             raise ConfigError(
                 f"structure.strip_min_atoms must be at least 2; got {self.strip_min_atoms}."
+            )
+        if not 0 <= self.min_coverage < 1:
+            raise ConfigError(
+                "structure.min_coverage is the fraction of the smoothing kernel that must "
+                f"fall on the sheet, in [0, 1); got {self.min_coverage!r}."
             )
         if self.grid_spacing > self.sigma / 2:
             raise ConfigError(

@@ -33,6 +33,7 @@ class PhantomConfig:
     substitutions: int
     thermal_rms: float
     top_bottom_asymmetry: float
+    extend: float
 
     def __post_init__(self):
         _positive(
@@ -46,7 +47,9 @@ class PhantomConfig:
             "ripple_decay",
             "vacancy_decay",
         )
-        _nonnegative(self, "ripple_amplitude", "vacancies", "substitutions", "thermal_rms")
+        _nonnegative(
+            self, "ripple_amplitude", "vacancies", "substitutions", "thermal_rms", "extend"
+        )
         if min(self.field) < 4 * max(self.a_mos2, self.a_wse2):
             raise ConfigError(
                 f"phantom.field must span at least four unit cells; got {list(self.field)} Å. "

@@ -23,6 +23,16 @@ from hpcaet.io import read_dataset
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 CHAIN = "preprocess,reconstruct,atoms,structure"
 
+# How far the imported chain's scores may fall behind the native chain's. Each path is
+# deterministic (benchmarks/bench_import.py, two repeats: identical scores), but the demo's
+# W and Se RMSDs move with tiny changes of the input: the same files imported with the
+# gain fitted as 2.4829 or as 2.4892 (true 2.5) gave W 9.4 or 16.5 pm and Se 23.0 or
+# 34.1 pm, against 14.6 and 27.4 natively; Mo 2.8-3.1 and S 14.5-15.9 pm in those runs.
+# The bounds are those measured ranges, rounded up; the edge sites (under 3 Å from the
+# volume's faces) where this happens are flagged and not scored.
+RMSD_PM = {"Mo": 1.0, "W": 7.5, "S": 2.0, "Se": 11.5}
+DETECTION = 0.05  # detection and species accuracy per species (2 of 47 Se)
+
 
 def _bash_blocks(text: str) -> list[str]:
     lines, inside = [], False
@@ -51,7 +61,10 @@ def _scores(run: Path, truth) -> dict:
     model = read_dataset(run / "atoms.nc", kind="AtomModel")
     config = load_config(run / "config.yaml")
     return score_model(
-        model, truth, max_distance=config.atoms.match_distance, field=field_of_view(volume)
+        model,
+        truth,
+        max_distance=config.atoms.match_distance,
+        field=field_of_view(volume, margin=config.atoms.edge_distance),
     )
 
 

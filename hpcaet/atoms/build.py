@@ -53,9 +53,9 @@ from hpcaet.atoms.sites import (
 from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
 from hpcaet.errors import InputError
-from hpcaet.io import make_atom_model
+from hpcaet.io import FLAG_EDGE, FLAG_OFF_LAYER, FLAG_TOO_CLOSE, make_atom_model
 
-__all__ = ["build_model", "atom_flags"]
+__all__ = ["build_model", "atom_flags", "edge_flags", "field_of_view"]
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,43 @@ def build_model(
         {k: round(v, 2) for k, v in b_factors.items()},
     )
     model = _to_model(sites, species, refined, weights, b_factors, series, cfg)
+    model["flag"].values[:] |= edge_flags(
+        model["position"].values, volume, distance=cfg.edge_distance
+    )
     return model, history
+
+
+def edge_flags(position: np.ndarray, volume: xr.Dataset, *, distance: float) -> np.ndarray:
+    """:data:`~hpcaet.io.FLAG_EDGE` for sites within ``distance`` [Å] of the side faces.
+
+    Near a face of the reconstructed volume an atom lacks the outer neighbours that the
+    tracing, the species classes and the refinement lean on; on the demo, 39 of the 41
+    atoms on a true site with the wrong species lay within 3 Å of a face.
+
+    Parameters
+    ----------
+    position : ndarray of shape (n, 3)
+        Sites (x, y, z) [Å].
+    volume : xarray.Dataset
+        The Volume the sites were traced in.
+    distance : float
+        [Å].
+
+    Returns
+    -------
+    ndarray of int8, shape (n,)
+        ``FLAG_EDGE`` or 0 per site.
+    """
+    x0, x1, y0, y1 = field_of_view(volume, margin=distance)
+    x, y = position[:, 0], position[:, 1]
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    return np.where(inside, 0, FLAG_EDGE).astype(np.int8)
+
+
+def field_of_view(volume: xr.Dataset, margin: float = 3.0) -> tuple[float, ...]:
+    """In-plane box ``(x0, x1, y0, y1)`` [Å] of a Volume's voxel centres, less ``margin``."""
+    x, y = volume["x"].values, volume["y"].values
+    return (x.min() + margin, x.max() - margin, y.min() + margin, y.max() - margin)
 
 
 def atom_flags(
@@ -248,10 +284,10 @@ def atom_flags(
     if len(atom) < 4:
         return flag, layer
     pairs = cKDTree(position[atom]).query_pairs(min_distance, output_type="ndarray")
-    flag[atom[pairs.ravel()]] |= 1
+    flag[atom[pairs.ravel()]] |= FLAG_TOO_CLOSE
     fit = fit_layers(position[atom], smoothing=smoothing)
     far = ~(np.abs(fit.distance) <= off_layer)
-    flag[atom[far]] |= 2
+    flag[atom[far]] |= FLAG_OFF_LAYER
     layer[atom] = fit.layer
     return flag, layer
 

@@ -8,13 +8,14 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from hpcaet.io import FLAG_EDGE
 from hpcaet.plotting import save_figure, scatter_species
 
 __all__ = ["plot_atoms", "plot_refinement"]
 
 
 def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
-    """Top view by species (vacancies as crosses, flagged atoms ringed) and a side view.
+    """Top view by species (vacancies crossed, flagged ringed, edge sites boxed), side view.
 
     Parameters
     ----------
@@ -33,7 +34,8 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
     fig = Figure(figsize=(12, 5.5), layout="constrained")
     top, side = fig.subplots(1, 2)
     scatter_species(top, side, pos, species)
-    bad = flag > 0
+    edge = (flag & FLAG_EDGE) != 0
+    bad = (flag & ~FLAG_EDGE) != 0
     if bad.any():
         top.scatter(
             pos[bad, 0],
@@ -41,7 +43,17 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
             s=80,
             facecolors="none",
             edgecolors="magenta",
-            label=f"flagged ({bad.sum()})",
+            label=f"too close or off layer ({bad.sum()})",
+        )
+    if edge.any():
+        top.scatter(
+            pos[edge, 0],
+            pos[edge, 1],
+            s=60,
+            marker="s",
+            facecolors="none",
+            edgecolors="0.5",
+            label=f"at the volume's edge, less sure ({edge.sum()})",
         )
     r1, r = model.attrs.get("R1", np.nan), model.attrs.get("R", np.nan)
     top.set_title(f"atom model (R1 {r1:.3f}, R {r:.3f})")

@@ -24,13 +24,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hpcaet.atoms.build import build_model
+from hpcaet.atoms.build import build_model, field_of_view
 from hpcaet.atoms.score import format_scores, score_atoms
 from hpcaet.config import Config, config_to_dict
-from hpcaet.io import DatasetNotFoundError, read_dataset
+from hpcaet.io import FLAG_EDGE, DatasetNotFoundError, read_dataset
 from hpcaet.io.atomic import atomic_path
 
-__all__ = ["run_atoms", "score_model", "field_of_view"]
+__all__ = ["run_atoms", "score_model", "field_of_view", "keep_sites"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,16 @@ def run_atoms(config: Config, run, client=None) -> dict[str, xr.Dataset]:
         checkpoints=Path(run.checkpoints) / "atoms",
         key=key,
     )
+    edge = (model["flag"].values & FLAG_EDGE) != 0
+    log.info(
+        "atoms: %d of %d sites within %.3g Å of the volume's side faces (%s)",
+        int(edge.sum()),
+        len(edge),
+        config.atoms.edge_distance,
+        "flagged edge" if config.atoms.edge == "flag" else "left out",
+    )
+    if config.atoms.edge == "drop":
+        model = keep_sites(model, ~edge)
     truth_path = Path(run.root) / "truth_atoms.nc"
     if truth_path.exists():
         truth = read_dataset(truth_path, kind="AtomModel")
@@ -81,7 +91,7 @@ def run_atoms(config: Config, run, client=None) -> dict[str, xr.Dataset]:
             model,
             truth,
             max_distance=config.atoms.match_distance,
-            field=field_of_view(volume),
+            field=field_of_view(volume, margin=config.atoms.edge_distance),
             return_match=True,
         )
         model["true_index"] = (
@@ -112,14 +122,19 @@ def score_model(model: xr.Dataset, truth: xr.Dataset, *, max_distance: float, **
     )
 
 
-def field_of_view(volume: xr.Dataset, margin: float = 3.0) -> tuple[float, ...]:
-    """In-plane box of the volume, less ``margin`` [Å]: atoms outside are not scored.
+def keep_sites(model: xr.Dataset, keep: np.ndarray) -> xr.Dataset:
+    """The AtomModel with only the sites ``keep`` (bool per site); partners renumbered.
 
-    Atoms within a lattice constant of the volume's side faces lack the neighbours the
-    reconstruction needs to place them well; they are left out of the scores.
+    A kept site whose top/bottom partner goes gets ``pair = -1``.
     """
-    x, y = volume["x"].values, volume["y"].values
-    return (x.min() + margin, x.max() - margin, y.min() + margin, y.max() - margin)
+    keep = np.asarray(keep, bool)
+    out = model.isel(atom=np.flatnonzero(keep))
+    if "pair" in model:
+        new = np.full(len(keep), -1, dtype=np.int64)
+        new[keep] = np.arange(int(keep.sum()))
+        pair = model["pair"].values[keep]
+        out["pair"].values[:] = np.where(pair >= 0, new[np.clip(pair, 0, None)], -1)
+    return out
 
 
 def _read_input(run, name: str, kind: str, stage: str) -> xr.Dataset:

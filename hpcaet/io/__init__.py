@@ -23,6 +23,9 @@ from hpcaet.io.describe import describe
 from hpcaet.io.netcdf import read_dataset, write_dataset
 from hpcaet.io.readers import ImageStack, assemble_tilt_series, read_image
 from hpcaet.io.schemas import (
+    FLAG_EDGE,
+    FLAG_OFF_LAYER,
+    FLAG_TOO_CLOSE,
     KINDS,
     SCHEMA_VERSION,
     SCHEMAS,
@@ -40,6 +43,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "SCHEMAS",
     "VACANCY",
+    "FLAG_TOO_CLOSE",
+    "FLAG_OFF_LAYER",
+    "FLAG_EDGE",
     "AttributeSpec",
     "KindSpec",
     "FieldSpec",

@@ -316,8 +316,11 @@ def import_tilt_series(
                 f"{read_noise!r}."
             )
         noise = NoiseModel(
-            gain=float(gain), offset=float(offset), read_noise=float(read_noise),
-            method="given", samples=0,
+            gain=float(gain),
+            offset=float(offset),
+            read_noise=float(read_noise),
+            method="given",
+            samples=0,
         )
     electrons = noise.to_electrons(raw)
     px = stacks[0].pixel_size if pixel_size is None else float(pixel_size)
@@ -329,7 +332,9 @@ def import_tilt_series(
                 "(total e/Å² over the series) or the specimen's cross-sections in the config."
             )
         dose = estimate_dose(
-            electrons.sum(axis=1), angles.euler, pixel_size=px,
+            electrons.sum(axis=1),
+            angles.euler,
+            pixel_size=px,
             areal_cross_section=areal_cross_section,
         )
     elif not (np.isfinite(dose) and dose > 0):
@@ -360,7 +365,12 @@ def import_tilt_series(
     )
     log.info(
         "import: %d tilts x %d frames of %d x %d pixels at %.4g Å; dose %.4g e/Å² (%s)",
-        n_tilt, raw.shape[1], raw.shape[2], raw.shape[3], px, dose,
+        n_tilt,
+        raw.shape[1],
+        raw.shape[2],
+        raw.shape[3],
+        px,
+        dose,
         "estimated" if estimated else "given",
     )
     return series, report
@@ -377,8 +387,11 @@ def _split_stack(stack: ImageStack, n_tilt: int) -> list[ImageStack]:
     n = len(frames) // n_tilt
     return [
         ImageStack(
-            data=frames[k * n : (k + 1) * n], pixel_size=stack.pixel_size,
-            axes=("frame", "y", "x"), source=stack.source, metadata=stack.metadata,
+            data=frames[k * n : (k + 1) * n],
+            pixel_size=stack.pixel_size,
+            axes=("frame", "y", "x"),
+            source=stack.source,
+            metadata=stack.metadata,
         )
         for k in range(n_tilt)
     ]
@@ -456,9 +469,7 @@ def estimate_dose(
     from scipy import ndimage
 
     if not (np.isfinite(areal_cross_section) and areal_cross_section > 0):
-        raise InputError(
-            f"areal_cross_section must be positive; got {areal_cross_section!r}."
-        )
+        raise InputError(f"areal_cross_section must be positive; got {areal_cross_section!r}.")
     cos_t = np.abs(euler_to_matrix(euler)[:, 2, 2])
     per_tilt = []
     for img, c in zip(electrons, cos_t, strict=True):

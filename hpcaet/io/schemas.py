@@ -47,6 +47,11 @@ SCHEMA_VERSION = 1
 #: Species label of an explicit vacancy site in an AtomModel.
 VACANCY = "vac"
 
+#: Quality bits of an AtomModel's ``flag``: nearer than the minimum distance to another
+#: atom, over ``atoms.off_layer_distance`` off its layer, within ``atoms.edge_distance`` of
+#: the reconstructed volume's side faces (placed and labelled without its outer neighbours).
+FLAG_TOO_CLOSE, FLAG_OFF_LAYER, FLAG_EDGE = 1, 2, 4
+
 
 @dataclass(frozen=True)
 class FieldSpec:
@@ -296,8 +301,10 @@ _ATOM_MODEL = KindSpec(
         _var("pair", ("atom",), "int", None, "index of the top/bottom partner site, -1 none",
              "atom_index", storage="int32"),
         _var("flag", ("atom",), "int", None, "quality bits: too_close = nearer than the "
-             "minimum distance, off_layer = over 1 Å off its layer", "bits", storage="int8",
-             flag_masks=(1, 2), flag_meanings="too_close off_layer"),
+             "minimum distance, off_layer = over 1 Å off its layer, edge = within "
+             "atoms.edge_distance of the volume's side faces", "bits", storage="int8",
+             flag_masks=(FLAG_TOO_CLOSE, FLAG_OFF_LAYER, FLAG_EDGE),
+             flag_meanings="too_close off_layer edge"),
         _var("cross_section", ("element",), "float", "Å²", "integrated height per species",
              "finite", "nonnegative"),
         _var("true_index", ("atom",), "int", None, "index of the matching true atom, -1 none",

@@ -191,6 +191,10 @@ def _field_problems(
     if values_attr is not None and list(var.values) != list(values_attr):
         fix = f"use the labels {list(values_attr)} in this order"
         out.append(_problem(where, f"labels {list(var.values)}", f"{list(values_attr)}", fix))
+    if _earlier_bits(spec, var.attrs):
+        return out + (
+            _value_problems(spec, np.asarray(var.values), ds, where) if check_values else []
+        )
     for key in ("flag_values", "flag_masks"):
         wanted = getattr(spec, key, None)
         if wanted is not None and list(np.ravel(var.attrs.get(key, []))) != list(wanted):
@@ -204,6 +208,20 @@ def _field_problems(
     if check_values:
         out += _value_problems(spec, np.asarray(var.values), ds, where)
     return out
+
+
+def _earlier_bits(spec, attrs: Mapping) -> bool:
+    """Bit flags written when the schema had only the first of its bits (still valid)."""
+    if spec.flag_masks is None or not spec.flag_meanings:
+        return False
+    found = [int(v) for v in np.ravel(attrs.get("flag_masks", []))]
+    n = len(found)
+    words = spec.flag_meanings.split()
+    return (
+        0 < n < len(spec.flag_masks)
+        and found == list(spec.flag_masks[:n])
+        and attrs.get("flag_meanings") == " ".join(words[:n])
+    )
 
 
 def _attribute_problems(spec: AttributeSpec, attrs: Mapping) -> list[str]:

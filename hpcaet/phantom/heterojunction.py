@@ -83,6 +83,7 @@ class HeterojunctionSpec:
     substitutions: int = 2
     thermal_rms: float = 0.05
     top_bottom_asymmetry: float = 0.0
+    extend: float = 0.0
 
 
 def build_heterojunction(
@@ -112,7 +113,14 @@ def build_heterojunction(
     a = spec.a_mos2
     a1, a2 = np.array([a, 0.0]), np.array([a / 2, a * np.sqrt(3) / 2])
     polygon = np.asarray(spec.wse2_polygon, dtype=float) * [fx, fy]
-    segments = _clip_polyline_to_box(polygon, fx / 2, fy / 2)
+    if not spec.extend >= 0:
+        raise InputError(f"extend must be >= 0 Å; got {spec.extend!r}.")
+    # The sheet continues `extend` beyond the field: polygon vertices beyond the field's
+    # edge move out by as much, so the regions run on and no new interface appears.
+    ex, ey = fx / 2 + spec.extend, fy / 2 + spec.extend
+    outside = np.abs(polygon) > [fx / 2, fy / 2]
+    polygon = polygon + np.where(outside, np.sign(polygon) * spec.extend, 0.0)
+    segments = _clip_polyline_to_box(polygon, ex, ey)
     if len(segments) == 0:
         raise InputError(
             f"the WSe2 polygon {np.asarray(spec.wse2_polygon).tolist()} has no edge inside "
@@ -120,13 +128,13 @@ def build_heterojunction(
         )
 
     # Reference sites: metals at n1 a1 + n2 a2, chalcogens at the triangle centre.
-    n2max = int(np.ceil(fy / (a * np.sqrt(3) / 2))) + 2
-    n1max = int(np.ceil(fx / a)) + n2max + 2
+    n2max = int(np.ceil(2 * ey / (a * np.sqrt(3) / 2))) + 2
+    n1max = int(np.ceil(2 * ex / a)) + n2max + 2
     n1, n2 = np.meshgrid(np.arange(-n1max, n1max + 1), np.arange(-n2max, n2max + 1))
     n1, n2 = n1.ravel(), n2.ravel()
     metal0 = n1[:, None] * a1 + n2[:, None] * a2
     chalc0 = metal0 + (a1 + a2) / 3
-    half = np.array([fx / 2, fy / 2])
+    half = np.array([ex, ey])
     keep_m = np.all(np.abs(metal0) <= half, axis=1)
     keep_c = np.all(np.abs(chalc0) <= half, axis=1)
 
@@ -182,7 +190,9 @@ def build_heterojunction(
     positions = np.column_stack([sites + u, w0]) + (layer * height)[:, None] * normal
 
     # Vacancies near the interface, Se substitutions on S sites of the MoS2 region.
-    chalc = np.flatnonzero(layer != LAYER_METAL)
+    # (defects only inside the field: the configured counts are those of the field)
+    in_field = np.all(np.abs(sites) <= [fx / 2, fy / 2], axis=1)
+    chalc = np.flatnonzero((layer != LAYER_METAL) & in_field)
     n_vac = int(spec.vacancies)
     if n_vac > len(chalc):
         raise InputError(
@@ -192,7 +202,9 @@ def build_heterojunction(
     p = np.exp(-np.abs(signed[chalc]) / spec.vacancy_decay)
     vac = rng.choice(chalc, size=n_vac, replace=False, p=p / p.sum()) if n_vac else []
     symbols[vac] = "X"
-    s_sites = np.flatnonzero((symbols == "S") & (region == REGION_MOS2) & (np.abs(signed) > a))
+    s_sites = np.flatnonzero(
+        (symbols == "S") & (region == REGION_MOS2) & (np.abs(signed) > a) & in_field
+    )
     n_sub = int(spec.substitutions)
     if n_sub > len(s_sites):
         raise InputError(

@@ -129,6 +129,7 @@ def analyse_structure(
     sigma: float,
     padding: float,
     mask_distance: float,
+    min_coverage: float = 0.0,
     rbf_kernel: str,
     rbf_smoothing: float,
     finite_strain: bool,
@@ -164,6 +165,9 @@ def analyse_structure(
         Metal–chalcogen bond cutoff [Å].
     grid_spacing, sigma, padding, mask_distance : float
         Strain grid, Gaussian smoothing, grid margin and sample mask [Å].
+    min_coverage : float, default 0
+        Strain is NaN where less of the in-plane smoothing kernel falls on the sheet
+        (:func:`~hpcaet.structure.strain_tensor`).
     rbf_kernel : str
         Kernel of the RBF interpolation.
     rbf_smoothing : float
@@ -277,6 +281,7 @@ def analyse_structure(
         sigma=sigma,
         padding=padding,
         mask_distance=mask_distance,
+        min_coverage=min_coverage,
         use=measured,
         kernel=rbf_kernel,
         rbf_smoothing=rbf_smoothing,

@@ -12,8 +12,11 @@ run has none, ``truth_atoms.nc`` (the phantom; a warning says so), runs
   table for people),
 * figures ``structure_*.png`` in ``figures/``.
 
-Sites the AtomModel flags ``off_layer`` (over 1 Å off their layer) are left out of every
-step but still get a displacement.
+Sites the AtomModel flags ``off_layer`` (over 1 Å off their layer) or ``edge`` (within
+``atoms.edge_distance`` of the reconstructed volume's side faces, where the species and
+positions are least sure) are left out of every step but still get a displacement; the
+strain is NaN where less than ``structure.min_coverage`` of the smoothing kernel falls on
+the sheet.
 
 The radial-basis interpolation of the displacements to the grid is the costly step; it
 runs as independent tiles, spread over a Dask cluster when a client is given (atoms
@@ -34,7 +37,7 @@ import xarray as xr
 
 from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import InputError
-from hpcaet.io import make_strain, read_dataset
+from hpcaet.io import FLAG_EDGE, FLAG_OFF_LAYER, make_strain, read_dataset
 from hpcaet.io.atomic import atomic_path
 from hpcaet.structure.analysis import StructureAnalysis, analyse_structure
 from hpcaet.structure.fields import COMPONENTS
@@ -52,7 +55,6 @@ log = logging.getLogger(__name__)
 RESULTS_JSON = "structure_results.json"
 RESULTS_TEXT = "structure_results.txt"
 _LAYER_NAMES = ("bottom", "metal", "top")
-_OFF_LAYER = 2  # AtomModel flag bit: over 1 Å off its layer
 
 
 def read_atom_model(run) -> tuple[xr.Dataset, str]:
@@ -325,7 +327,7 @@ def run_structure(config: Config, run, client=None) -> dict[str, xr.Dataset]:
     mapper = checkpointed_mapper(run.checkpoints / "structure", client=client)
     exclude = None
     if "flag" in model:
-        exclude = (model["flag"].values.astype(int) & _OFF_LAYER) != 0
+        exclude = (model["flag"].values.astype(int) & (FLAG_OFF_LAYER | FLAG_EDGE)) != 0
     analysis = analyse_structure(
         model["position"].values,
         model["species"].values.astype(str),

@@ -128,6 +128,7 @@ def strain_tensor(
     sigma: float,
     padding: float,
     mask_distance: float,
+    min_coverage: float = 0.0,
     use: np.ndarray | None = None,
     kernel: str = "thin_plate_spline",
     rbf_smoothing: float = 0.0,
@@ -153,6 +154,11 @@ def strain_tensor(
         the Gaussian away from the grid faces.
     mask_distance : float
         Voxels farther than this from every atom are outside the sample (NaN) [Å].
+    min_coverage : float, default 0
+        Columns where less than this fraction of the in-plane Gaussian (``sigma``) falls
+        on the sheet (columns within ``mask_distance`` of an atom) are NaN: the smoothed
+        field there is made mostly of its extension beyond the last atoms. At a straight
+        edge the fraction is 1/2; 0.9 masks about 1.3 ``sigma`` in from the edge.
     use : ndarray of bool, shape (n,), optional
         Atoms whose displacements enter (e.g. not the vacancy sites). Default: all.
     kernel, rbf_smoothing :
@@ -250,6 +256,13 @@ def strain_tensor(
         mine = owner[block] == r
         strain[(slice(None), *block)] = np.where(mine, e, strain[(slice(None), *block)])
         smooth[(slice(None), *block)] = np.where(mine, u, smooth[(slice(None), *block)])
+    if min_coverage > 0:
+        # the field is computed as before; only what it says near the edge is withheld
+        sheet, _ = cKDTree(pos[use, :2]).query(columns)
+        sheet = (sheet <= mask_distance).reshape(shape[1:]).astype(float)
+        # zero beyond the grid: the grid's padding lies outside the sheet anyway
+        cover = ndimage.gaussian_filter(sheet, sigma / spacing, mode="constant")
+        strain[:, :, cover < min_coverage] = np.nan
     return StrainField(
         z=z,
         y=y,

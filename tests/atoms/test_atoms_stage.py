@@ -55,7 +55,7 @@ def test_stage_recovers_the_planted_defects(tmp_path, truth, inputs):
     for name, limit in limits.items():
         assert scores["species"][name]["rmsd_pm"] < limit, (name, scores["species"][name])
     assert 0 < model.attrs["R1"] < 1 and 0 < model.attrs["R"] < 1
-    assert model["flag"].attrs["flag_meanings"] == "too_close off_layer"
+    assert model["flag"].attrs["flag_meanings"] == "too_close off_layer edge"
     np.testing.assert_array_equal(model["true_index"].values >= 0, True)
     chal = model["layer"].values != 0
     pair = model["pair"].values
@@ -124,3 +124,36 @@ def test_refinement_on_a_dask_cluster_matches_serial(truth, inputs):
     assert mapper.calls >= 3
     np.testing.assert_allclose(parallel.position, serial.position, rtol=0, atol=1e-9)
     np.testing.assert_allclose(parallel.history, serial.history, rtol=1e-9)
+
+
+def test_edge_sites_are_flagged_and_can_be_dropped():
+    from hpcaet.atoms.build import edge_flags, field_of_view
+    from hpcaet.atoms.stage import keep_sites
+    from hpcaet.io import FLAG_EDGE, FLAG_TOO_CLOSE, make_atom_model, make_volume
+
+    volume = make_volume(np.zeros((5, 40, 30)), voxel_size=0.5, algorithm="test")
+    x0, x1, y0, y1 = field_of_view(volume, margin=0.0)
+    assert (x0, x1, y0, y1) == (-7.5, 7.0, -10.0, 9.5)
+    pos = np.array(
+        [[0.0, 0.0, 0.0], [-6.0, 0.0, 1.5], [6.5, 1.0, -1.5], [0.0, 7.0, 0.0], [0.0, 6.4, 0.0]]
+    )
+    flags = edge_flags(pos, volume, distance=3.0)
+    # x within [-4.5, 4.0] and y within [-7.0, 6.5] is inside
+    np.testing.assert_array_equal(flags, [0, FLAG_EDGE, FLAG_EDGE, FLAG_EDGE, 0])
+    model = make_atom_model(
+        position=pos,
+        species=["Mo", "S", "S", "Mo", "Mo"],
+        b_factor=np.ones(5),
+        layer=[0, 1, -1, 0, 0],
+        region=np.zeros(5, int),
+        pair=[-1, 2, 1, -1, -1],
+        flag=flags | np.array([FLAG_TOO_CLOSE, 0, 0, 0, 0]),
+    )
+    kept = keep_sites(model, (flags & FLAG_EDGE) == 0)
+    np.testing.assert_array_equal(kept["position"].values, pos[[0, 4]])
+    np.testing.assert_array_equal(kept["pair"].values, [-1, -1])
+    # a kept site whose partner goes loses the partner
+    part = keep_sites(model, np.array([True, True, False, True, True]))
+    np.testing.assert_array_equal(part["pair"].values, [-1, -1, -1, -1])
+    both = keep_sites(model, np.array([False, True, True, False, False]))
+    np.testing.assert_array_equal(both["pair"].values, [1, 0])

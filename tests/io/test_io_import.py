@@ -212,7 +212,10 @@ def _write_tifs(tmp_path, frames, pixel_nm=0.032):
         path = tmp_path / f"t{j}.tif"
         per = 1.0 / pixel_nm
         tifffile.imwrite(
-            path, f.astype(np.float32), imagej=True, resolution=(per, per),
+            path,
+            f.astype(np.float32),
+            imagej=True,
+            resolution=(per, per),
             metadata={"unit": "nm"},
         )
         files.append(path)
@@ -225,8 +228,9 @@ def test_import_converts_counts_to_electrons(tmp_path):
     files = _write_tifs(tmp_path, frames)
     table = tmp_path / "a.csv"
     table.write_text("alpha\n-20\n20\n")
-    settings = dict(voltage=60, convergence_angle=38, detector_inner_angle=50,
-                    detector_outer_angle=210)
+    settings = dict(
+        voltage=60, convergence_angle=38, detector_inner_angle=50, detector_outer_angle=210
+    )
     series, report = import_tilt_series(
         files, read_angle_table(table), settings=settings, dose=1e5, offset=50.0
     )
@@ -240,7 +244,12 @@ def test_import_converts_counts_to_electrons(tmp_path):
     (tmp_path / "stack").mkdir()
     stack = _write_tifs(tmp_path / "stack", [frames.reshape(-1, *frames.shape[2:])])
     again, _ = import_tilt_series(
-        stack, read_angle_table(table), settings=settings, dose=1e5, gain=4.0, read_noise=3.0,
+        stack,
+        read_angle_table(table),
+        settings=settings,
+        dose=1e5,
+        gain=4.0,
+        read_noise=3.0,
         offset=50.0,
     )
     np.testing.assert_allclose(again["frames"].values, (frames - 50) / 4.0, rtol=1e-5, atol=1e-4)
@@ -275,9 +284,14 @@ def test_real_emd_image_imports_with_its_calibration_and_voltage(tmp_path):
     with pytest.raises(InputError, match=r"convergence_angle \[mrad\]"):
         import_tilt_series([emd], read_angle_table(table), dose=1e5)
     series, report = import_tilt_series(
-        [emd], read_angle_table(table), dose=1e5,
-        settings={"convergence_angle": 21.0, "detector_inner_angle": 60.0,
-                  "detector_outer_angle": 200.0},
+        [emd],
+        read_angle_table(table),
+        dose=1e5,
+        settings={
+            "convergence_angle": 21.0,
+            "detector_inner_angle": 60.0,
+            "detector_outer_angle": 200.0,
+        },
     )
     assert report.settings["voltage"] == "file" and series.attrs["voltage"] == 200.0
     assert series.attrs["pixel_size"] == pytest.approx(53.024148, rel=1e-6)
@@ -300,9 +314,23 @@ def test_cli_import_refuses_to_overwrite_and_guards_simulate(tmp_path):
     files = _write_tifs(tmp_path, _frames(rng, gain=1.0, offset=0.0, read=0.3, n_tilt=2))
     table = tmp_path / "a.csv"
     table.write_text("alpha\n-10\n10\n")
-    args = ["import", *map(str, files), "--angles", str(table), "--run", str(tmp_path / "r"),
-            "--voltage", "60", "--convergence-angle", "38", "--detector-angles", "50", "210",
-            "--dose", "2e5"]
+    args = [
+        "import",
+        *map(str, files),
+        "--angles",
+        str(table),
+        "--run",
+        str(tmp_path / "r"),
+        "--voltage",
+        "60",
+        "--convergence-angle",
+        "38",
+        "--detector-angles",
+        "50",
+        "210",
+        "--dose",
+        "2e5",
+    ]
     assert main(args) == 0
     series = read_dataset(tmp_path / "r" / "tilt_series.nc")
     assert series.attrs["imported"] == 1 and series.attrs["dose"] == 2e5
@@ -313,5 +341,6 @@ def test_cli_import_refuses_to_overwrite_and_guards_simulate(tmp_path):
     from hpcaet.pipeline import run_stages
 
     with pytest.raises(HpcaetError, match="measured series"):
-        run_stages(load_config(tmp_path / "r" / "config.yaml"), tmp_path / "r",
-                   stages=("simulate",))
+        run_stages(
+            load_config(tmp_path / "r" / "config.yaml"), tmp_path / "r", stages=("simulate",)
+        )

@@ -140,14 +140,14 @@ def test_atom_model_flags_and_partners():
     assert ds["layer"].dtype == np.int8
     assert ds["layer"].attrs["flag_meanings"] == "bottom middle top"
     assert ds["region"].attrs["flag_meanings"] == "unknown MoS2 WSe2"
-    assert ds["flag"].attrs["flag_meanings"] == "too_close off_layer"
+    assert ds["flag"].attrs["flag_meanings"] == "too_close off_layer edge"
     assert ds["cross_section"].sel(element="Mo") == 0.01
     with pytest.raises(SchemaError, match=r"'pair'.*\(6\).*0 \.\. 5"):
         _atoms(pair=[-1, 2, 1, -1, 6, 4])
     with pytest.raises(SchemaError, match=r"'layer'.*outside the codes \(2\)"):
         _atoms(layer=[0, 1, -1, 0, 2, -1])
-    with pytest.raises(SchemaError, match=r"'flag'.*undocumented bits \(4\)"):
-        _atoms(flag=[0, 4, 0, 0, 0, 0])
+    with pytest.raises(SchemaError, match=r"'flag'.*undocumented bits \(8\)"):
+        _atoms(flag=[0, 8, 0, 0, 0, 0])
 
 
 def test_validate_lists_every_problem_at_once():
@@ -268,3 +268,15 @@ def test_builders_reject_inconsistent_shapes_and_names():
         _tilts(true_drfit=np.zeros((3, 1, 2)))
     with pytest.raises(InputError, match="layer must hold integers"):
         _atoms(layer=[0.5, 1, -1, 0, 1, -1])
+
+
+def test_atom_model_of_an_earlier_version_with_fewer_flag_bits_is_valid():
+    # atoms.nc written before the edge bit existed (flag_masks 1, 2) still reads; a flag
+    # table that is not a leading part of today's is refused.
+    ds = _atoms(flag=[0, 1, 2, 3, 0, 0])
+    earlier = dict(flag_masks=np.array([1, 2], np.int8), flag_meanings="too_close off_layer")
+    ds["flag"].attrs.update(earlier)
+    validate(ds, "AtomModel")
+    ds["flag"].attrs.update(flag_masks=np.array([2], np.int8), flag_meanings="off_layer")
+    with pytest.raises(SchemaError, match="flag_masks"):
+        validate(ds, "AtomModel")

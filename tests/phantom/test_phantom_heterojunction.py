@@ -152,3 +152,33 @@ def test_ripple_keeps_the_sheet_area_only_when_asked():
     # -0.016 %; 0.05 % allows for the boundary of the finite field).
     assert _metal_area_excess(False) > 0.003
     assert abs(_metal_area_excess(True)) < 0.0005
+
+
+def test_sheet_extends_beyond_the_field_without_new_interfaces():
+    # extend = 16 Å: the sheet covers the field plus 16 Å on every side, its regions run
+    # on (every metal site inside the field keeps its species), and the defects stay in
+    # the field, as many as configured.
+    field, extend = (40.0, 40.0), 16.0
+    spec = dict(field=field, vacancies=5, substitutions=1, ripple_wavelength=40.0)
+    flake = build_heterojunction(HeterojunctionSpec(**spec), rng=3)
+    sheet = build_heterojunction(HeterojunctionSpec(**spec, extend=extend), rng=3)
+    metal = sheet.arrays["layer"] == 0
+    pos = sheet.positions
+    span = np.ptp(pos[metal, :2], axis=0)
+    assert np.all(span > np.array(field) + 2 * extend - 2 * 3.3)
+    symbols = np.array(sheet.get_chemical_symbols())
+    half = np.array(field) / 2 + 0.5  # thermal and misfit displacements
+    inside = np.all(np.abs(pos[:, :2]) <= half, axis=1)
+    assert np.sum(symbols == "X") == 5 and inside[symbols == "X"].all()
+    sub = (symbols == "Se") & (sheet.arrays["region"] == 0)
+    assert sub.sum() == 1 and inside[sub].all()
+    # metals inside the field: the same species in the flake and in the sheet
+    f_metal = flake.arrays["layer"] == 0
+    f_pos, f_sym = flake.positions[f_metal], np.array(flake.get_chemical_symbols())[f_metal]
+    core = metal & np.all(np.abs(pos[:, :2]) <= np.array(field) / 2 - 3.0, axis=1)
+    dist, idx = cKDTree(f_pos[:, :2]).query(pos[core, :2])
+    assert dist.max() < 0.6
+    np.testing.assert_array_equal(symbols[core], f_sym[idx])
+    assert {"Mo", "W"} <= set(symbols[metal & ~inside])  # both regions run on outside
+    with pytest.raises(InputError, match="extend must be >= 0"):
+        build_heterojunction(HeterojunctionSpec(**spec, extend=-1.0))

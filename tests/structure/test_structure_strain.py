@@ -193,3 +193,26 @@ def test_too_few_metals_is_refused():
             lattice_constant={0: 3.16},
             height={0: 1.56},
         )
+
+
+def test_coverage_masks_the_edge_band_only(deformed):
+    # With min_coverage 0.9 the strain is NaN where under 90 % of the in-plane Gaussian
+    # falls on the sheet (atoms' columns within mask_distance = 2 Å): at a straight edge
+    # the coverage is 1/2 and reaches 0.9 about 1.28 sigma inside. Measured: every atom
+    # within 3 Å of the field's edge masked, none beyond 5 Å; the values beyond 2 sigma
+    # do not change.
+    pos, species, layer = deformed
+    disp, region, _ = atomic_displacements(
+        pos, species, layer, np.zeros(len(pos), int), lattice_constant={0: 3.16}, height={0: 1.56}
+    )
+    plain = strain_tensor(pos, disp, region, **OPTIONS)
+    masked = strain_tensor(pos, disp, region, min_coverage=0.9, **OPTIONS)
+    edge = np.max(np.abs(pos[:, :2]), axis=1)
+    extent = edge.max()
+    near = edge > extent - 2.5
+    far = edge < extent - 2 * SIGMA
+    got, ref = masked.at(pos), plain.at(pos)
+    assert np.isfinite(ref[near]).all()  # without the mask the edge band has values
+    assert np.isnan(got[near]).all(axis=1).all()
+    assert np.isfinite(got[far]).all()
+    np.testing.assert_array_equal(got[far], ref[far])
