@@ -44,6 +44,7 @@ class AtomsConfig:
     snap_distance: float
     edge_distance: float
     edge: str
+    image_margin: float
 
     def __post_init__(self):
         _positive(
@@ -84,10 +85,10 @@ class AtomsConfig:
             raise ConfigError(
                 f"atoms.snap_distance must be >= 0 Å (0: no snapping); got {self.snap_distance!r}."
             )
+        if not self.image_margin >= 0:
+            raise ConfigError(f"atoms.image_margin must be >= 0 Å; got {self.image_margin!r}.")
         if not self.edge_distance >= 0:
-            raise ConfigError(
-                f"atoms.edge_distance must be >= 0 Å; got {self.edge_distance!r}."
-            )
+            raise ConfigError(f"atoms.edge_distance must be >= 0 Å; got {self.edge_distance!r}.")
         if self.edge not in ("flag", "drop"):
             raise ConfigError(
                 f"atoms.edge must be 'flag' (keep edge atoms, flag bit 4) or 'drop' (leave "

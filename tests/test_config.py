@@ -18,7 +18,7 @@ def test_defaults_are_the_paper_values():
 def test_packaged_configs_load_and_round_trip(tmp_path):
     import yaml
 
-    for name in ("demo", "paper"):
+    for name in ("demo", "paper", "demo_sheet"):
         cfg = load_config(packaged_config(name))
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config_to_dict(cfg)))

@@ -36,6 +36,7 @@ from hpcaet.atoms.distributed import DaskMapper
 from hpcaet.atoms.flip import flip_pairs
 from hpcaet.atoms.inputs import check_inputs, select_images
 from hpcaet.atoms.layers import fit_layers
+from hpcaet.atoms.objective import footprint_mask
 from hpcaet.atoms.pairs import (
     VACANCY,
     merge_split_columns,
@@ -114,6 +115,20 @@ def build_model(
 
     weights = {**config.species.cross_section}
     b_factors = {**config.species.b_factor}
+    # only pixels that see no atom beyond the volume (which the model lacks) are compared
+    depth = float(np.max(np.abs(sites["position"][:, 2]))) + 0.5
+    footprint = footprint_mask(
+        euler,
+        shape=images.shape[1:],
+        pixel_size=pixel,
+        box=field_of_view(volume, margin=cfg.image_margin),
+        depth=depth,
+    )
+    log.info(
+        "atoms: %.0f %% of the image pixels see only the volume (less %.3g Å) and are fitted",
+        100 * footprint.mean(),
+        cfg.image_margin,
+    )
     refine_options = {
         "pixel_size": pixel,
         "iterations": cfg.refine_iterations,
@@ -123,6 +138,7 @@ def build_model(
         "noise": cfg.noise,
         "chunk": cfg.chunk_images,
         "kernels": kernels,
+        "footprint": footprint,
     }
     history: dict = {"refine": [], "flips": [], "times": times}
 
@@ -153,6 +169,7 @@ def build_model(
             cfg,
             seed=seed,
             kernels=kernels,
+            footprint=footprint,
         )
 
     species = sites["species"]
@@ -380,7 +397,21 @@ def _initial_sites(model: xr.Dataset) -> dict[str, np.ndarray]:
     }
 
 
-def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg, *, seed, kernels):
+def _flip(
+    images,
+    euler,
+    sites,
+    species,
+    pixel,
+    weights,
+    b_factors,
+    refined,
+    cfg,
+    *,
+    seed,
+    kernels,
+    footprint,
+):
     return flip_pairs(
         images,
         euler,
@@ -395,6 +426,7 @@ def _flip(images, euler, sites, species, pixel, weights, b_factors, refined, cfg
         shifts=refined.shifts,
         max_sweeps=cfg.flip_sweeps,
         kernels=kernels,
+        footprint=footprint,
         rng=np.random.SeedSequence(seed),
     )
 

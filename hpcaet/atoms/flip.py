@@ -84,6 +84,7 @@ def flip_pairs(
     shifts: ArrayLike | None = None,
     max_sweeps: int = 10,
     kernels: Sequence[np.ndarray | None] | None = None,
+    footprint: np.ndarray | None = None,
     rng: np.random.Generator | int | None = None,
 ) -> FlipResult:
     """Choose S, Se or vacancy for every chalcogen pair by the lowest R1.
@@ -114,6 +115,9 @@ def flip_pairs(
     kernels : sequence of m ndarrays of odd shape (k, k) or None, optional
         Blur of each calculated image (:func:`~hpcaet.atoms.blur.blur_images`); the
         patches grow by the kernel's half size.
+    footprint : ndarray of bool, shape (m, ny, nx), optional
+        Pixels compared (:func:`~hpcaet.atoms.objective.footprint_mask`); R1 is summed
+        over them only. None: every pixel.
     rng : numpy.random.Generator or int or None
         Order of the pairs in each sweep.
 
@@ -165,6 +169,9 @@ def flip_pairs(
         if name not in table_w or name not in table_b:
             raise InputError(f"weights and b_factors need a value for {name!r}.")
     kernels = check_kernels(kernels, m)
+    seen = np.ones(y.shape, bool) if footprint is None else np.asarray(footprint, bool)
+    if seen.shape != y.shape:
+        raise InputError(f"footprint must have the images' shape {y.shape}; got {seen.shape}.")
 
     atom = spec != "vac"
     model = project_atoms(
@@ -178,8 +185,8 @@ def flip_pairs(
     )
     model = blur_images(model, kernels)
     calc = s[:, None, None] * model + c[:, None, None]
-    total = max(float(np.abs(y).sum()), 1e-300)
-    r1_before = float(np.abs(y - calc).sum()) / total
+    total = max(float(np.abs(y[seen]).sum()), 1e-300)
+    r1_before = float(np.abs(y - calc)[seen].sum()) / total
     if len(first) == 0:
         return FlipResult(spec, np.zeros(0, dtype=int), r1_before, r1_before)
 
@@ -213,6 +220,7 @@ def flip_pairs(
                 table_b,
                 cases_w,
                 kernels,
+                seen,
             )
             if case is not None:
                 spec[i], spec[j] = CASES[case]
@@ -220,7 +228,7 @@ def flip_pairs(
         changes.append(changed)
         if changed == 0:
             break
-    r1_after = float(np.abs(y - calc).sum()) / total
+    r1_after = float(np.abs(y - calc)[seen].sum()) / total
     log.info(
         "flip: %d pairs, changes per sweep %s, R1 %.4f -> %.4f",
         len(first),
@@ -245,6 +253,7 @@ def _best_case(
     table_b,
     cases_w,
     kernels,
+    seen,
 ):
     """Index of the best case if it beats the current one (updating ``calc``), else None.
 
@@ -261,6 +270,9 @@ def _best_case(
     img = np.arange(m)[:, None, None]
     index = (img, rows_c[:, :, None], cols_c[:, None, :])
     meas, cur = y[index], calc[index]
+    valid = valid & seen[index]
+    if not valid.any():
+        return None  # the pair is seen by no compared pixel: keep it as it is
     # Patch pixel (a, b) of image j sits at full-image pixel (rows[j, a], cols[j, b]);
     # shift the projections so project_atoms on a p x p grid lands there.
     origin = np.column_stack(

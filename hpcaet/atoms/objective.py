@@ -23,6 +23,7 @@ __all__ = [
     "ImageChunk",
     "ChunkTerms",
     "support_mask",
+    "footprint_mask",
     "pixel_weights",
     "split_images",
     "fit_scale_offset",
@@ -124,6 +125,66 @@ def support_mask(
     )
     level = np.exp(-0.5 * (margin / sigma) ** 2) / (2.0 * np.pi * sigma**2)
     return cover >= level
+
+
+def footprint_mask(
+    euler: ArrayLike,
+    *,
+    shape: tuple[int, int],
+    pixel_size: float,
+    box: tuple[float, float, float, float],
+    depth: float,
+    shifts: ArrayLike | None = None,
+) -> np.ndarray:
+    """Pixels whose line of sight crosses the sheet inside an in-plane box, per image.
+
+    The model holds only the atoms of the reconstructed volume, but a specimen that runs
+    beyond the volume puts atoms into the images that the model does not have: a pixel
+    whose ray meets the sheet (``|z| <= depth``) outside the box may see them. Only the
+    pixels inside the box's footprint at every height are compared.
+
+    Parameters
+    ----------
+    euler : array_like of shape (m, 3)
+        Euler angles [deg].
+    shape : tuple of int
+        ``(ny, nx)``.
+    pixel_size : float
+        [Å].
+    box : tuple of float
+        ``(x0, x1, y0, y1)`` [Å] in the sample frame.
+    depth : float
+        Half thickness of the sheet's slab [Å].
+    shifts : array_like of shape (m, 2), optional
+        Per-image shifts ``(x, y)`` [Å] of the projections.
+
+    Returns
+    -------
+    ndarray of bool, shape (m, ny, nx)
+    """
+    from hpcaet.geometry import euler_to_matrix, pixel_to_position
+
+    rotations = euler_to_matrix(np.atleast_2d(np.asarray(euler, float)))
+    m = len(rotations)
+    t = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)
+    ny, nx = shape
+    rows, cols = np.mgrid[0:ny, 0:nx]
+    xy = pixel_to_position(np.stack([rows, cols], -1).astype(float), shape, pixel_size)
+    x0, x1, y0, y1 = box
+    out = np.zeros((m, ny, nx), dtype=bool)
+    for j, R in enumerate(rotations):
+        u, v = xy[..., 0] - t[j, 0], xy[..., 1] - t[j, 1]
+        if abs(R[2, 2]) < 1e-6:
+            continue
+        # the ray R^T (u, v, s); its height R[0,2] u + R[1,2] v + R[2,2] s
+        a = R[0, 2] * u + R[1, 2] * v
+        inside = np.ones((ny, nx), dtype=bool)
+        for s in ((depth - a) / R[2, 2], (-depth - a) / R[2, 2]):
+            px = R[0, 0] * u + R[1, 0] * v + R[2, 0] * s
+            py = R[0, 1] * u + R[1, 1] * v + R[2, 1] * s
+            inside &= (px >= x0) & (px <= x1) & (py >= y0) & (py <= y1)
+        out[j] = inside
+    return out
 
 
 def split_images(

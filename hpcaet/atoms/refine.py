@@ -117,6 +117,7 @@ def refine_atoms(
     noise: str = "poisson",
     chunk: int = 4,
     kernels: Sequence[np.ndarray | None] | None = None,
+    footprint: np.ndarray | None = None,
     mapper: Mapper | None = None,
 ) -> RefineResult:
     """Refine positions, per-species cross-sections and B-factors against images.
@@ -157,6 +158,9 @@ def refine_atoms(
         Blur of each calculated image before it is compared with the measured one
         (the vibration kernels of images that were not deconvolved, from
         :func:`~hpcaet.atoms.blur.vibration_kernels`); None: no blur.
+    footprint : ndarray of bool, shape (m, ny, nx), optional
+        Pixels that may be fitted at all (:func:`~hpcaet.atoms.objective.footprint_mask`:
+        those that see no atom beyond the model); None: every pixel.
     mapper : callable, optional
         ``mapper(chunks, func, params)`` returns ``[func(c, **params) for c in chunks]``,
         possibly computed elsewhere (see :class:`hpcaet.atoms.distributed.DaskMapper`).
@@ -202,6 +206,13 @@ def refine_atoms(
     mask = support_mask(
         r0, angles, shape=y.shape[1:], pixel_size=pixel_size, margin=margin, shifts=t0
     )
+    if footprint is not None:
+        footprint = np.asarray(footprint, dtype=bool)
+        if footprint.shape != y.shape:
+            raise InputError(
+                f"footprint must have the images' shape {y.shape}; got {footprint.shape}."
+            )
+        mask &= footprint
     weight = pixel_weights(y, mask) if noise == "poisson" else mask.astype(float)
     kernels = check_kernels(kernels, m)
     chunks = split_images(y, angles, weight, chunk=chunk, kernels=kernels)

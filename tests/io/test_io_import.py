@@ -344,3 +344,11 @@ def test_cli_import_refuses_to_overwrite_and_guards_simulate(tmp_path):
         run_stages(
             load_config(tmp_path / "r" / "config.yaml"), tmp_path / "r", stages=("simulate",)
         )
+
+
+@needs_real
+def test_real_spectrum_file_is_refused_as_no_image(tmp_path):
+    table = tmp_path / "a.csv"
+    table.write_text("alpha\n0\n")
+    with pytest.raises(InputError, match="holds no 2D image signal"):
+        import_tilt_series([REAL / "DMReader_EELS_STO.dm4"], read_angle_table(table), dose=1e5)

@@ -132,8 +132,7 @@ def test_thick_support_fits_every_tilt():
     truth = PIXEL * render_volume(atom, 1.0, 22.0, shape=(m, m, m), voxel_size=PIXEL)
     errors = {}
     for mode in ("auto", "consistent"):
-        out = resire(images, euler, support_z=m, iterations=60, rfree_fraction=0.0,
-                     fit_pixels=mode)
+        out = resire(images, euler, support_z=m, iterations=60, rfree_fraction=0.0, fit_pixels=mode)
         errors[mode] = np.abs(out.volume - truth).sum() / truth.sum()
     assert errors["auto"] < 0.05 and errors["consistent"] > 0.3
     with pytest.raises(InputError, match="fit_pixels must be one of"):
