@@ -45,6 +45,7 @@ class AtomsConfig:
     edge_distance: float
     edge: str
     image_margin: float
+    trace_smoothing: float
 
     def __post_init__(self):
         _positive(
@@ -84,6 +85,10 @@ class AtomsConfig:
         if not self.snap_distance >= 0:
             raise ConfigError(
                 f"atoms.snap_distance must be >= 0 Å (0: no snapping); got {self.snap_distance!r}."
+            )
+        if not self.trace_smoothing >= 0:
+            raise ConfigError(
+                f"atoms.trace_smoothing must be >= 0 Å; got {self.trace_smoothing!r}."
             )
         if not self.image_margin >= 0:
             raise ConfigError(f"atoms.image_margin must be >= 0 Å; got {self.image_margin!r}.")

@@ -56,7 +56,7 @@ from hpcaet.config import Config
 from hpcaet.errors import InputError
 from hpcaet.io import FLAG_EDGE, FLAG_OFF_LAYER, FLAG_TOO_CLOSE, make_atom_model
 
-__all__ = ["build_model", "atom_flags", "edge_flags", "field_of_view"]
+__all__ = ["build_model", "atom_flags", "edge_flags", "field_of_view", "check_material"]
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def edge_flags(position: np.ndarray, volume: xr.Dataset, *, distance: float) -> 
     """:data:`~hpcaet.io.FLAG_EDGE` for sites within ``distance`` [Å] of the side faces.
 
     Near a face of the reconstructed volume an atom lacks the outer neighbours that the
-    tracing, the species classes and the refinement lean on; on the demo, 39 of the 41
+    tracing, the species classes and the refinement lean on; on the demo, 28 of the 29
     atoms on a true site with the wrong species lay within 3 Å of a face.
 
     Parameters
@@ -268,6 +268,72 @@ def edge_flags(position: np.ndarray, volume: xr.Dataset, *, distance: float) -> 
     x, y = position[:, 0], position[:, 1]
     inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
     return np.where(inside, 0, FLAG_EDGE).astype(np.int8)
+
+
+#: How far the traced lattice may be from the configured one before the stage stops.
+_LATTICE_TOLERANCE, _HEIGHT_TOLERANCE = 0.12, 0.35
+
+
+def check_material(
+    position: np.ndarray,
+    layer: np.ndarray,
+    *,
+    lattice: tuple[float, float],
+    heights: tuple[float, float],
+) -> tuple[float, float]:
+    """Stop when the traced atoms do not look like the configured monolayer.
+
+    The median in-plane distance between neighbouring atoms of the middle layer must lie
+    within 12 % of the configured lattice constants' range, and the median height of the
+    top and bottom atoms over the nearest middle-layer atom within 35 % of the chalcogen
+    heights' range. An amorphous film or another crystal traced with the layer filters
+    on gives a few scattered "layers" that fail one or both, and labelling them Mo, W,
+    S and Se would be a silent wrong answer.
+
+    Parameters
+    ----------
+    position : ndarray of shape (n, 3)
+        Traced atoms [Å].
+    layer : ndarray of shape (n,)
+        -1, 0, 1 (:func:`~hpcaet.atoms.fit_layers`).
+    lattice : tuple of float
+        Lattice constants of the configured materials [Å].
+    heights : tuple of float
+        Chalcogen heights above the metal plane [Å].
+
+    Returns
+    -------
+    tuple of float
+        The measured metal-metal distance and chalcogen height [Å].
+
+    Raises
+    ------
+    InputError
+        Either figure is out of range (the message gives both and what was expected).
+    """
+    metal = position[layer == 0]
+    chalc = position[layer != 0]
+    spacing = height = np.nan
+    if len(metal) >= 3:
+        d, _ = cKDTree(metal[:, :2]).query(metal[:, :2], k=2)
+        spacing = float(np.median(d[:, 1]))
+    if len(metal) and len(chalc):
+        _, i = cKDTree(metal[:, :2]).query(chalc[:, :2])
+        height = float(np.median(np.abs(chalc[:, 2] - metal[i, 2])))
+    a_lo, a_hi = min(lattice) * (1 - _LATTICE_TOLERANCE), max(lattice) * (1 + _LATTICE_TOLERANCE)
+    h_lo, h_hi = min(heights) * (1 - _HEIGHT_TOLERANCE), max(heights) * (1 + _HEIGHT_TOLERANCE)
+    if not (a_lo <= spacing <= a_hi and h_lo <= height <= h_hi):
+        raise InputError(
+            f"the traced volume does not look like the configured monolayer: neighbouring "
+            f"middle-layer atoms are {spacing:.3g} Å apart (expected {a_lo:.3g}-{a_hi:.3g} "
+            f"Å from the lattice constants {list(lattice)}) and the outer layers sit "
+            f"{height:.3g} Å from them (expected {h_lo:.3g}-{h_hi:.3g} Å from the heights "
+            f"{list(heights)}), over {len(metal)} middle and {len(chalc)} outer atoms. For "
+            "another material set structure.a_mos2/a_wse2 and atoms.chalcogen_height; for "
+            "a volume that is no monolayer (an amorphous film, a particle) trace it with "
+            "hpcaet.atoms.trace_atoms(..., layers=False)."
+        )
+    return spacing, height
 
 
 def field_of_view(volume: xr.Dataset, margin: float = 3.0) -> tuple[float, ...]:
@@ -323,6 +389,13 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
         layer_tolerance=cfg.layer_tolerance,
         layer_min_distance=cfg.layer_min_distance,
         tile=cfg.tile,
+        smoothing=cfg.trace_smoothing,
+    )
+    check_material(
+        traced.position,
+        traced.layers.layer,
+        lattice=(config.structure.a_mos2, config.structure.a_wse2),
+        heights=tuple(cfg.chalcogen_height),
     )
     classes = classify_species(
         traced.position,

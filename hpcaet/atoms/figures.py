@@ -57,7 +57,8 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
         )
     r1, r = model.attrs.get("R1", np.nan), model.attrs.get("R", np.nan)
     top.set_title(f"atom model (R1 {r1:.3f}, R {r:.3f})")
-    top.legend(loc="upper right", fontsize=8)
+    # below the panel, so that it covers no atom
+    top.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=4, fontsize=8)
     side.set_title("side view")
     return save_figure(fig, path)
 

@@ -51,8 +51,9 @@ class TracedAtoms(NamedTuple):
         Density integrated over a sphere around each atom [density units × Å³].
     height : ndarray of shape (n,)
         Interpolated density at the fitted position [density units].
-    layers : LayerFit
-        Layer of each atom, its height above its layer's surface and the surfaces.
+    layers : LayerFit or None
+        Layer of each atom, its height above its layer's surface and the surfaces; None
+        when traced without layers (``layers=False``).
     n_candidates : int
         Local maxima above the threshold before the distance and layer filters.
     """
@@ -60,7 +61,7 @@ class TracedAtoms(NamedTuple):
     position: np.ndarray
     intensity: np.ndarray
     height: np.ndarray
-    layers: LayerFit
+    layers: LayerFit | None
     n_candidates: int
 
 
@@ -77,8 +78,10 @@ def trace_atoms(
     layer_tolerance: float = 1.2,
     layer_min_distance: float = 2.4,
     tile: int = 48,
+    smoothing: float = 0.0,
+    layers: bool = True,
 ) -> TracedAtoms:
-    """Trace the atoms of a reconstructed monolayer.
+    """Trace the atoms of a reconstructed monolayer (or, ``layers=False``, of any volume).
 
     Parameters
     ----------
@@ -110,6 +113,14 @@ def trace_atoms(
     tile : int, default 48
         Tile edge in y and x [original voxels] for the fine grid (bounds the memory to
         about ``nz * (tile * upsample)**2 * 8`` bytes per tile).
+    smoothing : float, default 0
+        Gaussian pre-smoothing of the volume [Å] (sigma); 0: none. A noisy volume
+        (a reconstruction from few or noisy projections) puts noise maxima beside
+        atoms and pulls the fits; a voxel's width tames both.
+    layers : bool, default True
+        Keep only candidates on the three atomic layers of a monolayer (the layer
+        filters). False traces any volume (an amorphous film, a particle): every
+        candidate that survives ``min_distance`` is kept.
 
     Returns
     -------
@@ -122,6 +133,10 @@ def trace_atoms(
         options, or no candidate left on the atomic layers.
     """
     vol = _check_volume(density, voxel_size)
+    if not (np.isfinite(smoothing) and smoothing >= 0):
+        raise InputError(f"smoothing must be >= 0 Å; got {smoothing!r}.")
+    if smoothing > 0:
+        vol = ndimage.gaussian_filter(vol, smoothing / voxel_size, mode="nearest")
     if int(upsample) != upsample or upsample < 1:
         raise InputError(f"upsample must be a positive integer; got {upsample!r}.")
     if int(fit_size) != fit_size or fit_size < 3 or fit_size % 2 == 0:
@@ -162,16 +177,18 @@ def trace_atoms(
         len(index),
         min_distance,
     )
+    if not layers:
+        return TracedAtoms(position, intensity, height, None, n_candidates)
     if len(position) < 4:
         raise InputError(
             f"only {len(position)} atom(s) traced in the volume; at least 4 are needed to "
             "fit the atomic layers. Check the reconstruction or lower atoms.threshold."
         )
-    layers = fit_layers(position, smoothing=layer_smoothing, strength=height)
+    fit = fit_layers(position, smoothing=layer_smoothing, strength=height)
     for _ in range(3):  # drop off-layer and crowded candidates, refit the layers
-        keep = np.abs(layers.distance) <= layer_tolerance  # NaN (isolated) is False
-        for L in np.unique(layers.layer):
-            members = np.flatnonzero((layers.layer == L) & keep)
+        keep = np.abs(fit.distance) <= layer_tolerance  # NaN (isolated) is False
+        for L in np.unique(fit.layer):
+            members = np.flatnonzero((fit.layer == L) & keep)
             crowded = np.ones(len(members), dtype=bool)
             crowded[
                 enforce_min_distance(
@@ -195,8 +212,8 @@ def trace_atoms(
             layer_min_distance,
         )
         position, intensity, height = position[keep], intensity[keep], height[keep]
-        layers = fit_layers(position, smoothing=layer_smoothing, strength=height)
-    return TracedAtoms(position, intensity, height, layers, n_candidates)
+        fit = fit_layers(position, smoothing=layer_smoothing, strength=height)
+    return TracedAtoms(position, intensity, height, fit, n_candidates)
 
 
 def find_peaks(
