@@ -221,27 +221,24 @@ def run_stages(
 
 def imported_series(run_dir: str | Path) -> bool:
     """Whether ``run_dir`` holds a tilt series made by ``hpcaet import``."""
-    path = Path(run_dir) / "tilt_series.nc"
-    if not path.exists():
-        return False
-    try:
-        ds = read_dataset(path, load=False)
-    except HpcaetError:
-        return False
-    try:
-        return int(ds.attrs.get("imported", 0)) == 1
-    finally:
-        ds.close()
+    attrs = _stored_attrs(Path(run_dir) / "tilt_series.nc")
+    return attrs is not None and int(attrs.get("imported", 0)) == 1
 
 
 def _done(path: Path, digest: str) -> bool:
+    attrs = _stored_attrs(path)
+    return attrs is not None and attrs.get("config_hash") == digest
+
+
+def _stored_attrs(path: Path) -> dict | None:
+    """The attributes of an hpcaet file, or None when it is missing or unreadable."""
     if not path.exists():
-        return False
+        return None
     try:
         ds = read_dataset(path, load=False)
     except HpcaetError:
-        return False
+        return None
     try:
-        return ds.attrs.get("config_hash") == digest
+        return dict(ds.attrs)
     finally:
         ds.close()
