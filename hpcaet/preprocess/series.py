@@ -136,11 +136,11 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp, calibration=
     crop = pp.vibration_crop
     crops, columns, offsets, use = [], [], [], []
     for j, r in enumerate(first):
-        raw = r["summed"] - r["background"]
-        corner = _mos2_crop(r["columns"], r["intensity"], raw.shape, crop)
+        raw = r.summed - r.background
+        corner = _mos2_crop(r.columns, r.intensity, raw.shape, crop)
         if corner is None:
             continue
-        inside = r["columns"] - corner
+        inside = r.columns - corner
         keep = (inside >= 0).all(axis=1) & (inside < crop).all(axis=1)
         crops.append(raw[corner[0] : corner[0] + crop, corner[1] : corner[1] + crop])
         columns.append(inside[keep])
@@ -158,7 +158,7 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp, calibration=
         lattice_euler = np.array(
             [
                 local_lattice_euler(
-                    calibration, j, corners[j], crop, first[j]["summed"].shape, pixel_size
+                    calibration, j, corners[j], crop, first[j].summed.shape, pixel_size
                 )
                 for j in use
             ]
@@ -259,7 +259,7 @@ def _mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
 
 
 def model_backgrounds(
-    first: list[dict],
+    first: list,
     calibration: AngleCalibration,
     tracks: Tracks,
     kernels: np.ndarray,
@@ -281,7 +281,7 @@ def model_backgrounds(
     n = len(first)
     if not pp.background_model:
         return [None] * n
-    bright = bright_tracks(tracks, [r["columns"] for r in first], [r["intensity"] for r in first])
+    bright = bright_tracks(tracks, [r.columns for r in first], [r.intensity for r in first])
     sites = sheet_sites(
         calibration.positions,
         bright,
@@ -300,7 +300,7 @@ def model_backgrounds(
     out: list[ModelBackground | None] = []
     for j in range(n):
         fit = refine_background(
-            first[j]["summed"],
+            first[j].summed,
             sites,
             calibration.euler[j],
             calibration.shift[j],

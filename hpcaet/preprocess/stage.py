@@ -15,9 +15,11 @@ functions of their inputs, with deterministic keys.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +28,7 @@ import xarray as xr
 from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import InputError
 from hpcaet.geometry import position_to_pixel
-from hpcaet.io import complete_coordinates, make_tilt_series, read_dataset
-from hpcaet.parallel import gather_with_progress
+from hpcaet.io import atomic_path, complete_coordinates, make_tilt_series, read_dataset
 from hpcaet.preprocess.align import alignment_shifts, shift_image
 from hpcaet.preprocess.background import estimate_background, hollow_fraction
 from hpcaet.preprocess.columns import column_bias, find_metal_columns
@@ -46,12 +47,70 @@ from hpcaet.preprocess.vibration import (
     deconvolve,
 )
 
-__all__ = ["preprocess_series", "run_preprocess", "lattice_model"]
+__all__ = ["preprocess_series", "run_preprocess", "lattice_model", "TiltStart", "TiltFinish"]
 
 log = logging.getLogger(__name__)
 
 # bump when a per-tilt result changes, so old checkpoints are not reused
-_VERSION = 3
+_VERSION = 4
+
+
+class _Record:
+    """A per-tilt result of plain arrays: stored in a checkpoint as they are."""
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_arrays(cls, data) -> _Record:
+        kinds = {f.name: f.type for f in dataclasses.fields(cls)}
+        values = {}
+        for name, kind in kinds.items():
+            value = data[name]
+            values[name] = value.item() if kind in ("float", "bool") else np.asarray(value)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TiltStart(_Record):
+    """Phase 1 of one tilt: drift, frame sum, denoising, background, metal columns.
+
+    Images are (ny, nx) [counts]; ``velocity`` and ``drift`` [pixel] (x, y);
+    ``columns`` (n, 2) fractional (row, col) and ``intensity`` (n,) of the metal columns.
+    ``refitted``: the background is the sheet model's (set after phase 2).
+    """
+
+    velocity: np.ndarray
+    drift: np.ndarray
+    measured: np.ndarray
+    drift_residual: float
+    summed: np.ndarray
+    denoised: np.ndarray
+    background: np.ndarray
+    subtracted: np.ndarray
+    columns: np.ndarray
+    intensity: np.ndarray
+    hollow: float
+    refitted: bool = False
+
+
+@dataclass(frozen=True)
+class TiltFinish(_Record):
+    """Phase 3 of one tilt: column bias, deconvolution and alignment.
+
+    ``bias`` and ``shift`` (row, col) [pixel]; ``vibration`` the kernel (direction,
+    amplitude, width, misfit); ``crop`` its crop corner; images (ny, nx) [counts]:
+    ``deconvolved``, the aligned ``image`` and the aligned ``linear`` image (neither
+    denoised nor deconvolved).
+    """
+
+    bias: np.ndarray
+    vibration: np.ndarray
+    crop: np.ndarray
+    deconvolved: np.ndarray
+    shift: np.ndarray
+    image: np.ndarray
+    linear: np.ndarray
 
 
 def run_preprocess(config: Config, run, client=None) -> dict[str, xr.Dataset]:
@@ -146,11 +205,12 @@ def preprocess_series(
         checkpoint_dir,
         f"preprocess-a-{key}",
         "preprocess (drift, denoise, background, columns)",
+        record=TiltStart,
     )
-    subtracted = np.stack([r["subtracted"] for r in first])
+    subtracted = np.stack([r.subtracted for r in first])
     spacing = pp.lattice_constant / px
     tracks = track_columns(
-        [r["columns"] for r in first],
+        [r.columns for r in first],
         subtracted,
         euler,
         spacing=spacing,
@@ -159,8 +219,8 @@ def preprocess_series(
     )
     calibration, bias_applied = calibrate_series(
         tracks,
-        [r["columns"] for r in first],
-        [r["intensity"] for r in first],
+        [r.columns for r in first],
+        [r.intensity for r in first],
         euler,
         config,
         shape=subtracted.shape[1:],
@@ -170,16 +230,16 @@ def preprocess_series(
     kernels, corners = vibration_kernels(
         first, calibration.euler, centres, model, px, pp, calibration=calibration
     )
-    for r, fit in zip(
-        first,
-        model_backgrounds(first, calibration, tracks, kernels, config, pixel_size=px),
-        strict=True,
-    ):
-        r["background_model"] = np.array(fit is not None)
-        if fit is not None:
-            r["background"] = fit.background
-            r["subtracted"] = r["denoised"] - fit.background
-    subtracted = np.stack([r["subtracted"] for r in first])
+    fits = model_backgrounds(first, calibration, tracks, kernels, config, pixel_size=px)
+    first = [
+        r
+        if fit is None
+        else dataclasses.replace(
+            r, background=fit.background, subtracted=r.denoised - fit.background, refitted=True
+        )
+        for r, fit in zip(first, fits, strict=True)
+    ]
+    subtracted = np.stack([r.subtracted for r in first])
     options_c = dict(
         pixel_size=px,
         model=model,
@@ -191,7 +251,7 @@ def preprocess_series(
         _finish_tilt,
         [
             (
-                first[j]["summed"] - first[j]["background"],
+                first[j].summed - first[j].background,
                 subtracted[j],
                 calibration.euler[j],
                 centres[j],
@@ -204,16 +264,17 @@ def preprocess_series(
         client,
         checkpoint_dir,
         f"preprocess-c-{key}-{_digest(np.concatenate([calibration.euler, kernels], 1))}"
-        f"{_digest(np.stack([r['background'] for r in first]))}",
+        f"{_digest(np.stack([r.background for r in first]))}",
         "preprocess (vibration, alignment)",
+        record=TiltFinish,
     )
     processed = _assemble(series, first, second, calibration, tracks)
     steps = {
-        "summed": np.stack([r["summed"] for r in first]),
-        "denoised": np.stack([r["denoised"] for r in first]),
-        "background": np.stack([r["background"] for r in first]),
+        "summed": np.stack([r.summed for r in first]),
+        "denoised": np.stack([r.denoised for r in first]),
+        "background": np.stack([r.background for r in first]),
         "subtracted": subtracted,
-        "deconvolved": np.stack([r["deconvolved"] for r in second]),
+        "deconvolved": np.stack([r.deconvolved for r in second]),
         "tracks": tracks.rc,
         "reference": np.array(tracks.reference),
     }
@@ -234,7 +295,7 @@ def _process_tilt(
     hollow,
     smoothing,
     threshold,
-) -> dict:
+) -> TiltStart:
     """Phase 1 of one tilt: drift, sum, denoise, background, metal columns.
 
     One frame has no drift to measure: it is taken as it is (zero drift).
@@ -255,19 +316,19 @@ def _process_tilt(
     bg = estimate_background(denoised, spacing=spacing, hollow=rho, smoothing=smoothing)
     subtracted = denoised - bg.background
     fit = find_metal_columns(subtracted, lattice_constant=spacing, threshold=threshold)
-    return {
-        "velocity": drift.velocity,
-        "drift": drift.drift,
-        "measured": drift.measured,
-        "drift_residual": np.array(drift.residual),
-        "summed": summed,
-        "denoised": denoised,
-        "background": bg.background,
-        "subtracted": subtracted,
-        "columns": fit.position,
-        "intensity": fit.intensity,
-        "hollow": np.array(rho),
-    }
+    return TiltStart(
+        velocity=drift.velocity,
+        drift=drift.drift,
+        measured=drift.measured,
+        drift_residual=float(drift.residual),
+        summed=summed,
+        denoised=denoised,
+        background=bg.background,
+        subtracted=subtracted,
+        columns=fit.position,
+        intensity=fit.intensity,
+        hollow=float(rho),
+    )
 
 
 def _finish_tilt(
@@ -283,32 +344,35 @@ def _finish_tilt(
     iterations,
     align,
     bias_applied,
-) -> dict:
+) -> TiltFinish:
     """Phase 3 of one tilt: column bias, deconvolution of ``kernel``, alignment.
 
     ``bias_applied``: the calibration already used bias-corrected columns, so the
     calibrated centre is not corrected again (the bias is still recorded).
     """
     bias = column_bias(model, euler, pixel_size=pixel_size)
-    result = {"bias": bias, "vibration": np.asarray(kernel, float), "crop": corner}
     out = image
     if np.all(np.isfinite(kernel)):
         est = VibrationEstimate(*(float(v) for v in kernel))
         out = deconvolve(image, est, pixel_size=pixel_size, iterations=iterations)
-    result["deconvolved"] = out
     target = np.asarray(centre) - (0.0 if bias_applied else bias)
-    shift = alignment_shifts(target[None], image.shape)[0]
-    result["shift"] = shift if align else np.zeros(2)
-    result["image"] = shift_image(out, shift) if align else out
-    # the same drift-corrected, background-subtracted image without the nonlinear steps
-    # (no denoising, no deconvolution): it stays proportional to the linear ADF model
-    result["linear"] = shift_image(raw, shift) if align else np.asarray(raw, float)
-    return result
+    shift = alignment_shifts(target[None], image.shape)[0] if align else np.zeros(2)
+    return TiltFinish(
+        bias=bias,
+        vibration=np.asarray(kernel, float),
+        crop=np.asarray(corner),
+        deconvolved=out,
+        shift=shift,
+        image=shift_image(out, shift) if align else out,
+        # the same drift-corrected, background-subtracted image without the nonlinear
+        # steps (no denoising, no deconvolution): proportional to the linear ADF model
+        linear=shift_image(raw, shift) if align else np.asarray(raw, float),
+    )
 
 
 def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
     n_tilt = len(first)
-    images = np.stack([r["image"] for r in second]).astype(np.float32)
+    images = np.stack([r.image for r in second]).astype(np.float32)
     truth = {
         k: series[k].values
         for k in (
@@ -348,7 +412,7 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
     )
     ds["linear_images"] = (
         ("tilt", "y", "x"),
-        np.stack([r["linear"] for r in second]).astype(np.float32),
+        np.stack([r.linear for r in second]).astype(np.float32),
         {
             "units": "counts",
             "long_name": "drift-corrected, background-subtracted, aligned images without "
@@ -362,27 +426,27 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
     )
     ds["drift_velocity"] = (
         ("tilt", "shift_axis"),
-        np.stack([r["velocity"] for r in first]),
+        np.stack([r.velocity for r in first]),
         {"units": "pixel", "long_name": "estimated drift per frame (x, y)"},
     )
     ds["drift"] = (
         ("tilt", "frame", "shift_axis"),
-        np.stack([r["drift"] for r in first]),
+        np.stack([r.drift for r in first]),
         {"units": "pixel", "long_name": "estimated drift at the start of each frame"},
     )
     ds["drift_residual"] = (
         ("tilt",),
-        np.array([float(r["drift_residual"]) for r in first]),
+        np.array([r.drift_residual for r in first]),
         {"units": "pixel", "long_name": "RMS misfit of the linear drift"},
     )
     ds["background"] = (
         ("tilt", "y", "x"),
-        np.stack([r["background"] for r in first]).astype(np.float32),
+        np.stack([r.background for r in first]).astype(np.float32),
         {"units": "counts", "long_name": "estimated background (subtracted)"},
     )
     ds["background_model"] = (
         ("tilt",),
-        np.array([int(r.get("background_model", False)) for r in first], np.int8),
+        np.array([int(r.refitted) for r in first], np.int8),
         {
             "units": "1",
             "long_name": "1 where the background was refitted with the sheet model, 0 where "
@@ -396,10 +460,10 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
     )
     ds["column_bias"] = (
         ("tilt", "shift_axis"),
-        np.stack([r["bias"][::-1] for r in second]),
+        np.stack([r.bias[::-1] for r in second]),
         {"units": "pixel", "long_name": "metal-column fit bias (x, y) removed"},
     )
-    vib = np.stack([r["vibration"] for r in second])
+    vib = np.stack([r.vibration for r in second])
     for k, (name, units) in enumerate(
         (("direction", "deg"), ("amplitude", "Å"), ("width", "Å"), ("misfit", "1"))
     ):
@@ -410,7 +474,7 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
         )
     ds["alignment_shift"] = (
         ("tilt", "shift_axis"),
-        np.stack([r["shift"][::-1] for r in second]),
+        np.stack([r.shift[::-1] for r in second]),
         {"units": "pixel", "long_name": "shift applied (x, y)"},
     )
     ds["metal_position"] = (
@@ -437,32 +501,57 @@ def _assemble(series, first, second, calibration, tracks) -> xr.Dataset:
     return ds
 
 
-def _map(func, args_list, options, client, checkpoint_dir, prefix, label) -> list[dict]:
-    """Run ``func(*args, **options)`` per tilt, locally or on Dask, with checkpoints."""
-    results: list[dict | None] = [None] * len(args_list)
+def _map(
+    func, args_list, options, client, checkpoint_dir, prefix, label, *, record
+) -> list[_Record]:
+    """Run ``func(*args, **options)`` per tilt, locally or on Dask, with checkpoints.
+
+    Each result is saved as it comes (written whole or not at all); a checkpoint that
+    cannot be read (a half-written file of an older version, a damaged disk) is
+    recomputed.
+    """
+    results: list[_Record | None] = [None] * len(args_list)
     paths = [None] * len(args_list)
     if checkpoint_dir is not None:
         for j in range(len(args_list)):
             paths[j] = Path(checkpoint_dir) / f"{prefix}-tilt{j:03d}.npz"
-            if paths[j].exists():
-                with np.load(paths[j]) as data:
-                    results[j] = {k: data[k] for k in data.files}
+            results[j] = _load(paths[j], record)
     todo = [j for j in range(len(args_list)) if results[j] is None]
     if todo and client is not None:
-        futures = [
-            client.submit(func, *args_list[j], key=f"{prefix}-tilt{j}", pure=False, **options)
+        from distributed import as_completed
+
+        futures = {
+            client.submit(func, *args_list[j], key=f"{prefix}-tilt{j}", pure=False, **options): j
             for j in todo
-        ]
-        for j, r in zip(todo, gather_with_progress(futures, label=label), strict=True):
-            results[j] = r
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            j = futures[future]
+            results[j] = future.result()
+            _save(paths[j], results[j])
+            log.info("%s: tilt %d done (%d/%d)", label, j + 1, done, len(todo))
     else:
         for j in todo:
             results[j] = func(*args_list[j], **options)
+            _save(paths[j], results[j])
             log.info("%s: tilt %d/%d done", label, j + 1, len(args_list))
-    for j in todo:
-        if paths[j] is not None:
-            np.savez(paths[j], **results[j])
     return results
+
+
+def _save(path: Path | None, result: _Record) -> None:
+    if path is not None:
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **result.arrays())
+
+
+def _load(path: Path, record: type[_Record]) -> _Record | None:
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            return record.from_arrays(data)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        log.warning("preprocess: checkpoint %s is unreadable (%s); recomputing it", path, exc)
+        return None
 
 
 def _key(series: xr.Dataset, config: Config) -> str:

@@ -54,3 +54,40 @@ def test_demo_run_meets_drift_angle_and_alignment_targets(tmp_path):
     assert out["images"].shape == (12, 160, 160)
     figures = sorted(p.name for p in (tmp_path / "figures").glob("preprocess_*.png"))
     assert len(figures) == 6
+
+
+def test_one_frame_series_without_truth_resumes_from_its_checkpoints(tmp_path, caplog):
+    # The demo field simulated with one frame per tilt, its truth variables stripped (as
+    # an imported series): preprocessing skips the drift step and runs through. A second
+    # run reuses every per-tilt checkpoint; a damaged one is recomputed, and the result
+    # is the same.
+    import logging
+    import os
+
+    from hpcaet.phantom.stage import make_phantom, simulate_tilt_series
+
+    config = load_config("configs/demo.yaml", overrides={"imaging": {"frames": 1}})
+    simulated = simulate_tilt_series(make_phantom(config), config)
+    series = make_tilt_series(
+        frames=simulated["frames"].values,
+        euler=simulated["euler"].values,
+        pixel_size=simulated.attrs["pixel_size"],
+        dose=simulated.attrs["dose"],
+        read_noise=simulated.attrs["read_noise"],
+    )
+    first, _ = preprocess_series(series, config, checkpoint_dir=tmp_path)
+    assert not [v for v in first.data_vars if v.startswith("true_")]
+    np.testing.assert_array_equal(first["drift"].values, 0.0)
+    assert first["drift"].shape == (12, 1, 2)
+    saved = sorted(tmp_path.glob("*.npz"))
+    assert len(saved) == 24 and not list(tmp_path.glob(".*"))  # no temporary file left
+    stamps = {p: p.stat().st_mtime_ns for p in saved}
+    damaged = saved[0]
+    damaged.write_bytes(b"not a checkpoint")
+    os.utime(damaged, ns=(1, 1))
+    with caplog.at_level(logging.WARNING, logger="hpcaet.preprocess.stage"):
+        again, _ = preprocess_series(series, config, checkpoint_dir=tmp_path)
+    assert "unreadable" in caplog.text
+    changed = [p for p in saved if p.stat().st_mtime_ns != stamps[p]]
+    assert changed == [damaged]
+    np.testing.assert_array_equal(again["images"].values, first["images"].values)
