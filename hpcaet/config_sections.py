@@ -308,10 +308,10 @@ class ReconstructConfig:
             raise ConfigError(
                 f"reconstruct.gridding must be 'dft' or 'fft'; got {self.gridding!r}."
             )
-        if self.step > self.window or self.support_z > self.window:
+        if self.step > self.window:
             raise ConfigError(
-                f"reconstruct.step ({self.step}) and support_z ({self.support_z}) must not "
-                f"exceed reconstruct.window ({self.window}) [voxels]."
+                f"reconstruct.step ({self.step}) must not exceed reconstruct.window "
+                f"({self.window}) [voxels]: the windows would leave gaps."
             )
         if self.tiles is not None and min(self.tiles) < 1:
             raise ConfigError(

@@ -60,7 +60,8 @@ def check_projections(
     euler : array_like of shape (n, 3)
         Euler angles (Z, Y, X) of each crop [deg].
     support_z : int
-        Thickness of the support slab [voxels], ``1 <= support_z <= m``.
+        Thickness of the support slab [voxels], ``>= 1``; independent of the window, so a
+        film thicker than a window can be reconstructed.
 
     Returns
     -------
@@ -94,10 +95,8 @@ def check_projections(
             f"and {int(bad.sum())} in all; fill or mask them before reconstructing."
         )
     m = imgs.shape[1]
-    if int(support_z) != support_z or not 1 <= support_z <= m:
-        raise InputError(
-            f"support_z must be an integer from 1 to the window size {m}; got {support_z!r}."
-        )
+    if int(support_z) != support_z or not support_z >= 1:
+        raise InputError(f"support_z must be a positive integer [voxels]; got {support_z!r}.")
     return np.ascontiguousarray(imgs, dtype=np.float32), euler_to_matrix(angles)
 
 

@@ -141,7 +141,8 @@ def genfire(
         raise InputError(f"oversampling must be a number >= 1; got {oversampling!r}.")
     start = time.perf_counter()
     m = imgs.shape[1]
-    n = int(round(oversampling * m))
+    # the grid is oversampled along z too: a slab thicker than the window sets its size
+    n = int(round(oversampling * max(m, support_z)))
     data = grid_projections(
         imgs, rotations, n=n, radius=interpolation_radius, method=gridding, workers=workers
     )

@@ -188,7 +188,7 @@ def plan_windows(
     step : int, default 30
         Scan step [voxels], ``1 <= step <= window``.
     support_z : int, default 33
-        Slab thickness [voxels], ``<= window``.
+        Slab thickness [voxels]; it may exceed the window (a thick film).
     tiles : tuple of int, optional
         Tiles along y and x. By default the most tiles whose crops fit in the images.
 
@@ -199,8 +199,8 @@ def plan_windows(
     Raises
     ------
     InputError
-        A window larger than the images, a step larger than the window, a support
-        thicker than the window, or tiles whose crops leave the images.
+        A window larger than the images, a step larger than the window, or tiles
+        whose crops leave the images.
     """
     ny, nx = (int(s) for s in image_shape)
     angles = np.atleast_2d(np.asarray(euler, dtype=float))
@@ -219,8 +219,6 @@ def plan_windows(
             f"step of {step} voxels is larger than the window of {window}: the windows "
             "would leave gaps. Use step <= window (the paper: window 60, step 30)."
         )
-    if support_z > window:
-        raise InputError(f"support_z of {support_z} voxels is thicker than the window of {window}.")
     if not (np.isfinite(pixel_size) and pixel_size > 0):
         raise InputError(f"pixel_size must be a positive number of Å; got {pixel_size!r}.")
 

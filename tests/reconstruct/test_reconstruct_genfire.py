@@ -83,7 +83,7 @@ def test_rfree_off_and_options(table_s2):
     ("kwargs", "match"),
     [
         (dict(euler=np.zeros((3, 3))), "3 Euler angle triples for 2 projections"),
-        (dict(support_z=17), "support_z must be an integer from 1 to the window size 16"),
+        (dict(support_z=0), "support_z must be a positive integer"),
         (dict(oversampling=0.5), "oversampling must be a number >= 1"),
         (dict(interpolation_radius=0.5), "interpolation radius"),
         (dict(iterations=-1), "iterations must be a non-negative integer"),

@@ -141,7 +141,7 @@ def test_stage_is_registered():
     ("change", "match"),
     [
         ({"algorithm": "art"}, "reconstruct.algorithm must be 'genfire' or 'resire'"),
-        ({"step": 70}, r"reconstruct.step \(70\) and support_z"),
+        ({"step": 70}, r"reconstruct.step \(70\) must not exceed reconstruct.window"),
         ({"interpolation_radius": 0.6}, "interpolation_radius must be in"),
         ({"resire_step": 1.5}, r"resire_step must be in \(0, 1\] with momentum"),
         ({"gridding": "nufft"}, "reconstruct.gridding"),

@@ -76,3 +76,29 @@ def test_solvers_keep_density_inside_the_sheet(solver):
     assert volume[: 7 + 3 - 4, 7:14, 7:14].max() == 0
     peak = np.unravel_index(volume.argmax(), volume.shape)
     assert peak[1:] == (10, 10) and abs(peak[0] - (7 + 3)) <= 1
+
+
+@pytest.mark.parametrize("algorithm", ["genfire", "resire"])
+def test_a_film_thicker_than_the_window(algorithm):
+    # Atoms spread over 10 Å in z inside a 24-voxel (7.7 Å) window: the slab (41 voxels,
+    # 13 Å) is thicker than the window. 15 tilts to ±60° about two axes; every atom's
+    # density peak comes back within 1 voxel of its place (measured: 0.62 voxel at worst,
+    # the argmax voxel against the sub-voxel truth; an atom whose blur reaches the slab's
+    # face, 5.5 Å up, came 1.2 voxels in with GENFIRE).
+    from hpcaet.forward import project_atoms
+
+    rng = np.random.default_rng(2)
+    atoms = np.column_stack([rng.uniform(-2.0, 2.0, (6, 2)), np.linspace(-5.0, 5.0, 6)])
+    m, nz, px = 24, 41, 0.32
+    tilt = np.linspace(-60, 60, 15)
+    euler = np.column_stack([np.where(np.arange(15) % 2, 90.0, 0.0), tilt, np.zeros(15)])
+    images = project_atoms(atoms, 1.0, 12.0, euler, shape=(m, m), pixel_size=px)
+    solve = {"genfire": genfire, "resire": resire}[algorithm]
+    out = solve(images, euler, support_z=nz, iterations=150, rng=0)
+    assert out.volume.shape == (nz, m, m)
+    for a in atoms:
+        want = np.array([a[2], a[1], a[0]]) / px + [nz // 2, m // 2, m // 2]
+        r = np.rint(want).astype(int)
+        sub = out.volume[r[0] - 2 : r[0] + 3, r[1] - 2 : r[1] + 3, r[2] - 2 : r[2] + 3]
+        peak = np.array(np.unravel_index(sub.argmax(), sub.shape)) + r - 2
+        assert np.abs(peak - want).max() <= 1.0, (algorithm, a, peak, want)

@@ -54,7 +54,6 @@ def test_plan_shrinks_until_every_crop_fits():
     [
         (dict(window=200), "larger than the field"),
         (dict(window=40, step=41), "larger than the window"),
-        (dict(window=40, step=20, support_z=41), "thicker than the window"),
         (dict(window=40, step=20, tiles=(9, 9)), "leaves the"),
         (dict(window=0), "positive integer"),
     ],
