@@ -94,7 +94,6 @@ def check_projections(
             f"projection {j} has a non-finite pixel ({float(imgs[j, r, c])!r} at row {r}, col {c}) "
             f"and {int(bad.sum())} in all; fill or mask them before reconstructing."
         )
-    m = imgs.shape[1]
     if int(support_z) != support_z or not support_z >= 1:
         raise InputError(f"support_z must be a positive integer [voxels]; got {support_z!r}.")
     return np.ascontiguousarray(imgs, dtype=np.float32), euler_to_matrix(angles)
