@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from scipy.spatial import cKDTree
 
 from hpcaet.atoms.checkpoints import StepCheckpoints, result_arrays, result_from_arrays
 from hpcaet.atoms.classify import classify_species
@@ -43,6 +42,7 @@ from hpcaet.atoms.pairs import (
     pair_chalcogens,
     snap_chalcogens,
 )
+from hpcaet.atoms.quality import atom_flags, check_material, edge_flags, field_of_view
 from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.sites import (
     drop_stray,
@@ -54,9 +54,9 @@ from hpcaet.atoms.sites import (
 from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
 from hpcaet.errors import InputError
-from hpcaet.io import FLAG_EDGE, FLAG_OFF_LAYER, FLAG_TOO_CLOSE, make_atom_model
+from hpcaet.io import make_atom_model
 
-__all__ = ["build_model", "atom_flags", "edge_flags", "field_of_view", "check_material"]
+__all__ = ["build_model"]
 
 log = logging.getLogger(__name__)
 
@@ -241,138 +241,6 @@ def build_model(
         model["position"].values, volume, distance=cfg.edge_distance
     )
     return model, history
-
-
-def edge_flags(position: np.ndarray, volume: xr.Dataset, *, distance: float) -> np.ndarray:
-    """:data:`~hpcaet.io.FLAG_EDGE` for sites within ``distance`` [Å] of the side faces.
-
-    Near a face of the reconstructed volume an atom lacks the outer neighbours that the
-    tracing, the species classes and the refinement lean on; on the demo, 28 of the 29
-    atoms on a true site with the wrong species lay within 3 Å of a face.
-
-    Parameters
-    ----------
-    position : ndarray of shape (n, 3)
-        Sites (x, y, z) [Å].
-    volume : xarray.Dataset
-        The Volume the sites were traced in.
-    distance : float
-        [Å].
-
-    Returns
-    -------
-    ndarray of int8, shape (n,)
-        ``FLAG_EDGE`` or 0 per site.
-    """
-    x0, x1, y0, y1 = field_of_view(volume, margin=distance)
-    x, y = position[:, 0], position[:, 1]
-    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
-    return np.where(inside, 0, FLAG_EDGE).astype(np.int8)
-
-
-#: How far the traced lattice may be from the configured one before the stage stops.
-_LATTICE_TOLERANCE, _HEIGHT_TOLERANCE = 0.12, 0.35
-
-
-def check_material(
-    position: np.ndarray,
-    layer: np.ndarray,
-    *,
-    lattice: tuple[float, float],
-    heights: tuple[float, float],
-) -> tuple[float, float]:
-    """Stop when the traced atoms do not look like the configured monolayer.
-
-    The median in-plane distance between neighbouring atoms of the middle layer must lie
-    within 12 % of the configured lattice constants' range, and the median height of the
-    top and bottom atoms over the nearest middle-layer atom within 35 % of the chalcogen
-    heights' range. An amorphous film or another crystal traced with the layer filters
-    on gives a few scattered "layers" that fail one or both, and labelling them Mo, W,
-    S and Se would be a silent wrong answer.
-
-    Parameters
-    ----------
-    position : ndarray of shape (n, 3)
-        Traced atoms [Å].
-    layer : ndarray of shape (n,)
-        -1, 0, 1 (:func:`~hpcaet.atoms.fit_layers`).
-    lattice : tuple of float
-        Lattice constants of the configured materials [Å].
-    heights : tuple of float
-        Chalcogen heights above the metal plane [Å].
-
-    Returns
-    -------
-    tuple of float
-        The measured metal-metal distance and chalcogen height [Å].
-
-    Raises
-    ------
-    InputError
-        Either figure is out of range (the message gives both and what was expected).
-    """
-    metal = position[layer == 0]
-    chalc = position[layer != 0]
-    spacing = height = np.nan
-    if len(metal) >= 3:
-        d, _ = cKDTree(metal[:, :2]).query(metal[:, :2], k=2)
-        spacing = float(np.median(d[:, 1]))
-    if len(metal) and len(chalc):
-        _, i = cKDTree(metal[:, :2]).query(chalc[:, :2])
-        height = float(np.median(np.abs(chalc[:, 2] - metal[i, 2])))
-    a_lo, a_hi = min(lattice) * (1 - _LATTICE_TOLERANCE), max(lattice) * (1 + _LATTICE_TOLERANCE)
-    h_lo, h_hi = min(heights) * (1 - _HEIGHT_TOLERANCE), max(heights) * (1 + _HEIGHT_TOLERANCE)
-    if not (a_lo <= spacing <= a_hi and h_lo <= height <= h_hi):
-        raise InputError(
-            f"the traced volume does not look like the configured monolayer: neighbouring "
-            f"middle-layer atoms are {spacing:.3g} Å apart (expected {a_lo:.3g}-{a_hi:.3g} "
-            f"Å from the lattice constants {list(lattice)}) and the outer layers sit "
-            f"{height:.3g} Å from them (expected {h_lo:.3g}-{h_hi:.3g} Å from the heights "
-            f"{list(heights)}), over {len(metal)} middle and {len(chalc)} outer atoms. For "
-            "another material set structure.a_mos2/a_wse2 and atoms.chalcogen_height; for "
-            "a volume that is no monolayer (an amorphous film, a particle) trace it with "
-            "hpcaet.atoms.trace_atoms(..., layers=False)."
-        )
-    return spacing, height
-
-
-def field_of_view(volume: xr.Dataset, margin: float = 3.0) -> tuple[float, ...]:
-    """In-plane box ``(x0, x1, y0, y1)`` [Å] of a Volume's voxel centres, less ``margin``."""
-    x, y = volume["x"].values, volume["y"].values
-    return (x.min() + margin, x.max() - margin, y.min() + margin, y.max() - margin)
-
-
-def atom_flags(
-    position: np.ndarray,
-    species: np.ndarray,
-    *,
-    min_distance: float,
-    off_layer: float,
-    smoothing: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Quality bits of every site and the layer of the atoms, for dynamic refinement.
-
-    Returns
-    -------
-    flag : ndarray of int8, shape (n,)
-        Bit 1: an atom nearer than ``min_distance`` to another atom; bit 2: more than
-        ``off_layer`` from its layer's surface (fitted without it). Vacancy sites get 0.
-    layer : ndarray of int8, shape (n,)
-        The layer of every atom refitted on the final positions (vacancy sites -2, to be
-        replaced by the caller).
-    """
-    flag = np.zeros(len(position), dtype=np.int8)
-    layer = np.full(len(position), -2, dtype=np.int8)
-    atom = np.flatnonzero(species != VACANCY)
-    if len(atom) < 4:
-        return flag, layer
-    pairs = cKDTree(position[atom]).query_pairs(min_distance, output_type="ndarray")
-    flag[atom[pairs.ravel()]] |= FLAG_TOO_CLOSE
-    fit = fit_layers(position[atom], smoothing=smoothing)
-    far = ~(np.abs(fit.distance) <= off_layer)
-    flag[atom[far]] |= FLAG_OFF_LAYER
-    layer[atom] = fit.layer
-    return flag, layer
 
 
 def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hpcaet.atoms.build import build_model, field_of_view
+from hpcaet.atoms.build import build_model
+from hpcaet.atoms.quality import field_of_view
 from hpcaet.atoms.score import format_scores, score_atoms
 from hpcaet.config import Config, config_to_dict
 from hpcaet.io import FLAG_EDGE, DatasetNotFoundError, read_dataset

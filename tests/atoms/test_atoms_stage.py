@@ -127,7 +127,7 @@ def test_refinement_on_a_dask_cluster_matches_serial(truth, inputs):
 
 
 def test_edge_sites_are_flagged_and_can_be_dropped():
-    from hpcaet.atoms.build import edge_flags, field_of_view
+    from hpcaet.atoms.quality import edge_flags, field_of_view
     from hpcaet.atoms.stage import keep_sites
     from hpcaet.io import FLAG_EDGE, FLAG_TOO_CLOSE, make_atom_model, make_volume
 

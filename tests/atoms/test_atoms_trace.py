@@ -154,7 +154,7 @@ def test_layer_free_tracing_finds_every_atom_of_an_amorphous_volume():
 
 
 def test_a_volume_that_is_no_configured_monolayer_is_stopped():
-    from hpcaet.atoms.build import check_material
+    from hpcaet.atoms.quality import check_material
 
     atoms = _amorphous()
     vol = render_volume(atoms, 1.0, 10.0, shape=(28, 48, 48), voxel_size=0.32)

@@ -85,7 +85,7 @@ def test_one_frame_series_without_truth_resumes_from_its_checkpoints(tmp_path, c
     damaged = saved[0]
     damaged.write_bytes(b"not a checkpoint")
     os.utime(damaged, ns=(1, 1))
-    with caplog.at_level(logging.WARNING, logger="hpcaet.preprocess.stage"):
+    with caplog.at_level(logging.WARNING, logger="hpcaet.preprocess.records"):
         again, _ = preprocess_series(series, config, checkpoint_dir=tmp_path)
     assert "unreadable" in caplog.text
     changed = [p for p in saved if p.stat().st_mtime_ns != stamps[p]]
