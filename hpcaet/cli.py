@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     if not hasattr(args, "func"):
         parser.print_help()
-        return 0
+        return 2
     try:
         return args.func(args) or 0
     except HpcaetError as exc:
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Scanning atomic electron tomography of 2D heterostructures.",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
     demo = sub.add_parser(
@@ -277,6 +278,15 @@ def _areal_cross_section(config) -> float:
     mos2 = (cs["Mo"] + 2 * cs["S"]) / (cell * ph.a_mos2**2)
     wse2 = (cs["W"] + 2 * cs["Se"]) / (cell * ph.a_wse2**2)
     return float(0.5 * (mos2 + wse2))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hpcaet")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        return "unknown"
 
 
 def _eels_parser(sub) -> None:

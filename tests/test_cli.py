@@ -106,3 +106,19 @@ def test_info_and_help(tmp_path, capsys):
     outputs = run_stages(cfg, tmp_path / "r")
     assert main(["info", str(outputs["truth_atoms.nc"])]) == 0
     assert "AtomModel" in capsys.readouterr().out
+
+
+def test_version_bare_command_and_info_on_a_figure(tmp_path, capsys, caplog):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("hpcaet ")
+    assert main([]) == 2  # bare hpcaet: help, and a non-zero exit
+    assert "usage" in capsys.readouterr().out
+    png = tmp_path / "atoms.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    assert main(["info", str(png)]) == 2
+    assert "is not a netCDF file" in caplog.text
+    damaged = tmp_path / "volume.nc"
+    damaged.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
+    assert main(["info", str(damaged)]) == 2
+    assert "damaged or truncated" in caplog.text

@@ -97,7 +97,18 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, *, kind: str | None =
     return path
 
 
+#: The first bytes of a netCDF-3 and of a netCDF-4 (HDF5) file.
+_SIGNATURES = (b"CDF", b"\x89HDF")
+
+
 def _damaged(path: Path, exc: BaseException) -> SchemaError:
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head.startswith(_SIGNATURES):
+        return SchemaError(
+            f"{path} is not a netCDF file (it does not start as one: {head[:8]!r}); hpcaet "
+            "reads the .nc files its stages write (tilt_series.nc, volume.nc, ...)."
+        )
     return SchemaError(
         f"Cannot read {path} as netCDF ({type(exc).__name__}: {exc}); the file is damaged "
         "or truncated, e.g. by a job killed while writing it or an incomplete copy. "

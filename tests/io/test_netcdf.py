@@ -153,10 +153,10 @@ def test_truncated_file_is_reported_as_damaged(tmp_path):
     assert "Re-run the stage" in str(info.value)
 
 
-def test_file_that_is_not_netcdf_is_reported_as_damaged(tmp_path):
+def test_file_that_is_not_netcdf_is_named_so(tmp_path):
     path = tmp_path / "notes.nc"
     path.write_text("not a netCDF file\n")
-    with pytest.raises(SchemaError, match="damaged or truncated"):
+    with pytest.raises(SchemaError, match="is not a netCDF file"):
         read_dataset(path)
 
 
