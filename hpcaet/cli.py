@@ -256,7 +256,9 @@ def _config_imaging(path) -> dict:
         return {}
     import yaml
 
-    data = yaml.safe_load(Path(_config_path(path)).read_text()) or {}
+    from hpcaet.config import YamlLoader
+
+    data = yaml.load(Path(_config_path(path)).read_text(), Loader=YamlLoader) or {}
     imaging = data.get("imaging") or {}
     keys = (
         "pixel_size",

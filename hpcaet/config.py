@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -129,13 +130,37 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(config))
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that also reads ``3.8e5`` and ``1e-7`` as numbers.
+
+    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent
+    (``3.8e+5``); anything else stays a string. YAML 1.2 and every other reader take
+    ``3.8e5`` as a number, so this loader does too, and a quoted ``"0.32"`` is then the
+    only way to write a string where a number belongs (which the config refuses).
+    """
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist.") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=YamlLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from None
     if data is None:
@@ -223,12 +248,14 @@ def _coerce(tp, value, name: str):
             raise ConfigError(f"setting {name!r} must be an integer; got {value!r}.")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        if isinstance(value, str):
+            raise ConfigError(
+                f"setting {name!r} must be a number; got the string {value!r}. Write it "
+                "without quotes."
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"setting {name!r} must be a number; got {value!r}.")
-        try:
-            return float(value)
-        except ValueError:
-            raise ConfigError(f"setting {name!r} must be a number; got {value!r}.") from None
+        return float(value)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"setting {name!r} must be a string; got {value!r}.")

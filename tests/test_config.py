@@ -65,3 +65,13 @@ def test_bad_files(tmp_path):
         load_config(bad)
     with pytest.raises(ConfigError, match="no packaged config"):
         packaged_config("huge")
+
+
+def test_a_quoted_number_is_refused_and_exponents_read_as_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text('imaging:\n  pixel_size: "0.32"\n')
+    with pytest.raises(ConfigError, match=r"'imaging.pixel_size' must be a number; got the string"):
+        load_config(path)
+    path.write_text("imaging:\n  dose: 3.8e5\natoms:\n  refine_tolerance: 1e-7\n")
+    cfg = load_config(path)
+    assert cfg.imaging.dose == 3.8e5 and cfg.atoms.refine_tolerance == 1e-7
