@@ -296,6 +296,8 @@ def import_tilt_series(
             f"give both the detector gain and read noise, or neither (to fit them); got gain "
             f"{gain!r} and read noise {read_noise!r}."
         )
+    if dose is not None and not (np.isfinite(dose) and dose > 0):
+        raise InputError(f"dose must be a positive number of e/Å²; got {dose!r}.")
     n_tilt = len(angles.euler)
     stacks = [read_image(p, pixel_size=pixel_size) for p in paths]
     if len(stacks) == 1 and n_tilt > 1:
@@ -306,6 +308,13 @@ def import_tilt_series(
             "per tilt (in the table's order) or one file with every frame."
         )
     chosen, sources = _settings(stacks, settings or {})
+    shapes = [s.frames.shape for s in stacks]
+    if len(set(shapes)) > 1:
+        bad = [f"{Path(s.source).name} {shape}" for s, shape in zip(stacks, shapes, strict=True)]
+        raise InputError(
+            f"the frame stacks differ in shape (n_frame, ny, nx): {', '.join(bad)}; crop or "
+            "drop frames so that every tilt has the same."
+        )
     raw = np.stack([s.frames for s in stacks]).astype(float)
     if gain is None:
         noise = fit_noise_model(raw, offset=offset)
@@ -337,8 +346,6 @@ def import_tilt_series(
             pixel_size=px,
             areal_cross_section=areal_cross_section,
         )
-    elif not (np.isfinite(dose) and dose > 0):
-        raise InputError(f"dose must be a positive number of e/Å²; got {dose!r}.")
     series = assemble_tilt_series(
         list(electrons),
         angles.euler,

@@ -352,3 +352,18 @@ def test_real_spectrum_file_is_refused_as_no_image(tmp_path):
     table.write_text("alpha\n0\n")
     with pytest.raises(InputError, match="holds no 2D image signal"):
         import_tilt_series([REAL / "DMReader_EELS_STO.dm4"], read_angle_table(table), dose=1e5)
+
+
+def test_stacks_of_different_shapes_and_a_bad_dose_are_refused(tmp_path):
+    rng = np.random.default_rng(6)
+    frames = _frames(rng, gain=1.0, offset=0.0, read=0.3, n_tilt=2, n_frame=3)
+    files = _write_tifs(tmp_path, [frames[0], frames[1][:2]])
+    table = tmp_path / "a.csv"
+    table.write_text("alpha\n-10\n10\n")
+    settings = dict(
+        voltage=60, convergence_angle=38, detector_inner_angle=50, detector_outer_angle=210
+    )
+    with pytest.raises(InputError, match=r"differ in shape.*t1.tif \(2, 128, 128\)"):
+        import_tilt_series(files, read_angle_table(table), settings=settings, dose=1e5)
+    with pytest.raises(InputError, match="dose must be a positive number"):
+        import_tilt_series(files, read_angle_table(table), settings=settings, dose=-1.0)
