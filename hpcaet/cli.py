@@ -141,14 +141,21 @@ def _import_parser(sub) -> None:
     )
     imp.add_argument("files", nargs="*", metavar="FILE", help="frame files, in tilt order")
     imp.add_argument("--angles", required=True, help="angle table (.csv or .yaml)")
-    imp.add_argument("--run", required=True, dest="out", help="run directory to make")
+    imp.add_argument(
+        "--run", required=True, dest="out", metavar="RUN", help="run directory to make"
+    )
     imp.add_argument(
         "--convention",
         default=None,
         choices=("hpcaet", "genfire", "resire"),
         help="convention of Euler triples in the table (default: hpcaet's Z,Y,X)",
     )
-    imp.add_argument("--config", default=None, help="YAML config (its imaging values count)")
+    imp.add_argument(
+        "--config",
+        default=None,
+        help="YAML config or a packaged one by name (demo, paper, demo_sheet) for the later "
+        "stages; its imaging values count for the import",
+    )
     imp.add_argument("--pixel-size", type=float, default=None, help="[Å] (overrides the files)")
     imp.add_argument("--voltage", type=float, default=None, help="[kV]")
     imp.add_argument("--convergence-angle", type=float, default=None, help="semi-angle [mrad]")
