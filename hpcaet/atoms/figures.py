@@ -34,27 +34,23 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
     fig = Figure(figsize=(12, 5.5), layout="constrained")
     top, side = fig.subplots(1, 2)
     scatter_species(top, side, pos, species)
-    edge = (flag & FLAG_EDGE) != 0
-    bad = (flag & ~FLAG_EDGE) != 0
-    if bad.any():
-        top.scatter(
-            pos[bad, 0],
-            pos[bad, 1],
-            s=80,
-            facecolors="none",
-            edgecolors="magenta",
-            label=f"too close or off layer ({bad.sum()})",
-        )
-    if edge.any():
-        top.scatter(
-            pos[edge, 0],
-            pos[edge, 1],
-            s=60,
-            marker="s",
-            facecolors="none",
-            edgecolors="0.5",
-            label=f"at the volume's edge, less sure ({edge.sum()})",
-        )
+    marks = (
+        ((flag & ~FLAG_EDGE) != 0, "too close or off layer", dict(s=80, edgecolors="magenta")),
+        (
+            (flag & FLAG_EDGE) != 0,
+            "at the volume's edge, less sure",
+            dict(s=60, marker="s", edgecolors="0.5"),
+        ),
+    )
+    for sel, what, style in marks:
+        if sel.any():
+            top.scatter(
+                pos[sel, 0],
+                pos[sel, 1],
+                facecolors="none",
+                label=f"{what} ({sel.sum()})",
+                **style,
+            )
     r1, r = model.attrs.get("R1", np.nan), model.attrs.get("R", np.nan)
     top.set_title(f"atom model (R1 {r1:.3f}, R {r:.3f})")
     # below the panel, so that it covers no atom
