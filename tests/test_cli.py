@@ -122,3 +122,14 @@ def test_version_bare_command_and_info_on_a_figure(tmp_path, capsys, caplog):
     damaged.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))
     assert main(["info", str(damaged)]) == 2
     assert "damaged or truncated" in caplog.text
+
+
+def test_a_packaged_config_by_name_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    # a run directory called "demo" in the working folder does not hide --config demo
+    from hpcaet.cli import _config_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert _config_path("demo") == packaged_config("demo")
+    (tmp_path / "mine.yaml").write_text("seed: 1\n")
+    assert _config_path("mine.yaml") == "mine.yaml"
