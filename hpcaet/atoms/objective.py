@@ -18,6 +18,7 @@ from scipy import ndimage
 
 from hpcaet.atoms.blur import blur_images, blur_images_adjoint
 from hpcaet.forward import project_atoms, project_atoms_vjp
+from hpcaet.geometry import euler_to_matrix, pixel_to_position
 
 __all__ = [
     "ImageChunk",
@@ -162,8 +163,6 @@ def footprint_mask(
     -------
     ndarray of bool, shape (m, ny, nx)
     """
-    from hpcaet.geometry import euler_to_matrix, pixel_to_position
-
     rotations = euler_to_matrix(np.atleast_2d(np.asarray(euler, float)))
     m = len(rotations)
     t = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)

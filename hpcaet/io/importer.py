@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import yaml
+from scipy import ndimage
 
 from hpcaet.errors import InputError
 from hpcaet.geometry import EULER_CONVENTIONS, convert_euler, euler_to_matrix, stage_to_euler
@@ -473,8 +474,6 @@ def estimate_dose(
         ``ρ`` differs between the materials, and the estimate with their mean is off
         by their area ratio (``docs/real-data.md`` gives the figure on the demo).
     """
-    from scipy import ndimage
-
     if not (np.isfinite(areal_cross_section) and areal_cross_section > 0):
         raise InputError(f"areal_cross_section must be positive; got {areal_cross_section!r}.")
     cos_t = np.abs(euler_to_matrix(euler)[:, 2, 2])
