@@ -136,7 +136,7 @@ def main(argv=None) -> None:
     n_tilt = len(frames)
     read_noise = float(series.attrs["read_noise"]) * np.sqrt(frames.shape[1])
     model = lattice_model(config)
-    spacing = pp.lattice_constant / px
+    spacing = model.lattice_constant / px
     t = dict.fromkeys(
         (
             "drift",
@@ -219,7 +219,7 @@ def main(argv=None) -> None:
         pixel_to_position(tracks.rc, frames.shape[2:], px),
         nominal,
         reference=tracks.reference,
-        lattice_constant=pp.lattice_constant,
+        lattice_constant=model.lattice_constant,
         outlier=pp.angle_outlier,
     )
     cal, bias_applied = timed(

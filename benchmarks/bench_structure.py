@@ -20,6 +20,7 @@ Run ``python benchmarks/bench_structure.py`` (about a minute on one core). It pr
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import resource
 import sys
 import time
@@ -29,6 +30,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from hpcaet.config import config_to_dict, load_config, packaged_config
+from hpcaet.materials import Materials
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
 from hpcaet.structure import (
     analyse_structure,
@@ -98,7 +100,7 @@ def ripples() -> None:
             field=(90.0, 60.0),
             ripple_amplitude=amp,
             ripple_wavelength=lam,
-            wse2_polygon=((-1, -1), (-1, 0.05), (1, 0.05), (1, -1)),
+            region_polygon=((-1, -1), (-1, 0.05), (1, 0.05), (1, -1)),
         )
         atoms = build_heterojunction(spec, rng=seed)
         species = _species(atoms)
@@ -158,23 +160,26 @@ def _phantom_strain(config) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """
     base = dict(config_to_dict(config.phantom), thermal_rms=0.0, vacancies=0, substitutions=0)
     base["field"] = tuple(base["field"])
-    base["wse2_polygon"] = tuple(map(tuple, base["wse2_polygon"]))
-    strained = build_heterojunction(HeterojunctionSpec(**base), rng=0)
+    base["region_polygon"] = tuple(map(tuple, base["region_polygon"]))
+    host, guest = config.materials.regions
+    strained = build_heterojunction(HeterojunctionSpec(materials=config.materials, **base), rng=0)
+    flat = Materials(
+        (
+            host,
+            dataclasses.replace(
+                guest,
+                lattice_constant=host.lattice_constant,
+                chalcogen_height=host.chalcogen_height,
+            ),
+        )
+    )
     ref = build_heterojunction(
-        HeterojunctionSpec(
-            **{
-                **base,
-                "ripple_amplitude": 0.0,
-                "a_wse2": base["a_mos2"],
-                "chalcogen_height_wse2": base["chalcogen_height_mos2"],
-            }
-        ),
-        rng=0,
+        HeterojunctionSpec(materials=flat, **{**base, "ripple_amplitude": 0.0}), rng=0
     )
     metal = strained.arrays["layer"] == 0
     r0 = ref.positions[metal, :2]
     p = strained.positions[metal]
-    misfit = base["a_wse2"] / base["a_mos2"] - 1
+    misfit = guest.lattice_constant / host.lattice_constant - 1
     out = {k: np.zeros((len(r0), 3)) for k in ("in_plane", "ripple", "membrane")}
     for i, nb in enumerate(cKDTree(r0).query_ball_point(r0, 3.5)):
         g, *_ = np.linalg.lstsq(r0[nb] - r0[i], p[nb] - p[i], rcond=None)  # g[a, k] = dp_k/dr0_a
@@ -213,6 +218,7 @@ def paper_scale() -> None:
             model["species"].values.astype(str),
             model["layer"].values,
             model["region"].values,
+            materials=cfg.materials,
             **{**settings, "finite_strain": finite},
         )
         total = time.perf_counter() - start

@@ -170,11 +170,11 @@ def _config_imaging(path) -> dict:
 
 
 def _areal_cross_section(config) -> float:
-    """Mean ADF cross-section per Å² of the configured sheets (MoS2 and WSe2 regions)."""
-    import numpy as np
-
-    cs, ph = config.species.cross_section, config.phantom
-    cell = np.sqrt(3.0) / 2.0
-    mos2 = (cs["Mo"] + 2 * cs["S"]) / (cell * ph.a_mos2**2)
-    wse2 = (cs["W"] + 2 * cs["Se"]) / (cell * ph.a_wse2**2)
-    return float(0.5 * (mos2 + wse2))
+    """Mean ADF cross-section per Å² of the configured materials (their mean, if two)."""
+    cs = config.species.cross_section
+    cell = 3.0**0.5 / 2.0  # area of a unit cell over a²
+    per_area = [
+        (cs[m.metal] + 2 * cs[m.chalcogen]) / (cell * m.lattice_constant**2)
+        for m in config.materials.regions
+    ]
+    return float(sum(per_area) / len(per_area))

@@ -41,9 +41,12 @@ from hpcaet.config_sections import (
     SpeciesConfig,
 )
 from hpcaet.errors import ConfigError
+from hpcaet.materials import Material, Materials
 
 __all__ = [
     "Config",
+    "Material",
+    "Materials",
     "PhantomConfig",
     "SpeciesConfig",
     "ImagingConfig",
@@ -68,6 +71,7 @@ DEFAULTS_PATH = Path(__file__).with_name("defaults.yaml")
 class Config:
     name: str
     seed: int
+    materials: Materials
     phantom: PhantomConfig
     species: SpeciesConfig
     imaging: ImagingConfig
@@ -77,6 +81,11 @@ class Config:
     atoms: AtomsConfig
     structure: StructureConfig
     eels: EelsConfig
+
+    def __post_init__(self):
+        self.materials.check_species(
+            {"cross_section": self.species.cross_section, "b_factor": self.species.b_factor}
+        )
 
 
 def load_config(

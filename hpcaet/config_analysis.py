@@ -40,7 +40,6 @@ class AtomsConfig:
     match_distance: float
     tile: int
     image_source: str
-    chalcogen_height: tuple[float, float]
     snap_distance: float
     edge_distance: float
     edge: str
@@ -77,11 +76,6 @@ class AtomsConfig:
             )
         if self.noise not in ("poisson", "uniform"):
             raise ConfigError(f"atoms.noise must be 'poisson' or 'uniform'; got {self.noise!r}.")
-        if len(self.chalcogen_height) != 2 or not all(h > 0 for h in self.chalcogen_height):
-            raise ConfigError(
-                "atoms.chalcogen_height must be two positive heights [Å] (MoS2, WSe2); got "
-                f"{self.chalcogen_height!r}."
-            )
         if not self.snap_distance >= 0:
             raise ConfigError(
                 f"atoms.snap_distance must be >= 0 Å (0: no snapping); got {self.snap_distance!r}."
@@ -110,10 +104,6 @@ class AtomsConfig:
 class StructureConfig:
     """Structure analysis (hpcaet.structure)."""
 
-    a_mos2: float
-    a_wse2: float
-    chalcogen_height_mos2: float
-    chalcogen_height_wse2: float
     fit_lattice_constant: bool
     interface_cutoff: float
     vacancy_bin: float
@@ -133,10 +123,6 @@ class StructureConfig:
     def __post_init__(self):
         _positive(
             self,
-            "a_mos2",
-            "a_wse2",
-            "chalcogen_height_mos2",
-            "chalcogen_height_wse2",
             "vacancy_bin",
             "strips",
             "ripple_band",

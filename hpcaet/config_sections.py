@@ -17,11 +17,7 @@ from hpcaet.errors import ConfigError
 @dataclass(frozen=True)
 class PhantomConfig:
     field: tuple[float, float]
-    a_mos2: float
-    a_wse2: float
-    chalcogen_height_mos2: float
-    chalcogen_height_wse2: float
-    wse2_polygon: tuple[tuple[float, float], ...]
+    region_polygon: tuple[tuple[float, float], ...]
     interface_width: float
     ripple_amplitude: float
     ripple_wavelength: float
@@ -38,10 +34,6 @@ class PhantomConfig:
     def __post_init__(self):
         _positive(
             self,
-            "a_mos2",
-            "a_wse2",
-            "chalcogen_height_mos2",
-            "chalcogen_height_wse2",
             "interface_width",
             "ripple_wavelength",
             "ripple_decay",
@@ -50,16 +42,16 @@ class PhantomConfig:
         _nonnegative(
             self, "ripple_amplitude", "vacancies", "substitutions", "thermal_rms", "extend"
         )
-        if min(self.field) < 4 * max(self.a_mos2, self.a_wse2):
+        if min(self.field) < 14.0:
             raise ConfigError(
-                f"phantom.field must span at least four unit cells; got {list(self.field)} Å. "
-                "Give a larger field, e.g. [40.0, 40.0]."
+                f"phantom.field must span at least four unit cells (14 Å); got "
+                f"{list(self.field)} Å. Give a larger field, e.g. [40.0, 40.0]."
             )
         if not 0 <= self.ripple_floor <= 1:
             raise ConfigError(f"phantom.ripple_floor must be in [0, 1]; got {self.ripple_floor}.")
-        if len(self.wse2_polygon) < 3:
+        if len(self.region_polygon) < 3:
             raise ConfigError(
-                f"phantom.wse2_polygon needs at least 3 vertices; got {len(self.wse2_polygon)}."
+                f"phantom.region_polygon needs at least 3 vertices; got {len(self.region_polygon)}."
             )
 
 
@@ -69,14 +61,9 @@ class SpeciesConfig:
     b_factor: dict[str, float]
 
     def __post_init__(self):
+        # which elements must be present is checked against `materials` by the Config
         for name in ("cross_section", "b_factor"):
             table = getattr(self, name)
-            for element in ("Mo", "W", "S", "Se"):
-                if element not in table:
-                    raise ConfigError(
-                        f"species.{name} lacks {element!r}; it has {sorted(table)}. "
-                        "Give a value for each of Mo, W, S and Se."
-                    )
             bad = {k: v for k, v in table.items() if not v >= 0}
             if bad:
                 raise ConfigError(f"species.{name} values must be >= 0; got {bad}.")
@@ -180,10 +167,6 @@ class PreprocessConfig:
     drift_lowpass: float
     drift_refine: int
     denoise: str
-    lattice_constant: float
-    chalcogen_height: float
-    metal: str
-    chalcogen: str
     background_hollow: bool
     background_smoothing: float
     background_model: bool
@@ -195,10 +178,6 @@ class PreprocessConfig:
     track_min_views: int
     angle_outlier: float
     species_bias: bool
-    bright_metal: str
-    bright_chalcogen: str
-    bright_lattice_constant: float
-    bright_chalcogen_height: float
     vibration: bool
     vibration_model: str
     vibration_crop: int
@@ -210,12 +189,10 @@ class PreprocessConfig:
         _positive(
             self,
             "drift_max_step",
-            "lattice_constant",
             "column_threshold",
             "track_tolerance",
             "track_min_views",
             "angle_outlier",
-            "bright_lattice_constant",
             "vibration_crop",
             "vibration_max_amplitude",
             "background_knot_spacing",
@@ -224,8 +201,6 @@ class PreprocessConfig:
             self,
             "drift_lowpass",
             "drift_refine",
-            "chalcogen_height",
-            "bright_chalcogen_height",
             "background_smoothing",
             "vibration_iterations",
             "background_sheet_weight",

@@ -7,10 +7,21 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["SPECIES_COLOURS", "save_figure", "scatter_species"]
+from hpcaet.materials import METALS, VACANCY
 
-#: Colour of each species in every figure.
+__all__ = ["SPECIES_COLOURS", "save_figure", "scatter_species", "species_colours"]
+
+#: Colour of each species in every figure; other elements take the next of _SPARE.
 SPECIES_COLOURS = {"Mo": "tab:blue", "W": "tab:red", "S": "gold", "Se": "tab:green", "vac": "black"}
+_SPARE = ("tab:purple", "tab:brown", "tab:olive", "tab:cyan", "tab:pink", "tab:orange")
+
+
+def species_colours(species) -> dict[str, str]:
+    """Colour of each species present (metals first): SPECIES_COLOURS, then spares."""
+    present = [str(s) for s in dict.fromkeys(np.asarray(species).astype(str).tolist())]
+    present.sort(key=lambda s: (s == VACANCY, s not in METALS, s))
+    spare = iter(_SPARE * 4)
+    return {s: SPECIES_COLOURS.get(s) or next(spare) for s in present}
 
 
 def scatter_species(top, side, positions: np.ndarray, species: np.ndarray) -> None:
@@ -25,11 +36,12 @@ def scatter_species(top, side, positions: np.ndarray, species: np.ndarray) -> No
     species : ndarray of shape (n,)
         Species names (``"vac"`` for vacancy sites).
     """
-    for name, colour in SPECIES_COLOURS.items():
+    for name, colour in species_colours(species).items():
         sel = species == name
-        if not sel.any():
-            continue
-        marker, size = ("x", 30) if name == "vac" else ("o", 12 if name in ("S", "Se") else 22)
+        if name == VACANCY:
+            marker, size = "x", 30
+        else:
+            marker, size = "o", (22 if name in METALS else 12)
         top.scatter(
             positions[sel, 0],
             positions[sel, 1],

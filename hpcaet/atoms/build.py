@@ -113,8 +113,9 @@ def build_model(
         store.save("trace", sites)
     times["trace"] = time.perf_counter() - start
 
-    weights = {**config.species.cross_section}
-    b_factors = {**config.species.b_factor}
+    materials = config.materials
+    weights = {e: config.species.cross_section[e] for e in materials.elements}
+    b_factors = {e: config.species.b_factor[e] for e in materials.elements}
     # only pixels that see no atom beyond the volume (which the model lacks) are compared
     depth = float(np.max(np.abs(sites["position"][:, 2]))) + 0.5
     footprint = footprint_mask(
@@ -167,6 +168,7 @@ def build_model(
             b_factors,
             refined,
             cfg,
+            chalcogens=materials.chalcogens,
             seed=seed,
             kernels=kernels,
             footprint=footprint,
@@ -192,7 +194,8 @@ def build_model(
             species, flips = flipped.species, flipped.changes
             if cfg.snap_distance > 0 and changed.any():
                 # Pairs that changed start again from their lattice sites.
-                sites = {**sites, "position": resnap_changed(sites, species, changed, cfg)}
+                moved = resnap_changed(sites, species, changed, cfg, heights=materials.heights)
+                sites = {**sites, "position": moved}
             mapper = DaskMapper(client, f"refine{cycle}") if client is not None else None
             refined = refine(sites["position"], species, mapper=mapper)
             saved = result_arrays(refined, species, flips)
@@ -206,7 +209,14 @@ def build_model(
         position = mirror_vacancies(
             refined.position, species, sites["pair"], smoothing=cfg.layer_smoothing
         )
-        reset = reset_collapsed(position, species, sites["pair"], min_distance=cfg.min_distance)
+        reset = reset_collapsed(
+            position,
+            species,
+            sites["pair"],
+            min_distance=cfg.min_distance,
+            weights=weights,
+            chalcogens=materials.chalcogens,
+        )
         pending = bool(np.any(reset != species))
         species = reset
         sites = {
@@ -236,7 +246,7 @@ def build_model(
         {k: round(v, 5) for k, v in weights.items()},
         {k: round(v, 2) for k, v in b_factors.items()},
     )
-    model = _to_model(sites, species, refined, weights, b_factors, series, cfg)
+    model = _to_model(sites, species, refined, weights, b_factors, series, cfg, materials)
     model["flag"].values[:] |= edge_flags(
         model["position"].values, volume, distance=cfg.edge_distance
     )
@@ -259,17 +269,20 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
         tile=cfg.tile,
         smoothing=cfg.trace_smoothing,
     )
+    materials = config.materials
     check_material(
         traced.position,
         traced.layers.layer,
-        lattice=(config.structure.a_mos2, config.structure.a_wse2),
-        heights=tuple(cfg.chalcogen_height),
+        lattice=materials.lattice_constants,
+        heights=materials.heights,
+        names=materials.names,
     )
     classes = classify_species(
         traced.position,
         traced.intensity,
         traced.layers.layer,
         cross_section=config.species.cross_section,
+        materials=materials,
         region_smoothing=cfg.region_smoothing,
         min_intensity=cfg.min_intensity,
     )
@@ -294,7 +307,7 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
             paired.region,
             paired.pair,
             surfaces=layers.surfaces,
-            heights=tuple(cfg.chalcogen_height),
+            heights=materials.heights,
             tolerance=cfg.snap_distance,
             pair_radius=cfg.pair_radius,
         )
@@ -349,6 +362,7 @@ def _flip(
     refined,
     cfg,
     *,
+    chalcogens,
     seed,
     kernels,
     footprint,
@@ -368,11 +382,12 @@ def _flip(
         max_sweeps=cfg.flip_sweeps,
         kernels=kernels,
         footprint=footprint,
+        chalcogens=chalcogens,
         rng=np.random.SeedSequence(seed),
     )
 
 
-def _to_model(sites, species, refined: RefineResult, weights, b_factors, series, cfg):
+def _to_model(sites, species, refined: RefineResult, weights, b_factors, series, cfg, materials):
     position = sites["position"]
     flag, layer = atom_flags(
         position,
@@ -382,8 +397,9 @@ def _to_model(sites, species, refined: RefineResult, weights, b_factors, series,
         smoothing=cfg.layer_smoothing,
     )
     layer = np.where(layer == -2, sites["layer"], layer).astype(np.int8)
-    table_b = {**b_factors, VACANCY: b_factors.get("S", min(b_factors.values()))}
-    b = np.array([table_b[s] for s in species])
+    # a vacancy site keeps the B-factor of its region's chalcogen (as the phantom's do)
+    host = np.array(materials.chalcogens)[np.clip(sites["region"], 0, len(materials.regions) - 1)]
+    b = np.array([b_factors[h if s == VACANCY else s] for s, h in zip(species, host, strict=True)])
     # Cross-sections in Å²: the model weights times the fitted counts per unit model,
     # over the counts per pixel the dose gives (dose per image times the pixel area).
     n_img = series.sizes["tilt"]
@@ -402,6 +418,7 @@ def _to_model(sites, species, refined: RefineResult, weights, b_factors, series,
         flag=flag,
         cross_section=cross if np.isfinite(calibration) else None,
         R1=float(refined.R1),
+        materials=" ".join(materials.names),
         R=float(refined.R),
         image_scale=np.asarray(refined.scale, dtype=float),
         image_offset=np.asarray(refined.offset, dtype=float),

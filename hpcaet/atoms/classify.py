@@ -19,6 +19,11 @@ split is meaningless; the separation of the two class levels is then smaller tha
 half the expected one (from the relative cross-sections), and the atoms take the
 species of their region instead, the region being named by comparing the
 metal-to-chalcogen intensity ratio with the expected Mo/S and W/Se ratios.
+
+The element names, and which is bright, come from the materials
+(:class:`hpcaet.materials.Materials`) and the cross-sections: for WS2–MoSe2 the bright
+metal W is region 0's and the bright chalcogen Se region 1's. A single-material sheet
+has one metal and one chalcogen, and every atom is region 0.
 """
 
 from __future__ import annotations
@@ -33,14 +38,15 @@ from scipy.spatial import cKDTree
 
 from hpcaet.atoms.layers import LAYER_METAL
 from hpcaet.errors import InputError
+from hpcaet.materials import PAPER, Materials
 
 __all__ = ["REGION_MOS2", "REGION_WSE2", "Classification", "classify_species", "two_means"]
 
 log = logging.getLogger(__name__)
 
-#: Region labels, as in :mod:`hpcaet.phantom` and the AtomModel schema.
+#: Region labels, as in :mod:`hpcaet.phantom` and the AtomModel schema: indices into
+#: ``materials.regions`` (the paper's MoS2 and WSe2).
 REGION_MOS2, REGION_WSE2 = 0, 1
-_HOST = {REGION_MOS2: ("Mo", "S"), REGION_WSE2: ("W", "Se")}
 _MIN_REGION = 5  # atoms a region needs for its median to set a class level
 
 
@@ -50,9 +56,9 @@ class Classification(NamedTuple):
     Attributes
     ----------
     species : ndarray of str, shape (n,)
-        ``"Mo"``, ``"W"``, ``"S"`` or ``"Se"``.
+        An element of the materials (``"Mo"``, ``"W"``, ``"S"`` or ``"Se"``).
     region : ndarray of int8, shape (n,)
-        0 MoS2, 1 WSe2.
+        Index into ``materials.regions`` (0 MoS2, 1 WSe2).
     keep : ndarray of bool, shape (n,)
         False for candidates too weak to be an atom (below ``min_intensity`` of the
         dimmest class level of their layer).
@@ -72,10 +78,11 @@ def classify_species(
     layer: ArrayLike,
     *,
     cross_section: Mapping[str, float],
+    materials: Materials = PAPER,
     region_smoothing: float = 5.0,
     min_intensity: float = 0.4,
 ) -> Classification:
-    """Assign Mo/W/S/Se and the MoS2/WSe2 region from integrated intensities.
+    """Assign the species and the region (e.g. Mo/W/S/Se, MoS2/WSe2) from intensities.
 
     Parameters
     ----------
@@ -86,10 +93,14 @@ def classify_species(
     layer : array_like of int, shape (n,)
         -1 bottom, 0 metal, 1 top (see :func:`~hpcaet.atoms.fit_layers`).
     cross_section : mapping of str to float
-        Expected relative scattering strength of ``Mo``, ``W``, ``S`` and ``Se``; only
+        Expected relative scattering strength of every element of ``materials``; only
         ratios are used, to name the classes and to recognise a one-species layer.
+    materials : Materials, default the paper's MoS2–WSe2
+        The sheet (:mod:`hpcaet.materials`). A single material: every metal and every
+        chalcogen is its own, region 0.
     region_smoothing : float, default 5.0
-        Width of the Gaussian that smooths the W fraction into the region map [Å].
+        Width of the Gaussian that smooths the region-1 metal fraction into the region
+        map [Å].
     min_intensity : float, default 0.4
         Candidates dimmer than this fraction of their layer's dimmest class level are
         marked ``keep = False`` (noise peaks).
@@ -113,7 +124,7 @@ def classify_species(
             f"position (n, 3), intensity (n,) and layer (n,) must agree; got shapes "
             f"{r.shape}, {inten.shape}, {lay.shape}."
         )
-    missing = [s for s in ("Mo", "W", "S", "Se") if not cross_section.get(s, 0) > 0]
+    missing = [s for s in materials.elements if not cross_section.get(s, 0) > 0]
     if missing:
         raise InputError(
             f"cross_section needs positive values for {missing}; got {dict(cross_section)}."
@@ -127,10 +138,16 @@ def classify_species(
             f"metal and {int((~metal).sum())} chalcogen candidates. Check the layer fit."
         )
     cs = {k: float(v) for k, v in cross_section.items()}
+    if not materials.pair:
+        return _one_material(inten, metal, materials.regions[0], min_intensity)
+    dark, bright = materials.by_brightness(cs)
+    r_bright = materials.regions.index(bright)
+    ch_lo, ch_hi = sorted(materials.chalcogens, key=lambda e: cs[e])
+    r_lo = materials.chalcogens.index(ch_lo)  # region whose host is the dim chalcogen
     # Noise peaks have intensities near zero (or below); leave them out of the levels.
     floor = np.empty(n)
-    floor[metal] = np.median(inten[metal]) * cs["Mo"] / cs["W"]
-    floor[~metal] = np.median(inten[~metal]) * cs["S"] / cs["Se"]
+    floor[metal] = np.median(inten[metal]) * cs[dark.metal] / cs[bright.metal]
+    floor[~metal] = np.median(inten[~metal]) * cs[ch_lo] / cs[ch_hi]
     strong = inten >= min_intensity * floor
     if not (strong & metal).any() or not (strong & ~metal).any():
         raise InputError("the traced intensities are not positive; check the volume.")
@@ -138,50 +155,75 @@ def classify_species(
 
     # 1. Metals: bright (W) and dim (Mo).
     lo, hi, split = two_means(logi[metal & strong])
-    one_metal = hi - lo < 0.5 * np.log(cs["W"] / cs["Mo"])
+    one_metal = hi - lo < 0.5 * np.log(cs[bright.metal] / cs[dark.metal])
     if one_metal:
         ratio = np.median(logi[metal]) - np.median(logi[~metal])
-        mos2 = abs(ratio - np.log(cs["Mo"] / cs["S"])) <= abs(ratio - np.log(cs["W"] / cs["Se"]))
-        is_w = np.full(int(metal.sum()), not mos2)
-        levels = {"Mo" if mos2 else "W": float(np.exp(np.median(logi[metal])))}
+        misfit = [abs(ratio - np.log(cs[m.metal] / cs[m.chalcogen])) for m in (dark, bright)]
+        found = dark if misfit[0] <= misfit[1] else bright
+        is_bright = np.full(int(metal.sum()), found is bright)
+        levels = {found.metal: float(np.exp(np.median(logi[metal])))}
     else:
-        is_w = logi[metal] > split
-        levels = {"Mo": float(np.exp(lo)), "W": float(np.exp(hi))}
+        is_bright = logi[metal] > split
+        levels = {dark.metal: float(np.exp(lo)), bright.metal: float(np.exp(hi))}
 
-    # 2. Region: smoothed W fraction of the metals.
-    region = _region_map(r[metal, :2], is_w.astype(float), r[:, :2], region_smoothing)
+    # 2. Region: smoothed fraction of region 1's metal among the metals.
+    in_r1 = is_bright if r_bright == 1 else ~is_bright
+    region = _region_map(r[metal, :2], in_r1.astype(float), r[:, :2], region_smoothing)
 
-    # 3. Chalcogens: S and Se, levels seeded from the region medians.
+    # 3. Chalcogens: dim (S) and bright (Se), levels seeded from the region medians.
     chal = ~metal
-    species = np.empty(n, dtype="<U2")
-    species[metal] = np.where(is_w, "W", "Mo")
-    expected = np.log(cs["Se"] / cs["S"])
-    c_s_all, c_se_all = _chalcogen_levels(logi[chal], region[chal] == REGION_MOS2, expected)
-    c_s_min = np.inf
+    species = np.empty(n, dtype=f"<U{max(len(e) for e in materials.elements)}")
+    species[metal] = np.where(is_bright, bright.metal, dark.metal)
+    expected = np.log(cs[ch_hi] / cs[ch_lo])
+    c_lo_all, c_hi_all = _chalcogen_levels(logi[chal], region[chal] == r_lo, expected)
+    c_lo_min = np.inf
     for L in np.unique(lay[chal]):
         sel = lay == L
         if sel.sum() >= 2 * _MIN_REGION:  # levels of this layer alone
-            c_s, c_se = _chalcogen_levels(logi[sel], region[sel] == REGION_MOS2, expected)
+            c_lo, c_hi = _chalcogen_levels(logi[sel], region[sel] == r_lo, expected)
         else:
-            c_s, c_se = c_s_all, c_se_all
-        species[sel] = np.where(logi[sel] > 0.5 * (c_s + c_se), "Se", "S")
-        c_s_min = min(c_s_min, c_s)
-    levels.update({"S": float(np.exp(c_s_all)), "Se": float(np.exp(c_se_all))})
+            c_lo, c_hi = c_lo_all, c_hi_all
+        species[sel] = np.where(logi[sel] > 0.5 * (c_lo + c_hi), ch_hi, ch_lo)
+        c_lo_min = min(c_lo_min, c_lo)
+    levels.update({ch_lo: float(np.exp(c_lo_all)), ch_hi: float(np.exp(c_hi_all))})
 
     keep = np.ones(n, dtype=bool)
     keep[metal] = logi[metal] >= np.log(min_intensity) + min(
-        np.log(v) for k, v in levels.items() if k in ("Mo", "W")
+        np.log(v) for k, v in levels.items() if k in materials.metals
     )
-    keep[chal] = logi[chal] >= np.log(min_intensity) + c_s_min
-    counts = {s: int(np.sum(species[keep] == s)) for s in ("Mo", "W", "S", "Se")}
+    keep[chal] = logi[chal] >= np.log(min_intensity) + c_lo_min
+    counts = {s: int(np.sum(species[keep] == s)) for s in materials.elements}
     log.info(
-        "classify: %s; %d weak candidates dropped; WSe2 region holds %d of %d atoms",
+        "classify: %s; %d weak candidates dropped; the %s region holds %d of %d atoms",
         counts,
         int(np.sum(~keep)),
-        int(np.sum(region == REGION_WSE2)),
+        materials.regions[1].name,
+        int(np.sum(region == 1)),
         n,
     )
     return Classification(species, region.astype(np.int8), keep, levels)
+
+
+def _one_material(inten, metal, material, min_intensity) -> Classification:
+    """Every metal and chalcogen of a single-material sheet; weak candidates dropped."""
+    species = np.where(metal, material.metal, material.chalcogen)
+    if not (inten[metal] > 0).any() or not (inten[~metal] > 0).any():
+        raise InputError("the traced intensities are not positive; check the volume.")
+    levels = {
+        material.metal: float(np.median(inten[metal])),
+        material.chalcogen: float(np.median(inten[~metal])),
+    }
+    keep = inten >= min_intensity * np.where(
+        metal, levels[material.metal], levels[material.chalcogen]
+    )
+    log.info(
+        "classify: %s alone: %d metals, %d chalcogens; %d weak candidates dropped",
+        material.name,
+        int((metal & keep).sum()),
+        int((~metal & keep).sum()),
+        int((~keep).sum()),
+    )
+    return Classification(species, np.zeros(len(inten), np.int8), keep, levels)
 
 
 def two_means(values: ArrayLike) -> tuple[float, float, float]:
@@ -226,7 +268,10 @@ def two_means(values: ArrayLike) -> tuple[float, float, float]:
 
 
 def _chalcogen_levels(lc: np.ndarray, in_mos2: np.ndarray, expected: float):
-    """Log levels of S and Se from chalcogen log intensities and their regions."""
+    """Log levels of the dim (S) and bright (Se) chalcogen from log intensities.
+
+    ``in_mos2`` marks the atoms of the region whose host is the dim chalcogen.
+    """
     if in_mos2.sum() >= _MIN_REGION and (~in_mos2).sum() >= _MIN_REGION:
         c_s, c_se = _lloyd(lc, float(np.median(lc[in_mos2])), float(np.median(lc[~in_mos2])))
         if c_se - c_s >= 0.5 * expected:
@@ -254,7 +299,7 @@ def _lloyd(values: np.ndarray, low: float, high: float, iterations: int = 30):
 
 
 def _region_map(points: np.ndarray, is_w: np.ndarray, query: np.ndarray, sigma: float):
-    """1 where the Gaussian-weighted W fraction of the metals exceeds one half."""
+    """1 where the Gaussian-weighted fraction of region-1 metals (W) exceeds one half."""
     pairs = cKDTree(query).sparse_distance_matrix(cKDTree(points), 3 * sigma, output_type="ndarray")
     i, j = pairs["i"].astype(np.intp), pairs["j"].astype(np.intp)
     w = np.exp(-0.5 * (pairs["v"] / sigma) ** 2)

@@ -4,7 +4,9 @@ Following the Methods of Tian et al. ("Refinement of chemical species and
 identification of S/Se vacancies"): for a randomly chosen top/bottom pair, the images
 of the nine cases S/S, vac/vac, Se/Se, S/Se, Se/S, S/vac, vac/S, Se/vac and vac/Se are
 computed at the measured angles, the case with the smallest R1 is kept, and sweeps
-over all pairs repeat until no species changes.
+over all pairs repeat until no species changes. The chalcogens are those of the
+materials (:func:`flip_cases`): the nine cases of any two, the four of a single
+material's one (X/X, vac/vac, X/vac, vac/X).
 
 Only the pixels near the pair change between the cases, so the change of R1 is
 computed on a patch around the pair in each image (exact, since the patch covers the
@@ -29,24 +31,38 @@ from hpcaet.atoms.blur import blur_images, check_kernels
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms, species_table
 from hpcaet.geometry import position_to_pixel, project_points
+from hpcaet.materials import VACANCY
 
-__all__ = ["CASES", "FlipResult", "flip_pairs"]
+__all__ = ["CASES", "FlipResult", "flip_cases", "flip_pairs"]
 
 log = logging.getLogger(__name__)
 
-#: The nine (top, bottom) cases, in the order of the Methods.
-CASES = (
-    ("S", "S"),
-    ("vac", "vac"),
-    ("Se", "Se"),
-    ("S", "Se"),
-    ("Se", "S"),
-    ("S", "vac"),
-    ("vac", "S"),
-    ("Se", "vac"),
-    ("vac", "Se"),
-)
-_CHOICES = ("S", "Se", "vac")
+
+def flip_cases(chalcogens: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """The (top, bottom) cases of a pair, in the order of the Methods.
+
+    Parameters
+    ----------
+    chalcogens : sequence of str
+        One chalcogen (a single material: four cases) or two (nine cases).
+
+    Examples
+    --------
+    >>> flip_cases(["S"])
+    (('S', 'S'), ('vac', 'vac'), ('S', 'vac'), ('vac', 'S'))
+    """
+    names = tuple(chalcogens)
+    if len(names) not in (1, 2) or len(set(names)) != len(names) or VACANCY in names:
+        raise InputError(f"chalcogens must be one or two distinct symbols; got {names!r}.")
+    a, v = names[0], VACANCY
+    if len(names) == 1:
+        return ((a, a), (v, v), (a, v), (v, a))
+    b = names[1]
+    return ((a, a), (v, v), (b, b), (a, b), (b, a), (a, v), (v, a), (b, v), (v, b))
+
+
+#: The paper's nine (top, bottom) cases.
+CASES = flip_cases(("S", "Se"))
 _CUTOFF = 4.0  # Gaussian truncation of project_atoms [standard deviations]
 
 
@@ -85,6 +101,7 @@ def flip_pairs(
     max_sweeps: int = 10,
     kernels: Sequence[np.ndarray | None] | None = None,
     footprint: np.ndarray | None = None,
+    chalcogens: Sequence[str] = ("S", "Se"),
     rng: np.random.Generator | int | None = None,
 ) -> FlipResult:
     """Choose S, Se or vacancy for every chalcogen pair by the lowest R1.
@@ -103,8 +120,8 @@ def flip_pairs(
     pixel_size : float
         [Å].
     weights, b_factors : mapping of str to float
-        Cross-section [Å²] and B-factor [Å²] of every species present and of ``S`` and
-        ``Se``.
+        Cross-section [Å²] and B-factor [Å²] of every species present and of each of
+        ``chalcogens``.
     scale, offset : array_like of shape (m,)
         Per-image scale [counts per unit model] and offset [counts] (from
         :func:`~hpcaet.atoms.refine_atoms`).
@@ -118,6 +135,8 @@ def flip_pairs(
     footprint : ndarray of bool, shape (m, ny, nx), optional
         Pixels compared (:func:`~hpcaet.atoms.objective.footprint_mask`); R1 is summed
         over them only. None: every pixel.
+    chalcogens : sequence of str, default ("S", "Se")
+        The chalcogens a site may hold (:func:`flip_cases`); the materials' own.
     rng : numpy.random.Generator or int or None
         Order of the pairs in each sweep.
 
@@ -160,12 +179,14 @@ def flip_pairs(
     first = np.flatnonzero(partner > np.arange(n))
     second = partner[first]
     paired = np.concatenate([first, second])
-    bad = [x for x in set(spec[paired]) if x not in _CHOICES]
+    cases = flip_cases(chalcogens)
+    choices = (*chalcogens, VACANCY)
+    bad = [x for x in set(spec[paired]) if x not in choices]
     if bad:
-        raise InputError(f"paired sites must be S, Se or vac; got species {sorted(bad)}.")
-    table_w = {"vac": 0.0, **{k: float(v) for k, v in weights.items()}}
-    table_b = {"vac": 1.0, **{k: float(v) for k, v in b_factors.items()}}
-    for name in ("S", "Se"):
+        raise InputError(f"paired sites must be one of {list(choices)}; got species {sorted(bad)}.")
+    table_w = {VACANCY: 0.0, **{k: float(v) for k, v in weights.items()}}
+    table_b = {VACANCY: 1.0, **{k: float(v) for k, v in b_factors.items()}}
+    for name in chalcogens:
         if name not in table_w or name not in table_b:
             raise InputError(f"weights and b_factors need a value for {name!r}.")
     kernels = check_kernels(kernels, m)
@@ -173,7 +194,7 @@ def flip_pairs(
     if seen.shape != y.shape:
         raise InputError(f"footprint must have the images' shape {y.shape}; got {seen.shape}.")
 
-    atom = spec != "vac"
+    atom = spec != VACANCY
     model = project_atoms(
         r[atom],
         species_table(spec[atom], table_w),
@@ -191,20 +212,20 @@ def flip_pairs(
         return FlipResult(spec, np.zeros(0, dtype=int), r1_before, r1_before)
 
     # Patch size: covers both Gaussians of the widest chalcogen of any pair.
-    sigma = np.sqrt(max(table_b["S"], table_b["Se"]) / (8 * np.pi**2))
+    sigma = np.sqrt(max(table_b[name] for name in chalcogens) / (8 * np.pi**2))
     xy = project_points(r, angles) + t[:, None, :]  # (m, n, 2)
     spread = np.abs(xy[:, first] - xy[:, second]).max() / 2
     half = int(np.ceil((spread + _CUTOFF * sigma) / pixel_size)) + 1
     if kernels is not None:  # the blur spreads the patch by the kernel's half size
         half += max((max(k.shape) // 2 for k in kernels if k is not None), default=0)
-    cases_w = np.array([[table_w[a], table_w[b]] for a, b in CASES])
+    cases_w = np.array([[table_w[a], table_w[b]] for a, b in cases])
     rng = np.random.default_rng(rng)
     changes = []
     for _ in range(max(1, int(max_sweeps))):
         changed = 0
         for k in rng.permutation(len(first)):
-            # The nine cases are all pairs of {S, Se, vac}, so which site is called the
-            # top one does not matter.
+            # The cases are all pairs of {S, Se, vac}, so which site is called the top
+            # one does not matter.
             i, j = first[k], second[k]
             case = _best_case(
                 y,
@@ -218,12 +239,13 @@ def flip_pairs(
                 pixel_size,
                 table_w,
                 table_b,
+                cases,
                 cases_w,
                 kernels,
                 seen,
             )
             if case is not None:
-                spec[i], spec[j] = CASES[case]
+                spec[i], spec[j] = cases[case]
                 changed += 1
         changes.append(changed)
         if changed == 0:
@@ -251,6 +273,7 @@ def _best_case(
     pixel_size,
     table_w,
     table_b,
+    cases,
     cases_w,
     kernels,
     seen,
@@ -279,9 +302,10 @@ def _best_case(
         [(cols[:, 0] + half - nx // 2) * pixel_size, (rows[:, 0] + half - ny // 2) * pixel_size]
     )
     offsets = shifts - origin
+    names = tuple(dict.fromkeys(name for case in cases for name in case if name != VACANCY))
     basis = {}
     for a in (0, 1):
-        for name in ("S", "Se"):
+        for name in names:
             basis[a, name] = project_atoms(
                 sites[a : a + 1],
                 1.0,
@@ -292,20 +316,20 @@ def _best_case(
                 offsets=offsets,
             )
             basis[a, name] = blur_images(basis[a, name], kernels)
-    gt = np.stack([np.zeros((m, p, p)), basis[0, "S"], basis[0, "Se"]])  # vac, S, Se
-    gb = np.stack([np.zeros((m, p, p)), basis[1, "S"], basis[1, "Se"]])
-    pick = {"vac": 0, "S": 1, "Se": 2}
+    gt = np.stack([np.zeros((m, p, p)), *(basis[0, name] for name in names)])  # vac, S, Se
+    gb = np.stack([np.zeros((m, p, p)), *(basis[1, name] for name in names)])
+    pick = {VACANCY: 0, **{name: k + 1 for k, name in enumerate(names)}}
     now = table_w[current[0]] * gt[pick[current[0]]] + table_w[current[1]] * gb[pick[current[1]]]
     base = cur - scale[:, None, None] * now
-    top_idx = np.array([pick[a] for a, _ in CASES])
-    bot_idx = np.array([pick[b] for _, b in CASES])
+    top_idx = np.array([pick[a] for a, _ in cases])
+    bot_idx = np.array([pick[b] for _, b in cases])
     model = (
         cases_w[:, 0, None, None, None] * gt[top_idx]
         + cases_w[:, 1, None, None, None] * gb[bot_idx]
     )
     trial = base[None] + scale[None, :, None, None] * model  # (9, m, p, p)
     cost = np.where(valid[None], np.abs(meas[None] - trial), 0.0).sum(axis=(1, 2, 3))
-    now_case = CASES.index(tuple(current))
+    now_case = cases.index(tuple(current))
     best = int(np.argmin(cost))
     if cost[best] >= cost[now_case] * (1 - 1e-12) or best == now_case:
         return None

@@ -26,6 +26,7 @@ from scipy.spatial import Delaunay, cKDTree
 
 from hpcaet.atoms.layers import LAYER_BOTTOM, LAYER_METAL, LAYER_TOP, LayerSurfaces
 from hpcaet.errors import InputError
+from hpcaet.materials import VACANCY
 
 __all__ = [
     "VACANCY",
@@ -38,8 +39,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-VACANCY = "vac"
 
 
 class PairedSites(NamedTuple):
@@ -345,11 +344,12 @@ def snap_chalcogens(
     position : array_like of shape (n, 3)
         All sites [Å] (atoms and vacancy sites).
     layer, region, pair : array_like of int, shape (n,)
-        Layer (-1, 0, 1), region (0 MoS2, 1 WSe2) and partner (-1 for metals).
+        Layer (-1, 0, 1), region (index into the materials) and partner (-1 for metals).
     surfaces : LayerSurfaces
         The fitted layers (the metal surface and its normal).
-    heights : (float, float)
-        Chalcogen height above the metal sheet in the MoS2 and WSe2 regions [Å].
+    heights : tuple of float
+        Chalcogen height above the metal sheet in each region (0, then 1 if any) [Å]
+        (:attr:`hpcaet.materials.Materials.heights`).
     tolerance : float
         Sites within this distance of their ideal site stay where they are [Å].
     pair_radius : float, default 1.2
@@ -366,10 +366,10 @@ def snap_chalcogens(
     partner = np.asarray(pair)
     _check_sites(r, pair_radius, layer=lay, region=reg, pair=partner)
     h = np.asarray(heights, dtype=float)
-    if h.shape != (2,) or not np.all(h > 0) or not tolerance >= 0:
+    if h.shape not in ((1,), (2,)) or not np.all(h > 0) or not tolerance >= 0:
         raise InputError(
-            f"heights must be two positive heights [Å] (MoS2, WSe2) and tolerance >= 0; got "
-            f"{heights!r} and {tolerance!r}."
+            f"heights must be one positive height [Å] per region (one or two) and tolerance "
+            f">= 0; got {heights!r} and {tolerance!r}."
         )
     top, bottom, xy = _pair_feet(r, lay, partner, surfaces)
     if len(top) == 0:
@@ -381,7 +381,7 @@ def snap_chalcogens(
         xy = np.where((dist <= pair_radius)[:, None], centre[near], xy)
     z_mid, normal = surfaces.middle(xy)
     ok = np.isfinite(z_mid)
-    height = h[np.clip(reg[top], 0, 1)]
+    height = h[np.clip(reg[top], 0, len(h) - 1)]
     mid = np.column_stack([xy, z_mid])
     moved = 0
     for sites, sign in ((top, 1.0), (bottom, -1.0)):

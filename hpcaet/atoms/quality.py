@@ -55,8 +55,9 @@ def check_material(
     position: np.ndarray,
     layer: np.ndarray,
     *,
-    lattice: tuple[float, float],
-    heights: tuple[float, float],
+    lattice: tuple[float, ...],
+    heights: tuple[float, ...],
+    names: tuple[str, ...] = (),
 ) -> tuple[float, float]:
     """Stop when the traced atoms do not look like the configured monolayer.
 
@@ -77,6 +78,8 @@ def check_material(
         Lattice constants of the configured materials [Å].
     heights : tuple of float
         Chalcogen heights above the metal plane [Å].
+    names : tuple of str, optional
+        Names of the materials, for the message.
 
     Returns
     -------
@@ -100,13 +103,15 @@ def check_material(
     a_lo, a_hi = min(lattice) * (1 - _LATTICE_TOLERANCE), max(lattice) * (1 + _LATTICE_TOLERANCE)
     h_lo, h_hi = min(heights) * (1 - _HEIGHT_TOLERANCE), max(heights) * (1 + _HEIGHT_TOLERANCE)
     if not (a_lo <= spacing <= a_hi and h_lo <= height <= h_hi):
+        material = " / ".join(names) or "configured"
         raise InputError(
-            f"the traced volume does not look like the configured monolayer: neighbouring "
+            f"the traced volume does not look like the {material} monolayer: neighbouring "
             f"middle-layer atoms are {spacing:.3g} Å apart (expected {a_lo:.3g}-{a_hi:.3g} "
             f"Å from the lattice constants {list(lattice)}) and the outer layers sit "
             f"{height:.3g} Å from them (expected {h_lo:.3g}-{h_hi:.3g} Å from the heights "
             f"{list(heights)}), over {len(metal)} middle and {len(chalc)} outer atoms. For "
-            "another material set structure.a_mos2/a_wse2 and atoms.chalcogen_height; for "
+            "another material set its lattice_constant and chalcogen_height in the config's "
+            "materials section (docs/materials.md); for "
             "a volume that is no monolayer (an amorphous film, a particle) trace it with "
             "hpcaet.atoms.trace_atoms(..., layers=False)."
         )

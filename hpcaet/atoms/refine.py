@@ -55,6 +55,7 @@ from hpcaet.atoms.objective import (
 from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
 from hpcaet.geometry import euler_to_matrix
+from hpcaet.materials import VACANCY
 
 __all__ = ["Mapper", "RefineResult", "refine_atoms"]
 
@@ -186,7 +187,7 @@ def refine_atoms(
         raise InputError(
             f"position (n, 3) and species (n,) must agree; got {r0.shape} and {spec.shape}."
         )
-    atom = spec != "vac"
+    atom = spec != VACANCY
     if not atom.any():
         raise InputError("no atom to refine: every site is a vacancy.")
     names = sorted(set(spec[atom]))

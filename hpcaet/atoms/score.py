@@ -22,11 +22,9 @@ from numpy.typing import ArrayLike
 from scipy.spatial import cKDTree
 
 from hpcaet.errors import InputError
+from hpcaet.materials import PAPER, VACANCY, Materials
 
 __all__ = ["match_sites", "score_atoms", "aligned_positions", "format_scores"]
-
-_SPECIES = ("Mo", "W", "S", "Se")
-_HOST = {0: "S", 1: "Se"}  # chalcogen host of the MoS2 (0) and WSe2 (1) regions
 
 
 def match_sites(position: ArrayLike, truth: ArrayLike, *, max_distance: float = 0.8) -> np.ndarray:
@@ -66,6 +64,7 @@ def score_atoms(
     truth_species: ArrayLike,
     *,
     truth_region: ArrayLike | None = None,
+    materials: Materials = PAPER,
     max_distance: float = 0.8,
     align: str | bool = "rigid",
     field: tuple[float, float, float, float] | None = None,
@@ -83,7 +82,11 @@ def score_atoms(
     truth_species : array_like of str, shape (k,)
         The truth, vacancies as explicit ``"vac"`` sites.
     truth_region : array_like of int, shape (k,), optional
-        True region (0 MoS2, 1 WSe2); needed to count substitutions.
+        True region (index into ``materials.regions``: 0 MoS2, 1 WSe2); needed to count
+        substitutions.
+    materials : Materials, default the paper's MoS2–WSe2
+        The sheet (:mod:`hpcaet.materials`): its elements are scored, and a chalcogen
+        other than its region's own is a substitution.
     max_distance : float, default 0.8
         Matching radius [Å].
     align : {"rigid", "translation", False}, default "rigid"
@@ -145,8 +148,8 @@ def score_atoms(
         # model is turned by a few degrees; then refit on the final matches.
         for radius in (max(1.5, max_distance), max_distance, max_distance):
             match = match_sites(moved, q, max_distance=radius)
-            metal = (match >= 0) & np.isin(s, ("Mo", "W"))
-            metal[metal] &= np.isin(t[match[metal]], ("Mo", "W"))
+            metal = (match >= 0) & np.isin(s, materials.metals)
+            metal[metal] &= np.isin(t[match[metal]], materials.metals)
             if metal.sum() < 4:
                 break
             if align == "translation":
@@ -160,9 +163,9 @@ def score_atoms(
     back = np.full(len(q), -1)  # model site on each true site
     back[match[match >= 0]] = np.flatnonzero(match >= 0)
     model_on = np.where(back >= 0, s[np.maximum(back, 0)], "")  # "" = nothing there
-    on_atom = (back >= 0) & (model_on != "vac")
+    on_atom = (back >= 0) & (model_on != VACANCY)
     per_species = {}
-    for name in _SPECIES:
+    for name in materials.elements:
         sel = t == name
         det = sel & on_atom
         err = p[back[det]] - q[det]
@@ -181,8 +184,8 @@ def score_atoms(
             if det.any()
             else [float("nan")] * 3,
         }
-    true_vac = t == "vac"
-    model_vac = s == "vac"
+    true_vac = t == VACANCY
+    model_vac = s == VACANCY
     # Model sites outside the scored field count only when they match a true site.
     outside_ok = np.ones(len(p), dtype=bool)
     if field is not None:
@@ -190,13 +193,16 @@ def score_atoms(
         outside_ok = (match >= 0) | (
             (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
         )
-    vac_found = int(np.sum(true_vac & (model_on == "vac")))
+    vac_found = int(np.sum(true_vac & (model_on == VACANCY)))
     # A false vacancy: a model vacancy on a true atom, or on no true site at all.
     vac_false = int(
         np.sum(
             model_vac
             & outside_ok
-            & ((match < 0) | ~np.isin(np.where(match >= 0, t[np.maximum(match, 0)], ""), ("vac",)))
+            & (
+                (match < 0)
+                | ~np.isin(np.where(match >= 0, t[np.maximum(match, 0)], ""), (VACANCY,))
+            )
         )
     )
     out: dict[str, Any] = {
@@ -206,7 +212,7 @@ def score_atoms(
             np.sum(
                 ~model_vac
                 & outside_ok
-                & ((match < 0) | (np.where(match >= 0, t[np.maximum(match, 0)], "") == "vac"))
+                & ((match < 0) | (np.where(match >= 0, t[np.maximum(match, 0)], "") == VACANCY))
             )
         ),
         "missing_atoms": int(np.sum(~true_vac & ~on_atom)),
@@ -221,11 +227,14 @@ def score_atoms(
         reg = np.asarray(truth_region).astype(int)
         if reg.shape != (len(q),):
             raise InputError(f"truth_region must have shape ({len(q)},); got {reg.shape}.")
-        chal = np.isin(t, ("S", "Se"))
-        host = np.where(reg == 1, _HOST[1], _HOST[0])
+        names = np.array(materials.chalcogens)
+        chal = np.isin(t, names)
+        host = names[np.clip(reg, 0, len(names) - 1)]
         true_sub = chal & (t != host)
         host_site = chal & (t == host)
-        other = np.where(host == "S", "Se", "S")
+        other = names[::-1][np.clip(reg, 0, len(names) - 1)]  # the other region's
+        if len(names) == 1:
+            other = np.full(len(t), "")
         out["substitutions"] = {
             "true": int(true_sub.sum()),
             "found": int(np.sum(true_sub & (model_on == t))),
@@ -269,8 +278,8 @@ def _match_vacancies(p, s, q, t, match, max_distance):
     """
     taken = np.zeros(len(q), dtype=bool)
     taken[match[match >= 0]] = True
-    free_true = np.flatnonzero((t == "vac") & ~taken)
-    free_model = np.flatnonzero((s == "vac") & (match < 0))
+    free_true = np.flatnonzero((t == VACANCY) & ~taken)
+    free_model = np.flatnonzero((s == VACANCY) & (match < 0))
     if len(free_true) == 0 or len(free_model) == 0:
         return match
     pairs = cKDTree(p[free_model, :2]).sparse_distance_matrix(

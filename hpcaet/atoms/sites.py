@@ -21,7 +21,9 @@ __all__ = ["resnap_changed", "drop_stray", "subset_sites", "reset_collapsed", "m
 log = logging.getLogger(__name__)
 
 
-def resnap_changed(sites: dict, species: np.ndarray, changed: np.ndarray, cfg) -> np.ndarray:
+def resnap_changed(
+    sites: dict, species: np.ndarray, changed: np.ndarray, cfg, *, heights: tuple[float, ...]
+) -> np.ndarray:
     """Positions with the pairs that ``changed`` species moved to their lattice sites."""
     position = sites["position"]
     atom = species != VACANCY
@@ -38,7 +40,7 @@ def resnap_changed(sites: dict, species: np.ndarray, changed: np.ndarray, cfg) -
         sites["region"],
         pair,
         surfaces=surfaces,
-        heights=tuple(cfg.chalcogen_height),
+        heights=heights,
         tolerance=0.0,
         pair_radius=cfg.pair_radius,
     )
@@ -101,7 +103,7 @@ def subset_sites(sites: dict, keep: np.ndarray) -> dict:
     return out
 
 
-def reset_collapsed(position, species, pair, *, min_distance):
+def reset_collapsed(position, species, pair, *, min_distance, weights, chalcogens):
     """Turn chalcogens that the refinement pulled onto another atom into vacancies.
 
     A chalcogen nearer than ``min_distance`` to a metal, or the lighter of two such
@@ -112,11 +114,10 @@ def reset_collapsed(position, species, pair, *, min_distance):
     pairs = cKDTree(position[atom]).query_pairs(min_distance, output_type="ndarray")
     if len(pairs) == 0:
         return species
-    rank = {"S": 0, "Se": 1, "Mo": 2, "W": 3}
     out = species.copy()
     for a, b in atom[pairs]:
-        weaker = a if rank.get(species[a], 0) <= rank.get(species[b], 0) else b
-        if species[weaker] in ("S", "Se") and pair[weaker] >= 0:
+        weaker = a if weights.get(species[a], 0) <= weights.get(species[b], 0) else b
+        if species[weaker] in chalcogens and pair[weaker] >= 0:
             out[weaker] = VACANCY
     n = int(np.sum(out != species))
     if n:

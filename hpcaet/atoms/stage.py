@@ -93,6 +93,7 @@ def run_atoms(config: Config, run, client=None) -> dict[str, xr.Dataset]:
             truth,
             max_distance=config.atoms.match_distance,
             field=field_of_view(volume, margin=config.atoms.edge_distance),
+            materials=config.materials,
             return_match=True,
         )
         model["true_index"] = (

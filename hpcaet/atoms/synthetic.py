@@ -20,13 +20,14 @@ from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms, render_volume, species_table
 from hpcaet.forward.kernels import probe_b_factor
 from hpcaet.io import make_tilt_series, make_volume
+from hpcaet.materials import VACANCY
 
 __all__ = ["probe_b_factor", "ideal_volume", "ideal_images", "ideal_inputs"]
 
 
 def _atoms(positions, species, cross_section, b_factor, extra_b):
     labels = np.asarray(species, dtype=str)
-    atom = labels != "vac"
+    atom = labels != VACANCY
     weights = species_table(labels[atom], cross_section)
     b = species_table(labels[atom], b_factor) + float(extra_b)
     return np.asarray(positions, float)[atom], weights, b

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hpcaet.geometry import EULER_AXES
+from hpcaet.materials import VACANCY
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -45,7 +46,6 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 #: Species label of an explicit vacancy site in an AtomModel.
-VACANCY = "vac"
 
 #: Quality bits of an AtomModel's ``flag``: nearer than the minimum distance to another
 #: atom, over ``atoms.off_layer_distance`` off its layer, within ``atoms.edge_distance`` of
@@ -195,7 +195,11 @@ _TILT = ("tilt",)
 _IMAGE = ("tilt", "y", "x")
 _SHIFT = ("tilt", "shift_axis")
 _LAYER = dict(storage="int8", flag_values=(-1, 0, 1), flag_meanings="bottom middle top")
-_REGION = dict(storage="int8", flag_values=(-1, 0, 1), flag_meanings="unknown MoS2 WSe2")
+# region: index into the run's materials (config `materials.regions`, the dataset's
+# `materials` attribute): 0 the first (MoS2), 1 the second (WSe2)
+_REGION = dict(storage="int8", flag_values=(-1, 0, 1), flag_meanings="unknown first second")
+#: flag_meanings that files of earlier versions wrote, accepted when reading
+LEGACY_MEANINGS = {"unknown first second": ("unknown MoS2 WSe2",)}
 
 _TILT_SERIES = KindSpec(
     name="TiltSeries",
@@ -296,7 +300,8 @@ _ATOM_MODEL = KindSpec(
              required=True),
         _var("layer", ("atom",), "int", None, "layer of the site", "flags", required=True,
              **_LAYER),
-        _var("region", ("atom",), "int", None, "material region", "flags", required=True,
+        _var("region", ("atom",), "int", None, "material region (index into the "
+             "materials attribute)", "flags", required=True,
              **_REGION),
         _var("pair", ("atom",), "int", None, "index of the top/bottom partner site, -1 none",
              "atom_index", storage="int32"),

@@ -17,6 +17,7 @@ from hpcaet.errors import InputError, SchemaError
 from hpcaet.io.schemas import (
     _ATTR_CHECK_TEXT,
     KINDS,
+    LEGACY_MEANINGS,
     SCHEMA_VERSION,
     SCHEMAS,
     VACANCY,
@@ -201,7 +202,8 @@ def _field_problems(
             found = f"{key}={var.attrs.get(key)!r}"
             fix = f"set attrs[{key!r}] and attrs['flag_meanings'] = {spec.flag_meanings!r}"
             out.append(_problem(where, found, f"{key}={list(wanted)}", fix))
-    if spec.flag_meanings and var.attrs.get("flag_meanings") != (spec.flag_meanings):
+    accepted = (spec.flag_meanings, *LEGACY_MEANINGS.get(spec.flag_meanings or "", ()))
+    if spec.flag_meanings and var.attrs.get("flag_meanings") not in accepted:
         found = f"flag_meanings={var.attrs.get('flag_meanings')!r}"
         fix = f"set attrs['flag_meanings'] = {spec.flag_meanings!r}"
         out.append(_problem(where, found, f"flag_meanings={spec.flag_meanings!r}", fix))

@@ -1,16 +1,22 @@
-"""A synthetic monolayer MoS2–WSe2 lateral heterojunction with known atoms.
+"""A synthetic monolayer lateral heterojunction (the paper's MoS2–WSe2) with known atoms.
 
+The two materials are those of :class:`hpcaet.materials.Materials` (region 0 the host,
+region 1 inside a polygon; with a single material there is no region 1 and no
+misfit, and the polygon's edges only guide the ripple and the vacancies).
 The flake is one coherent 2H lattice: every site has lattice indices shared by both
-materials (epitaxy), and the 5.5 % misfit enters as a smooth dilatation field. From
-the *reference lattice* (MoS2 constant, indices ``n1, n2``) the builder
+materials (epitaxy), and the misfit (5.5 % for MoS2–WSe2) enters as a smooth
+dilatation field. From the *reference lattice* (region 0's constant, indices
+``n1, n2``) the builder
 
-1. marks the WSe2 region (a polygon whose edges along x are zigzag and along y
-   armchair), so metals are W inside and Mo outside, and chalcogens are Se only where
-   all three metal neighbours are W (W–S bonds at the interface);
+1. marks region 1 (a polygon whose edges along x are zigzag and along y armchair),
+   so metals are region 1's (W) inside and region 0's (Mo) outside, and chalcogens are
+   region 1's (Se) only where all three metal neighbours are region 1's (W–S bonds at
+   the interface);
 2. displaces every site by ``u = grad(phi)`` with ``laplace(phi) = 2 m(r)``, where the
-   misfit ``m`` steps from 0 (MoS2) to ``a_WSe2 / a_MoS2 - 1`` (WSe2) over
+   misfit ``m`` steps from 0 (region 0) to ``a_1 / a_0 - 1`` (region 1) over
    ``interface_width``: the strain is isotropic inside each region and relaxes away
-   from the interface (tension on the MoS2 side, compression on the WSe2 side);
+   from the interface (for MoS2–WSe2 tension on the MoS2 side, compression on the
+   WSe2 side);
 3. adds an out-of-plane ripple ``z = A cos(2 pi t / lambda) envelope(d)``, ``t`` the
    arc length along the interface (blended round corners, so the sheet is continuous)
    and ``d`` the distance to it, with chalcogens placed
@@ -21,8 +27,8 @@ the *reference lattice* (MoS2 constant, indices ``n1, n2``) the builder
    area is kept to second order in the slope; a shear part remains, since a sheet with
    curvature in two directions cannot be laid on a plane without it);
 4. turns chalcogen sites into vacancies (explicit sites, symbol ``X``) with a density
-   decaying away from the interface, puts a few Se on S sites, and adds Gaussian
-   thermal displacements.
+   decaying away from the interface, puts a few of region 1's chalcogen (Se) on
+   region 0's chalcogen sites (S), and adds Gaussian thermal displacements.
 
 All fields are defined on the reference lattice, so they are known exactly.
 """
@@ -37,6 +43,7 @@ from scipy import ndimage
 from scipy.special import erf
 
 from hpcaet.errors import InputError
+from hpcaet.materials import PAPER, Materials
 
 __all__ = [
     "HeterojunctionSpec",
@@ -62,11 +69,8 @@ class HeterojunctionSpec:
     """
 
     field: tuple[float, float] = (74.0, 74.0)
-    a_mos2: float = 3.16
-    a_wse2: float = 3.28
-    chalcogen_height_mos2: float = 1.56
-    chalcogen_height_wse2: float = 1.67
-    wse2_polygon: tuple[tuple[float, float], ...] = (
+    materials: Materials = PAPER
+    region_polygon: tuple[tuple[float, float], ...] = (
         (-1, -1),
         (-1, 0.07),
         (-0.08, 0.07),
@@ -103,16 +107,18 @@ def build_heterojunction(
     ase.Atoms
         Positions [Å] centred on the origin in x and y, metal plane near z = 0.
         Vacancies are atoms with symbol ``"X"``. Per-atom arrays: ``layer``
-        (-1 bottom, 0 metal, 1 top), ``region`` (0 MoS2, 1 WSe2), ``pair`` (index of
-        the top/bottom partner site, -1 for metals), ``interface_distance`` (signed
-        distance to the interface on the reference lattice, > 0 in WSe2 [Å]),
+        (-1 bottom, 0 metal, 1 top), ``region`` (0 or 1, the index into
+        ``spec.materials.regions``), ``pair`` (index of the top/bottom partner site, -1
+        for metals), ``interface_distance`` (signed distance to the interface on the
+        reference lattice, > 0 in region 1 [Å]),
         ``ripple`` (height of the sheet at the site [Å]).
     """
     rng = np.random.default_rng(rng)
     fx, fy = spec.field
-    a = spec.a_mos2
+    host, guest = spec.materials.regions[0], spec.materials.other()
+    a = host.lattice_constant
     a1, a2 = np.array([a, 0.0]), np.array([a / 2, a * np.sqrt(3) / 2])
-    polygon = np.asarray(spec.wse2_polygon, dtype=float) * [fx, fy]
+    polygon = np.asarray(spec.region_polygon, dtype=float) * [fx, fy]
     if not spec.extend >= 0:
         raise InputError(f"extend must be >= 0 Å; got {spec.extend!r}.")
     # The sheet continues `extend` beyond the field: polygon vertices beyond the field's
@@ -123,7 +129,7 @@ def build_heterojunction(
     segments = _clip_polyline_to_box(polygon, ex, ey)
     if len(segments) == 0:
         raise InputError(
-            f"the WSe2 polygon {np.asarray(spec.wse2_polygon).tolist()} has no edge inside "
+            f"the region polygon {np.asarray(spec.region_polygon).tolist()} has no edge inside "
             f"the {fx} x {fy} Å field, so there is no interface; move a vertex inside."
         )
 
@@ -139,7 +145,7 @@ def build_heterojunction(
     keep_c = np.all(np.abs(chalc0) <= half, axis=1)
 
     inside = _inside_polygon
-    is_w = inside(metal0, polygon)
+    is_w = inside(metal0, polygon) & spec.materials.pair
     all_w = is_w & inside(metal0 + a1, polygon) & inside(metal0 + a2, polygon)
 
     metal0, is_w = metal0[keep_m], is_w[keep_m]
@@ -150,13 +156,14 @@ def build_heterojunction(
     layer = np.concatenate(
         [np.full(nm, LAYER_METAL), np.full(nc, LAYER_TOP), np.full(nc, LAYER_BOTTOM)]
     ).astype(np.int8)
-    region = np.concatenate([is_w, all_w, all_w]).astype(np.int8)  # 1 = WSe2
+    region = np.concatenate([is_w, all_w, all_w]).astype(np.int8)  # 1 = region 1 (WSe2)
+    chalcogen = np.where(all_w, guest.chalcogen, host.chalcogen)
     symbols = np.concatenate(
-        [np.where(is_w, "W", "Mo"), np.where(all_w, "Se", "S"), np.where(all_w, "Se", "S")]
+        [np.where(is_w, guest.metal, host.metal), chalcogen, chalcogen]
     ).astype(object)
     pair = np.concatenate([np.full(nm, -1), nm + nc + np.arange(nc), nm + np.arange(nc)])
 
-    # Distances to the interface, signed (> 0 inside WSe2), and arc length along it.
+    # Distances to the interface, signed (> 0 inside region 1), and arc length along it.
     dist, _ = _distance_to_polyline(sites, segments)
     signed = np.where(inside(sites, polygon), dist, -dist)
 
@@ -167,7 +174,7 @@ def build_heterojunction(
         return spec.ripple_amplitude * np.cos(2 * np.pi * t / spec.ripple_wavelength) * env
 
     # In-plane displacement: misfit dilatation, less the ripple's stretch if asked.
-    misfit = spec.a_wse2 / spec.a_mos2 - 1.0
+    misfit = guest.lattice_constant / host.lattice_constant - 1.0
     u = _misfit_displacement(
         sites,
         polygon,
@@ -185,11 +192,11 @@ def build_heterojunction(
     normal = np.column_stack([-dwdx, -dwdy, np.ones_like(w0)])
     normal /= np.linalg.norm(normal, axis=1, keepdims=True)
 
-    height = np.where(region == REGION_WSE2, spec.chalcogen_height_wse2, spec.chalcogen_height_mos2)
+    height = np.where(region == REGION_WSE2, guest.chalcogen_height, host.chalcogen_height)
     height = height + np.where(layer == LAYER_TOP, spec.top_bottom_asymmetry, 0.0)
     positions = np.column_stack([sites + u, w0]) + (layer * height)[:, None] * normal
 
-    # Vacancies near the interface, Se substitutions on S sites of the MoS2 region.
+    # Vacancies near the interface; region 1's chalcogen on region 0's chalcogen sites.
     # (defects only inside the field: the configured counts are those of the field)
     in_field = np.all(np.abs(sites) <= [fx / 2, fy / 2], axis=1)
     chalc = np.flatnonzero((layer != LAYER_METAL) & in_field)
@@ -203,14 +210,20 @@ def build_heterojunction(
     vac = rng.choice(chalc, size=n_vac, replace=False, p=p / p.sum()) if n_vac else []
     symbols[vac] = "X"
     s_sites = np.flatnonzero(
-        (symbols == "S") & (region == REGION_MOS2) & (np.abs(signed) > a) & in_field
+        (symbols == host.chalcogen) & (region == REGION_MOS2) & (np.abs(signed) > a) & in_field
     )
     n_sub = int(spec.substitutions)
+    if n_sub and not spec.materials.pair:
+        raise InputError(
+            f"phantom.substitutions = {n_sub} needs a second material's chalcogen; the sheet "
+            f"is {host.name} alone. Set phantom.substitutions: 0."
+        )
     if n_sub > len(s_sites):
         raise InputError(
-            f"phantom.substitutions = {n_sub} exceeds the {len(s_sites)} S sites available."
+            f"phantom.substitutions = {n_sub} exceeds the {len(s_sites)} {host.chalcogen} "
+            "sites available."
         )
-    symbols[rng.choice(s_sites, size=n_sub, replace=False)] = "Se"
+    symbols[rng.choice(s_sites, size=n_sub, replace=False)] = guest.chalcogen
 
     positions = positions + rng.normal(0.0, spec.thermal_rms, positions.shape)
 

@@ -17,6 +17,7 @@ from hpcaet.config import Config
 from hpcaet.errors import ConfigError, InputError
 from hpcaet.forward import species_table
 from hpcaet.io import make_atom_model, make_tilt_series
+from hpcaet.materials import PAPER, VACANCY, Materials
 from hpcaet.parallel import gather_with_progress
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
 from hpcaet.phantom.simulate import draw_distortions, simulate_tilt
@@ -32,7 +33,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-VACANCY = "vac"
 #: Seed streams of one run: phantom, distortions, per-tilt noise, nominal angles.
 _STREAM_PHANTOM, _STREAM_DISTORT, _STREAM_NOISE, _STREAM_NOMINAL = range(4)
 
@@ -43,26 +43,37 @@ def _rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
 
 def make_phantom(config: Config) -> xr.Dataset:
     """Build the heterojunction phantom of ``config.phantom`` as an AtomModel."""
+    fields = set(HeterojunctionSpec.__dataclass_fields__) - {"materials"}
     spec = HeterojunctionSpec(
-        **{k: getattr(config.phantom, k) for k in HeterojunctionSpec.__dataclass_fields__}
+        materials=config.materials, **{k: getattr(config.phantom, k) for k in fields}
     )
     atoms = build_heterojunction(spec, rng=_rng(config.seed, _STREAM_PHANTOM))
     model = atoms_to_model(
-        atoms, b_factor=config.species.b_factor, cross_section=config.species.cross_section
+        atoms,
+        b_factor=config.species.b_factor,
+        cross_section=config.species.cross_section,
+        materials=config.materials,
     )
-    counts = {s: int((model.species == s).sum()) for s in ("Mo", "W", "S", "Se", VACANCY)}
+    names = (*config.materials.elements, VACANCY)
+    counts = {s: int((model.species == s).sum()) for s in names}
     log.info("phantom: %d sites: %s", model.sizes["atom"], counts)
     return model
 
 
 def atoms_to_model(
-    atoms: ase.Atoms, *, b_factor: dict[str, float], cross_section: dict[str, float]
+    atoms: ase.Atoms,
+    *,
+    b_factor: dict[str, float],
+    cross_section: dict[str, float],
+    materials: Materials = PAPER,
 ) -> xr.Dataset:
     """Turn phantom ``ase.Atoms`` (vacancies as ``"X"``) into an AtomModel Dataset."""
     species = np.array([VACANCY if s == "X" else s for s in atoms.get_chemical_symbols()])
     table = {VACANCY: 0.0, **b_factor}
-    # A vacancy site keeps the B-factor of the chalcogen it replaces, for flipping.
-    b = species_table(np.where(species == VACANCY, "S", species), table)
+    # A vacancy site keeps the B-factor of its region's chalcogen, for flipping.
+    index = np.clip(atoms.arrays["region"], 0, len(materials.regions) - 1)
+    host = np.array(materials.chalcogens)[index]
+    b = species_table(np.where(species == VACANCY, host, species), table)
     model = make_atom_model(
         position=atoms.positions,
         species=species,
@@ -71,12 +82,13 @@ def atoms_to_model(
         region=atoms.arrays["region"],
         pair=atoms.arrays["pair"],
         cross_section={**cross_section, VACANCY: 0.0},
+        materials=" ".join(materials.names),
     )
     if "interface_distance" in atoms.arrays:
         model["interface_distance"] = (
             "atom",
             atoms.arrays["interface_distance"],
-            {"units": "Å", "long_name": "signed distance to the interface, > 0 in WSe2"},
+            {"units": "Å", "long_name": "signed distance to the interface, > 0 in region 1"},
         )
     return model
 

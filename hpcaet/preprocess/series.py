@@ -3,7 +3,7 @@
 These run once per tilt series (not per tilt) between the stage's two per-tilt phases:
 :func:`calibrate_series` calibrates the angles from the tracked columns, with the
 column-fit bias of each metal species removed, and :func:`vibration_kernels` chooses a
-crop of a clean MoS2 region in every image and fits the vibration kernels
+crop of a clean region of the darker material (MoS2) in every image and fits the vibration kernels
 (:func:`hpcaet.preprocess.vibration.estimate_membrane_vibration` by default).
 """
 
@@ -42,22 +42,19 @@ log = logging.getLogger(__name__)
 
 
 def lattice_model(config: Config, *, bright: bool = False) -> LatticeModel:
-    """The reference monolayer of ``config.preprocess`` with the species' parameters.
+    """The reference monolayer: the material of ``config.materials`` with the darker metal.
 
-    ``bright=True`` gives the monolayer of the bright species (``bright_metal`` etc.).
+    ``bright=True`` gives the monolayer of the material with the brighter metal (the
+    same one for a single material). Cross-sections and B-factors from ``species``.
     """
-    pp, sp = config.preprocess, config.species
-    if bright:
-        names = [pp.bright_metal, pp.bright_chalcogen]
-        a, h = pp.bright_lattice_constant, pp.bright_chalcogen_height
-    else:
-        names = [pp.metal, pp.chalcogen]
-        a, h = pp.lattice_constant, pp.chalcogen_height
+    sp = config.species
+    material = config.materials.by_brightness(sp.cross_section)[int(bright)]
+    names = [material.metal, material.chalcogen]
     w = species_table(names, sp.cross_section)
     b = species_table(names, sp.b_factor)
     return LatticeModel(
-        lattice_constant=a,
-        chalcogen_height=h,
+        lattice_constant=material.lattice_constant,
+        chalcogen_height=material.chalcogen_height,
         metal_weight=float(w[0]),
         chalcogen_weight=float(w[1]),
         metal_b=float(b[0]),
@@ -95,7 +92,7 @@ def calibrate_series(
     pp = config.preprocess
     options = dict(
         reference=tracks.reference,
-        lattice_constant=pp.lattice_constant,
+        lattice_constant=lattice_model(config).lattice_constant,
         outlier=pp.angle_outlier,
     )
     calibration = calibrate_angles(
@@ -235,8 +232,8 @@ def local_lattice_euler(
 def _mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
     """Corner (row, col) of a ``crop`` square holding many columns and few bright ones.
 
-    The darker metal columns are taken as Mo (MoS2); a window is scored by its number of
-    them minus ten times its number of bright (W) ones.
+    The darker metal columns are taken as the darker material's (Mo of MoS2); a window
+    is scored by its number of them minus ten times its number of bright (W) ones.
     """
     if len(columns) < 6 or min(shape) < crop:
         return None
@@ -282,13 +279,14 @@ def model_backgrounds(
     if not pp.background_model:
         return [None] * n
     bright = bright_tracks(tracks, [r.columns for r in first], [r.intensity for r in first])
+    dark, light = config.materials.by_brightness(sp.cross_section)
     sites = sheet_sites(
         calibration.positions,
         bright,
-        lattice_constant=pp.lattice_constant,
-        chalcogen_height=(pp.chalcogen_height, pp.bright_chalcogen_height),
+        lattice_constant=dark.lattice_constant,
+        chalcogen_height=(dark.chalcogen_height, light.chalcogen_height),
     )
-    names = [pp.metal, pp.bright_metal, pp.chalcogen, pp.bright_chalcogen]
+    names = [dark.metal, light.metal, dark.chalcogen, light.chalcogen]
     options = dict(
         pixel_size=pixel_size,
         b_factors=species_table(names, sp.b_factor),

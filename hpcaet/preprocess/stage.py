@@ -150,7 +150,7 @@ def preprocess_series(
         record=TiltStart,
     )
     subtracted = np.stack([r.subtracted for r in first])
-    spacing = pp.lattice_constant / px
+    spacing = model.lattice_constant / px
     tracks = track_columns(
         [r.columns for r in first],
         subtracted,
@@ -447,7 +447,7 @@ def _key(series: xr.Dataset, config: Config) -> str:
     data = {
         "input": str(series.attrs.get("config_hash", "")),
         "shape": list(series["frames"].shape),
-        "sections": {k: config_to_dict(config)[k] for k in ("preprocess", "species")},
+        "sections": {k: config_to_dict(config)[k] for k in ("preprocess", "species", "materials")},
         "probe": config.imaging.probe_fwhm,
         "version": _VERSION,
     }

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hpcaet.errors import InputError
+from hpcaet.materials import PAPER, VACANCY, Materials
 from hpcaet.structure.bonds import BondAngles, bond_angles, ideal_bond_angle, layer_difference
 from hpcaet.structure.displacements import _check_sites, atomic_displacements
 from hpcaet.structure.fields import COMPONENTS
@@ -39,8 +40,6 @@ __all__ = ["StructureAnalysis", "analyse_structure"]
 
 log = logging.getLogger(__name__)
 
-_VACANCY = "vac"
-_NAMES = {0: "MoS2", 1: "WSe2"}
 #: Distance bands (|d| in Å) on each side of the interface for the strain summary.
 _BANDS = ((0.0, 5.0), (5.0, 10.0), (10.0, 20.0))
 _MEMBRANE = ("xx", "yy", "xy")  # components of the ripple / in-plane split
@@ -55,7 +54,8 @@ class StructureAnalysis:
     interface : Interface or None
         None for a single-material model.
     distance, arc : ndarray of shape (n,) or None
-        Signed distance to the interface (> 0 in WSe2) and arc length along it [Å].
+        Signed distance to the interface (> 0 in region 1, WSe2) and arc length along
+        it [Å].
     height : ndarray of shape (n,)
         z above the least-squares plane of the metals [Å].
     strips : dict or None
@@ -114,10 +114,7 @@ def analyse_structure(
     layer: np.ndarray,
     region: np.ndarray,
     *,
-    a_mos2: float,
-    a_wse2: float,
-    chalcogen_height_mos2: float,
-    chalcogen_height_wse2: float,
+    materials: Materials = PAPER,
     fit_lattice_constant: bool,
     interface_cutoff: float,
     vacancy_bin: float,
@@ -143,13 +140,13 @@ def analyse_structure(
     positions : ndarray of shape (n, 3)
         Sites [Å], vacancies included.
     species : ndarray of str, shape (n,)
-        Mo, W, S, Se or ``"vac"``.
+        Elements of the materials (Mo, W, S, Se) or ``"vac"``.
     layer : ndarray of int, shape (n,)
         -1 bottom chalcogen, 0 metal, 1 top chalcogen.
     region : ndarray of int, shape (n,)
-        0 MoS2, 1 WSe2, -1 unknown.
-    a_mos2, a_wse2, chalcogen_height_mos2, chalcogen_height_wse2 : float
-        The ideal lattices [Å].
+        Index into ``materials.regions`` (0 MoS2, 1 WSe2), -1 unknown.
+    materials : Materials, default the paper's MoS2–WSe2
+        The sheet (:mod:`hpcaet.materials`): names, and the ideal lattices [Å].
     fit_lattice_constant : bool
         Fit each region's lattice constant too.
     interface_cutoff : float
@@ -201,20 +198,21 @@ def analyse_structure(
     excluded = np.zeros(n, bool) if exclude is None else np.asarray(exclude, bool)
     if excluded.shape != (n,):
         raise InputError(f"exclude must have shape ({n},); got {excluded.shape}.")
-    counts = {s: int(np.sum(species == s)) for s in METALS + CHALCOGENS + (_VACANCY,)}
+    counts = {s: int(np.sum(species == s)) for s in (*materials.elements, VACANCY)}
     counts["excluded"] = int(excluded.sum())
     if excluded.any():
         log.info("%d flagged site(s) left out of the analysis", int(excluded.sum()))
     # An excluded site gets a label no step knows, so every step passes it by.
     species = np.where(excluded, "excluded", species)
     is_metal = np.isin(species, METALS)
-    results: dict = {"counts": counts}
+    results: dict = {"material_names": list(materials.names), "counts": counts}
 
     start = time.perf_counter()
     height = detrend_plane(pos, mask=is_metal)
     interface = distance = arc = strip_result = ripple = ripple_atoms = None
-    if counts["Mo"] and counts["W"]:
-        interface = find_interface(pos, species)
+    metal_counts = {m: counts[m] for m in materials.metals}
+    if materials.pair and all(metal_counts.values()):
+        interface = find_interface(pos, species, inside=materials.regions[1].metal)
         distance, arc = interface_distance(pos, interface)
         results["interface"] = _interface_results(
             interface, pos, species, distance, cutoff=interface_cutoff, bin_width=vacancy_bin
@@ -238,9 +236,8 @@ def analyse_structure(
             results["ripple"] = None
     else:
         log.warning(
-            "only one material (%d Mo, %d W): no interface, strips, ripple or vacancy profile",
-            counts["Mo"],
-            counts["W"],
+            "only one material (%s): no interface, strips, ripple or vacancy profile",
+            ", ".join(f"{v} {k}" for k, v in metal_counts.items()),
         )
         results.update(interface=None, roughness=None, ripple=None)
     timings["interface_and_ripples"] = time.perf_counter() - start
@@ -254,8 +251,7 @@ def analyse_structure(
         if near is not None:
             bonds[kind]["interface"] = layer_difference(angles, kind=kind, atoms=near)
     bonds["ideal"] = {
-        "MoS2": ideal_bond_angle(a_mos2, chalcogen_height_mos2),
-        "WSe2": ideal_bond_angle(a_wse2, chalcogen_height_wse2),
+        m.name: ideal_bond_angle(m.lattice_constant, m.chalcogen_height) for m in materials.regions
     }
     results["bond_angles"] = bonds
     timings["bonds"] = time.perf_counter() - start
@@ -266,8 +262,9 @@ def analyse_structure(
         species,
         layer,
         region,
-        lattice_constant={0: a_mos2, 1: a_wse2},
-        height={0: chalcogen_height_mos2, 1: chalcogen_height_wse2},
+        lattice_constant=dict(enumerate(materials.lattice_constants)),
+        height=dict(enumerate(materials.heights)),
+        metals=materials.metals,
         fit_lattice_constant=fit_lattice_constant,
     )
     timings["lattice_fit"] = time.perf_counter() - start
@@ -301,8 +298,9 @@ def analyse_structure(
         lab_slope = slope + plane
     ripple_part = ripple_strain(slope)
     timings["strain"] = time.perf_counter() - start
+    names = dict(enumerate(materials.names))
     results["lattice"] = {
-        _NAMES.get(r, str(r)): {
+        names.get(r, str(r)): {
             "lattice_constant": f.lattice_constant,
             "height": f.height,
             "sublattice": f.sublattice,
@@ -319,6 +317,7 @@ def analyse_structure(
         finite=finite_strain,
         slope=slope,
         lab_slope=lab_slope,
+        materials=materials,
     )
     results["timings"] = timings
     return StructureAnalysis(
@@ -344,7 +343,7 @@ def analyse_structure(
 
 def _interface_results(interface, pos, species, distance, *, cutoff, bin_width) -> dict:
     lengths = np.linalg.norm(interface.segments[:, 1] - interface.segments[:, 0], axis=1)
-    vac = species == _VACANCY
+    vac = species == VACANCY
     profile = vacancy_profile(distance, species, bin_width=bin_width)
     return {
         "zigzag_angle": interface.zigzag_angle,
@@ -372,7 +371,9 @@ def _interface_results(interface, pos, species, distance, *, cutoff, bin_width) 
     }
 
 
-def _strain_results(atom_strain, metals, region, distance, *, finite, slope, lab_slope) -> dict:
+def _strain_results(
+    atom_strain, metals, region, distance, *, finite, slope, lab_slope, materials
+) -> dict:
     """Mean strain of the metals in distance bands on each side, and extremes [%].
 
     For the finite strain each band also gets its split (xx, yy, xy) into the ripple
@@ -394,8 +395,9 @@ def _strain_results(atom_strain, metals, region, distance, *, finite, slope, lab
         if finite_rows.any()
         else None
     )
+    names = dict(enumerate(materials.names))
     out["mean_by_region"] = {
-        _NAMES.get(int(r), str(r)): {
+        names.get(int(r), str(r)): {
             c: float(np.mean(atom_strain[sel, k]) * 100) for k, c in enumerate(COMPONENTS)
         }
         for r in np.unique(region)
@@ -409,7 +411,7 @@ def _strain_results(atom_strain, metals, region, distance, *, finite, slope, lab
     in_plane = tangent_frame(atom_strain, lab_slope)[:, [0, 1, 3]] - ripple
     bands = []
     for lo, hi in _BANDS:
-        for side, name in ((-1, "MoS2"), (1, "WSe2")):
+        for side, name in ((-1, names[0]), (1, names[1])):
             sel = finite_rows & (side * distance > lo) & (side * distance <= hi)
             row = {"side": name, "from": lo, "to": hi, "metals": int(sel.sum())}
             row.update(
@@ -428,14 +430,18 @@ def _strain_results(atom_strain, metals, region, distance, *, finite, slope, lab
             bands.append(row)
     out["near_interface"] = bands
     first = {b["side"]: b for b in bands if b["from"] == _BANDS[0][0]}
+    # The paper's signs: the smaller lattice is stretched next to the interface (MoS2
+    # e_xx, e_yy > 0), the larger compressed (WSe2 < 0).
+    small, large = sorted(materials.regions, key=lambda m: m.lattice_constant)
+    keys = (f"exx_eyy_positive_{small.name}", f"exx_eyy_negative_{large.name}")
     out["paper_signs"] = {
-        "exx_eyy_positive_MoS2": _both(first["MoS2"], lambda v: v > 0),
-        "exx_eyy_negative_WSe2": _both(first["WSe2"], lambda v: v < 0),
+        keys[0]: _both(first[small.name], lambda v: v > 0),
+        keys[1]: _both(first[large.name], lambda v: v < 0),
     }
     out["paper_signs_in_plane"] = (
         {
-            "exx_eyy_positive_MoS2": _both(first["MoS2"]["in_plane"], lambda v: v > 0),
-            "exx_eyy_negative_WSe2": _both(first["WSe2"]["in_plane"], lambda v: v < 0),
+            keys[0]: _both(first[small.name]["in_plane"], lambda v: v > 0),
+            keys[1]: _both(first[large.name]["in_plane"], lambda v: v < 0),
         }
         if finite
         else None

@@ -9,7 +9,7 @@ a site is its position minus its fitted ideal site.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -66,7 +66,13 @@ def _check_sites(
     return pos, species, layer
 
 
-def resolve_regions(positions: np.ndarray, species: np.ndarray, region: np.ndarray) -> np.ndarray:
+def resolve_regions(
+    positions: np.ndarray,
+    species: np.ndarray,
+    region: np.ndarray,
+    *,
+    metals: Sequence[str] = ("Mo", "W"),
+) -> np.ndarray:
     """Material region of every site, unknown ones (-1) filled in from the metals.
 
     Parameters
@@ -76,21 +82,24 @@ def resolve_regions(positions: np.ndarray, species: np.ndarray, region: np.ndarr
     species : ndarray of str, shape (n,)
         Chemical symbols (``"vac"`` for vacancy sites).
     region : ndarray of int, shape (n,)
-        0 MoS2, 1 WSe2, -1 unknown.
+        Index into the materials (0 MoS2, 1 WSe2), -1 unknown.
+    metals : sequence of str, default ("Mo", "W")
+        The metal of each region (:attr:`hpcaet.materials.Materials.metals`).
 
     Returns
     -------
     ndarray of int8, shape (n,)
-        A metal of unknown region is 1 if W, else 0; any other unknown site takes the
-        region of its nearest metal (in x, y).
+        A metal of unknown region takes the region of its element (0 if none); any
+        other unknown site takes the region of its nearest metal (in x, y).
     """
     species = np.asarray(species).astype(str)
     out = np.asarray(region).astype(np.int8).copy()
     metal = np.isin(species, METALS)
     if not metal.any():
-        raise InputError("the model has no Mo or W atom; its regions cannot be told apart.")
+        raise InputError("the model has no metal atom; its regions cannot be told apart.")
     fill = metal & (out < 0)
-    out[fill] = np.where(species[fill] == "W", 1, 0)
+    index = {name: k for k, name in enumerate(metals)}
+    out[fill] = [index.get(name, 0) for name in species[fill]]
     rest = np.flatnonzero(~metal & (out < 0))
     if len(rest):
         _, near = cKDTree(positions[metal, :2]).query(positions[rest, :2])
@@ -107,6 +116,7 @@ def atomic_displacements(
     lattice_constant: Mapping[int, float],
     height: Mapping[int, float],
     fit_lattice_constant: bool = False,
+    metals: Sequence[str] = ("Mo", "W"),
 ) -> tuple[np.ndarray, np.ndarray, dict[int, LatticeFit]]:
     """Displacement of every site from the fitted ideal lattice of its material.
 
@@ -126,6 +136,8 @@ def atomic_displacements(
     fit_lattice_constant : bool
         Also fit each region's lattice constant (the displacements then carry the
         strain relative to the region's mean lattice, not to the bulk material).
+    metals : sequence of str, default ("Mo", "W")
+        The metal of each region, for sites of unknown region (:func:`resolve_regions`).
 
     Returns
     -------
@@ -145,7 +157,7 @@ def atomic_displacements(
         constant or height.
     """
     pos, species, layer = _check_sites("atomic_displacements", positions, species, layer, region)
-    reg = resolve_regions(pos, species, region)
+    reg = resolve_regions(pos, species, region, metals=metals)
     metal = np.isin(species, METALS)
     counts = {int(r): int(np.sum(metal & (reg == r))) for r in np.unique(reg)}
     largest = max(counts, key=counts.get)

@@ -11,7 +11,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from hpcaet.plotting import save_figure
+from hpcaet.materials import METALS, VACANCY
+from hpcaet.plotting import save_figure, species_colours
 from hpcaet.structure.analysis import StructureAnalysis
 from hpcaet.structure.fields import COMPONENTS
 
@@ -60,28 +61,27 @@ def plot_interface(pos, species, analysis: StructureAnalysis, path) -> Path:
     """Top view with the interface segments by kind, and vacancies against distance."""
     fig = Figure(figsize=(11, 5), layout="constrained")
     top, prof = fig.subplots(1, 2, width_ratios=[1.1, 1])
-    for name, colour, size in (
-        ("Mo", "lightsteelblue", 14),
-        ("W", "dimgray", 14),
-        ("S", "gold", 4),
-        ("Se", "yellowgreen", 4),
-    ):
+    for name, colour in species_colours(species).items():
+        if name == VACANCY:
+            continue
         sel = species == name
+        size = 14 if name in METALS else 4
         top.scatter(pos[sel, 0], pos[sel, 1], s=size, c=colour, label=f"{name} ({sel.sum()})")
-    vac = species == "vac"
+    vac = species == VACANCY
     top.scatter(pos[vac, 0], pos[vac, 1], s=40, c="k", marker="x", label=f"vacancy ({vac.sum()})")
     _draw_interface(top, analysis)
     for kind, colour in _KIND_COLOURS.items():
         top.plot([], [], color=colour, lw=2, label=f"{kind} interface")
     top.set_aspect("equal")
-    top.set(xlabel="x [Å]", ylabel="y [Å]", title="MoS2–WSe2 interface")
+    names = analysis.results.get("material_names", ["MoS2", "WSe2"])
+    top.set(xlabel="x [Å]", ylabel="y [Å]", title=f"{names[0]}–{names[-1]} interface")
     top.legend(fontsize=7, loc="upper right")
     p = analysis.results["interface"]["vacancy_profile"]
     centre = np.asarray(p["centre"])
     width = centre[1] - centre[0] if len(centre) > 1 else 1.0
     prof.bar(centre, p["vacancies"], width=0.9 * width, color="tab:gray")
     prof.set(
-        xlabel="signed distance to the interface [Å] (> 0: WSe2)",
+        xlabel=f"signed distance to the interface [Å] (> 0: {names[-1]})",
         ylabel="vacancies per bin",
         title="vacancies vs distance",
     )
@@ -95,7 +95,7 @@ def plot_ripples(pos, species, analysis: StructureAnalysis, path) -> Path:
     """Metal heights (top view), the ripple along the interface, roughness per strip."""
     fig = Figure(figsize=(15, 4.6), layout="constrained")
     top, side, rough = fig.subplots(1, 3)
-    metal = np.isin(species, ("Mo", "W"))
+    metal = np.isin(species, METALS)
     lim = np.nanmax(np.abs(analysis.height[metal]))
     art = top.scatter(
         pos[metal, 0],
@@ -133,7 +133,7 @@ def plot_ripples(pos, species, analysis: StructureAnalysis, path) -> Path:
     rough.plot(s["centre"], s["roughness"], "o-", color="tab:purple")
     rough.axvline(0.0, color="k", lw=0.8, ls="--")
     rough.set(
-        xlabel="distance to the interface [Å] (> 0: WSe2)",
+        xlabel="distance to the interface [Å] (> 0: region 1)",
         ylabel="roughness [Å]",
         title=f"std of z in {len(s['centre'])} strips",
     )
@@ -167,7 +167,7 @@ def plot_bond_angles(analysis: StructureAnalysis, path) -> Path:
 def plot_displacements(pos, species, analysis: StructureAnalysis, path) -> Path:
     """Displacement components of the metals from their fitted ideal lattice."""
     fig = Figure(figsize=(15, 4.6), layout="constrained")
-    metal = np.isin(species, ("Mo", "W"))
+    metal = np.isin(species, METALS)
     for k, ax in enumerate(fig.subplots(1, 3)):
         d = analysis.displacement[metal, k]
         lim = np.percentile(np.abs(d), 99) or 1.0
@@ -177,7 +177,7 @@ def plot_displacements(pos, species, analysis: StructureAnalysis, path) -> Path:
         _draw_interface(ax, analysis)
         fig.colorbar(art, ax=ax, label=f"u_{'xyz'[k]} [Å]")
         ax.set_aspect("equal")
-        ax.set(xlabel="x [Å]", ylabel="y [Å]", title=f"Mo/W displacement along {'xyz'[k]}")
+        ax.set(xlabel="x [Å]", ylabel="y [Å]", title=f"metal displacement along {'xyz'[k]}")
     return save_figure(fig, path)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from hpcaet.errors import InputError
+from hpcaet.materials import VACANCY
 from hpcaet.structure.lattice import CHALCOGENS, METALS, lattice_orientation
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_VACANCY = "vac"
 _GRID_FRACTION = 0.25  # contour grid step, in metal spacings
 _NEIGHBOURS = 16  # metals entering the indicator at a point
 
@@ -83,10 +83,10 @@ class Interface:
         return {k: float(lengths[self.kind == k].sum()) for k in ("zigzag", "armchair")}
 
 
-def _metal_labels(species: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _metal_labels(species: np.ndarray, inside: str) -> tuple[np.ndarray, np.ndarray]:
     species = np.asarray(species).astype(str)
     is_metal = np.isin(species, METALS)
-    return is_metal, species == "W"
+    return is_metal, species == inside
 
 
 def find_interface(
@@ -97,8 +97,9 @@ def find_interface(
     simplify: float | None = None,
     zigzag_tolerance: float = 15.0,
     min_length: float | None = None,
+    inside: str = "W",
 ) -> Interface:
-    """Trace the MoS2–WSe2 boundary from the metal species.
+    """Trace the boundary between the two materials (MoS2–WSe2) from the metal species.
 
     Parameters
     ----------
@@ -115,6 +116,9 @@ def find_interface(
         A segment within this angle of a zigzag direction is zigzag [deg], in (0, 30).
     min_length : float, optional
         Contour pieces shorter than this are dropped [Å]. Default: two metal spacings.
+    inside : str, default "W"
+        Metal of region 1 (the side of positive distances); any other metal is region
+        0's.
 
     Returns
     -------
@@ -143,12 +147,13 @@ def find_interface(
         )
     if not 0 < zigzag_tolerance < 30:
         raise InputError(f"zigzag_tolerance must be in (0, 30) degrees; got {zigzag_tolerance}.")
-    is_metal, is_w = _metal_labels(species)
+    is_metal, is_w = _metal_labels(species, inside)
     n_w, n_mo = int(is_w.sum()), int((is_metal & ~is_w).sum())
     if n_w == 0 or n_mo == 0:
         raise InputError(
-            f"the model has {n_mo} Mo and {n_w} W atoms: only one material, so there is no "
-            "MoS2–WSe2 interface. Skip the interface analysis for single-material models."
+            f"the model has {n_w} {inside} and {n_mo} other metal atoms: only one material, "
+            "so there is no interface. Skip the interface analysis for single-material "
+            "models."
         )
     xy = pos[is_metal, :2]
     theta, spacing = lattice_orientation(xy)
@@ -285,29 +290,30 @@ def interface_chalcogens(
     Returns
     -------
     dict
-        ``{"near": {"S": .., "Se": .., "vac": ..}, "bridging": {...}}``: sites within
-        ``cutoff``, and sites bonded to both a Mo and a W atom (the chalcogens that
-        make the interface bonds, as counted in the paper: 38 S and 8 Se).
+        ``{"near": {"S": .., "Se": .., "vac": ..}, "bridging": {...}}`` (the chalcogens
+        present, and vacancies): sites within ``cutoff``, and sites bonded to metals
+        of both kinds, e.g. a Mo and a W atom (the chalcogens that make the interface
+        bonds, as counted in the paper: 38 S and 8 Se).
     """
     pos = np.asarray(positions, dtype=float)
     species = np.asarray(species).astype(str)
     distance = np.asarray(distance, dtype=float)
     if not cutoff >= 0:
         raise InputError(f"cutoff must be >= 0 Å; got {cutoff}.")
-    is_metal, is_w = _metal_labels(species)
-    chalc = np.isin(species, CHALCOGENS + (_VACANCY,))
-    names = CHALCOGENS + (_VACANCY,)
+    is_metal = np.isin(species, METALS)
+    present = [c for c in CHALCOGENS if np.any(species == c)]
+    names = (*present, VACANCY)
+    chalc = np.isin(species, names)
     near = {s: int(np.sum(chalc & (species == s) & (np.abs(distance) <= cutoff))) for s in names}
     _, spacing = lattice_orientation(pos[is_metal, :2])
     bond = 0.75 * spacing if bond_cutoff is None else float(bond_cutoff)
     tree = cKDTree(pos[is_metal, :2])
-    w_of_metal = is_w[is_metal]
+    metal_species = species[is_metal]
     bridging = dict.fromkeys(names, 0)
     for i, neighbours in zip(
         np.flatnonzero(chalc), tree.query_ball_point(pos[chalc, :2], bond), strict=True
     ):
-        kinds = set(w_of_metal[neighbours].tolist())
-        if kinds == {True, False}:
+        if len(set(metal_species[neighbours].tolist())) > 1:
             bridging[species[i]] += 1
     return {"near": near, "bridging": bridging}
 
@@ -343,13 +349,13 @@ def vacancy_profile(
     species = np.asarray(species).astype(str)
     if not bin_width > 0:
         raise InputError(f"bin_width must be positive; got {bin_width} Å.")
-    sites = np.isin(species, CHALCOGENS + (_VACANCY,))
+    sites = np.isin(species, CHALCOGENS + (VACANCY,))
     if not sites.any():
         raise InputError("the model has no chalcogen or vacancy sites; nothing to count.")
     reach = np.abs(distance[sites]).max() if max_distance is None else float(max_distance)
     n_half = max(1, int(np.ceil(reach / bin_width - 0.5)))
     edges = (np.arange(-n_half, n_half + 2) - 0.5) * bin_width
-    vac, _ = np.histogram(distance[species == _VACANCY], edges)
+    vac, _ = np.histogram(distance[species == VACANCY], edges)
     tot, _ = np.histogram(distance[sites], edges)
     with np.errstate(invalid="ignore", divide="ignore"):
         fraction = np.where(tot > 0, vac / np.maximum(tot, 1), np.nan)

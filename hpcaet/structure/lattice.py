@@ -25,6 +25,7 @@ from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
 from hpcaet.errors import InputError
+from hpcaet.materials import CHALCOGENS, METALS
 
 __all__ = [
     "METALS",
@@ -36,9 +37,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Metal and chalcogen symbols the structure analysis knows.
-METALS = ("Mo", "W")
-CHALCOGENS = ("S", "Se")
 _BOND_TOLERANCE = 1.25  # neighbours are nearer than this many metal spacings
 _MIN_METALS = 6
 

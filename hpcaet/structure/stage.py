@@ -39,6 +39,7 @@ from hpcaet.config import Config, config_to_dict
 from hpcaet.errors import InputError
 from hpcaet.io import FLAG_EDGE, FLAG_OFF_LAYER, make_strain, read_dataset
 from hpcaet.io.atomic import atomic_path
+from hpcaet.materials import VACANCY
 from hpcaet.structure.analysis import StructureAnalysis, analyse_structure
 from hpcaet.structure.fields import COMPONENTS
 
@@ -239,10 +240,11 @@ def results_table(results: dict) -> str:
             "interface: " + ", ".join(f"{s['kind']} {s['length']:.1f} Å" for s in itf["segments"])
         )
         ch = itf["chalcogens"]
+        bridging = ", ".join(f"{k} {v}" for k, v in ch["bridging"].items())
+        near = ", ".join(f"{k} {v}" for k, v in ch["near"].items() if k != VACANCY)
         lines.append(
-            f"chalcogens bonded to Mo and W: S {ch['bridging']['S']}, "
-            f"Se {ch['bridging']['Se']}, vacancies {ch['bridging']['vac']}; within "
-            f"{itf['vacancies']['cutoff']} Å: S {ch['near']['S']}, Se {ch['near']['Se']}"
+            f"chalcogen sites bonded to both metals: {bridging}; within "
+            f"{itf['vacancies']['cutoff']} Å: {near}"
         )
         lines.append(
             f"vacancies: {itf['vacancies']['at_interface']} of "
@@ -333,11 +335,17 @@ def run_structure(config: Config, run, client=None) -> dict[str, xr.Dataset]:
         model["species"].values.astype(str),
         model["layer"].values,
         model["region"].values,
+        materials=config.materials,
         exclude=exclude,
         mapper=mapper,
         **settings,
     )
-    results = {"source": source, "settings": settings, **analysis.results}
+    results = {
+        "source": source,
+        "materials": config_to_dict(config.materials)["regions"],
+        "settings": settings,
+        **analysis.results,
+    }
     _write_text(run.file(RESULTS_JSON), json.dumps(results, indent=1, default=_json_default))
     _write_text(run.file(RESULTS_TEXT), results_table(results))
     log.info("structure: wrote %s and %s", RESULTS_JSON, RESULTS_TEXT)

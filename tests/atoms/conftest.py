@@ -64,7 +64,7 @@ def truth():
         vacancies=0,
         substitutions=0,
         ripple_wavelength=30.0,
-        wse2_polygon=_STRAIGHT,
+        region_polygon=_STRAIGHT,
     )
     atoms = build_heterojunction(spec, rng=0)
     model = atoms_to_model(atoms, b_factor=B_FACTOR, cross_section=CROSS_SECTION)

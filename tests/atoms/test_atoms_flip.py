@@ -126,7 +126,7 @@ def test_flip_bad_input(truth):
     metal = np.flatnonzero(truth["layer"].values == 0)[:2]
     bad = np.full(len(pair), -1)
     bad[metal[0]], bad[metal[1]] = metal[1], metal[0]
-    with pytest.raises(InputError, match="S, Se or vac"):
+    with pytest.raises(InputError, match=r"one of \['S', 'Se', 'vac'\]"):
         flip_pairs(images, EULER, pos, species, bad, **options)
     with pytest.raises(InputError, match="must agree"):
         flip_pairs(images[:3], EULER, pos, species, pair, **options)

@@ -55,8 +55,11 @@ def test_snap_bad_input(truth):
     pos = truth["position"].values
     layer, region, pair = (truth[v].values for v in ("layer", "region", "pair"))
     surfaces = fit_layers(pos).surfaces
-    with pytest.raises(InputError, match="two positive heights"):
-        snap_chalcogens(pos, layer, region, pair, surfaces=surfaces, heights=(1.5,), tolerance=0.5)
+    for heights in ((1.5, -1.0), (1.5, 1.6, 1.7)):
+        with pytest.raises(InputError, match="one positive height"):
+            snap_chalcogens(
+                pos, layer, region, pair, surfaces=surfaces, heights=heights, tolerance=0.5
+            )
     with pytest.raises(InputError, match="must agree"):
         snap_chalcogens(
             pos, layer[:-1], region, pair, surfaces=surfaces, heights=HEIGHTS, tolerance=0.5

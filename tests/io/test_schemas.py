@@ -139,7 +139,11 @@ def test_atom_model_flags_and_partners():
     ds = _atoms(pair=[-1, 2, 1, -1, 5, 4], flag=[0, 1, 2, 3, 0, 0], cross_section={"Mo": 0.01})
     assert ds["layer"].dtype == np.int8
     assert ds["layer"].attrs["flag_meanings"] == "bottom middle top"
-    assert ds["region"].attrs["flag_meanings"] == "unknown MoS2 WSe2"
+    assert ds["region"].attrs["flag_meanings"] == "unknown first second"
+    # files of earlier versions named the paper's materials; they still read
+    old = ds.copy()
+    old["region"].attrs["flag_meanings"] = "unknown MoS2 WSe2"
+    validate(old, "AtomModel")
     assert ds["flag"].attrs["flag_meanings"] == "too_close off_layer edge"
     assert ds["cross_section"].sel(element="Mo") == 0.01
     with pytest.raises(SchemaError, match=r"'pair'.*\(6\).*0 \.\. 5"):

@@ -8,9 +8,15 @@ from scipy.spatial import Delaunay, cKDTree
 
 from hpcaet.config import load_config, packaged_config
 from hpcaet.errors import InputError
+from hpcaet.materials import Material, Materials
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
 from hpcaet.phantom.stage import make_phantom
 from hpcaet.phantom.tables import TABLE_S1_COUNTS
+
+# WSe2 on the MoS2 lattice constant and height: no misfit
+NO_MISFIT = Materials(
+    (Material("MoS2", "Mo", "S", 3.16, 1.56), Material("WSe2", "W", "Se", 3.16, 1.56))
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +116,7 @@ def test_same_seed_same_phantom_and_other_seed_differs():
 
 def test_polygon_outside_the_field_and_too_many_vacancies_are_refused():
     with pytest.raises(InputError, match="no edge inside"):
-        build_heterojunction(HeterojunctionSpec(wse2_polygon=((2, 2), (3, 2), (3, 3))))
+        build_heterojunction(HeterojunctionSpec(region_polygon=((2, 2), (3, 2), (3, 3))))
     with pytest.raises(InputError, match="vacancies"):
         build_heterojunction(HeterojunctionSpec(field=(20.0, 20.0), vacancies=10_000))
 
@@ -131,8 +137,7 @@ def test_rippled_sheet_is_continuous_round_the_interface_corner():
 def _metal_area_excess(keep_area: bool) -> float:
     """Mean area of the metal triangles on the rippled sheet over the flat one, minus 1."""
     spec = HeterojunctionSpec(
-        a_wse2=3.16,  # no misfit: the ripple alone
-        chalcogen_height_wse2=1.56,
+        materials=NO_MISFIT,  # WSe2 on the MoS2 lattice: the ripple alone
         thermal_rms=0.0,
         vacancies=0,
         substitutions=0,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hpcaet.errors import InputError
+from hpcaet.materials import Material, Materials
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
 from hpcaet.structure import (
     find_interface,
@@ -15,14 +16,19 @@ from hpcaet.structure import (
     vacancy_profile,
 )
 
+# WSe2 on the MoS2 lattice constant and height: no misfit
+NO_MISFIT = Materials(
+    (Material("MoS2", "Mo", "S", 3.16, 1.56), Material("WSe2", "W", "Se", 3.16, 1.56))
+)
+
+
 # No misfit, ripple or noise: the atoms sit on the reference lattice (a = 3.16 Å), so the
 # metal boundary is known exactly. Metal rows lie at y = k * 2.737 Å; the WSe2 polygon of
 # the paper config has its zigzag edge at y = 5.18 Å, so row y = 2.737 is W and row
 # y = 5.473 Mo: the boundary runs halfway, at y = 4.105 Å. Its armchair edge at
 # x = -5.92 Å splits metal columns 1.58 Å apart as a staircase whose mean is x = -5.53 Å.
 FLAT = dict(
-    a_wse2=3.16,
-    chalcogen_height_wse2=1.56,
+    materials=NO_MISFIT,  # WSe2 on the MoS2 lattice: the ripple alone
     thermal_rms=0.0,
     ripple_amplitude=0.0,
     vacancies=0,
@@ -92,7 +98,7 @@ def test_interface_chalcogens_of_a_straight_zigzag_edge():
     # A zigzag edge across the whole field at y = 3.7 Å: W rows up to y = 2.737, Mo from
     # 5.473. The chalcogens bonded to both lie in the one chalcogen row between them.
     spec = HeterojunctionSpec(
-        **{**FLAT, "wse2_polygon": ((-1, -1), (-1, 0.05), (1, 0.05), (1, -1))}
+        **{**FLAT, "region_polygon": ((-1, -1), (-1, 0.05), (1, 0.05), (1, -1))}
     )
     atoms = build_heterojunction(spec, rng=0)
     species = _species(atoms)

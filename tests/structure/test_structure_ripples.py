@@ -25,7 +25,7 @@ STRAIGHT = ((-1, -1), (-1, 0.05), (1, 0.05), (1, -1))
 def test_ripple_amplitude_and_wavelength_within_10_percent(amplitude, wavelength, seed):
     spec = HeterojunctionSpec(
         field=(90.0, 60.0),
-        wse2_polygon=STRAIGHT,
+        region_polygon=STRAIGHT,
         ripple_amplitude=amplitude,
         ripple_wavelength=wavelength,
     )
