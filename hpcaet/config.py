@@ -59,6 +59,8 @@ __all__ = [
     "EelsSyntheticConfig",
     "SlurmConfig",
     "load_config",
+    "science_settings",
+    "EXECUTION_SETTINGS",
     "packaged_config",
     "config_to_dict",
     "DEFAULTS_PATH",
@@ -115,6 +117,31 @@ def load_config(
     if overrides:
         _merge(merged, overrides, where="", source="overrides")
     return _build(Config, merged, "")
+
+
+#: Settings that change where and how fast work runs, not its result: left out of every
+#: hash that decides whether a stage output or a checkpoint is still valid.
+EXECUTION_SETTINGS = {
+    "reconstruct": ("fft_workers",),
+    "atoms": ("chunk_images",),
+}
+
+
+def science_settings(config: Config, sections) -> dict[str, Any]:
+    """The named config sections as plain data, less the execution settings.
+
+    What a result depends on: hash this (with the inputs) to key a stage output or a
+    checkpoint, so that a thread count or a chunk size can change without losing work.
+    """
+    full = config_to_dict(config)
+    out = {}
+    for name in sorted(sections):
+        value = full[name]
+        if isinstance(value, dict):
+            skip = EXECUTION_SETTINGS.get(name, ())
+            value = {k: v for k, v in value.items() if k not in skip}
+        out[name] = value
+    return out
 
 
 def packaged_config(name: str) -> Path:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from hpcaet.config import Config, config_to_dict
+from hpcaet.config import Config, config_to_dict, science_settings
 from hpcaet.errors import HpcaetError
 from hpcaet.io import read_dataset, write_dataset
 
@@ -64,16 +64,22 @@ class Stage:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     run: Callable  # (config, run: RunDirectory, client) -> dict[file name, Dataset]
-    after: tuple[str, ...] = ()
 
 
 def stage_hash(config: Config, stage: Stage) -> str:
-    """Hash of the config sections a stage (and the stages before it) depend on."""
-    sections = set(stage.sections)
-    for name in stage.after:
-        sections |= set(STAGES[name].sections)
-    full = config_to_dict(config)
-    data = {k: full[k] for k in sorted(sections | {"seed"})}
+    """Hash of what a stage's outputs depend on: its config sections (less the
+    execution settings, :func:`hpcaet.config.science_settings`), the seed, and the
+    hashes of the stages that write its inputs (so it follows every stage upstream).
+    """
+    producers = sorted(
+        {other.name for other in STAGES.values() for f in stage.inputs if f in other.outputs}
+        - {stage.name}
+    )
+    data = {
+        "sections": science_settings(config, stage.sections),
+        "seed": config.seed,
+        "inputs": {name: stage_hash(config, STAGES[name]) for name in producers},
+    }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -122,7 +128,7 @@ STAGES: dict[str, Stage] = {
     "simulate": Stage(
         name="simulate",
         help="build the phantom and simulate its raw tilt series",
-        sections=("phantom", "species", "imaging"),
+        sections=("materials", "phantom", "species", "imaging"),
         inputs=(),
         outputs=("truth_atoms.nc", "tilt_series.nc"),
         run=_simulate,
@@ -130,11 +136,10 @@ STAGES: dict[str, Stage] = {
     "preprocess": Stage(
         name="preprocess",
         help="drift, denoising, background, angle calibration, vibration, alignment",
-        sections=("preprocess", "species", "imaging"),
+        sections=("materials", "preprocess", "species", "imaging"),
         inputs=("tilt_series.nc",),
         outputs=("processed.nc",),
         run=_preprocess,
-        after=("simulate",),
     ),
     "reconstruct": Stage(
         name="reconstruct",
@@ -143,25 +148,22 @@ STAGES: dict[str, Stage] = {
         inputs=("processed.nc", "tilt_series.nc"),  # tilt_series.nc: with inputs: truth
         outputs=("volume.nc",),
         run=_reconstruct,
-        after=("simulate", "preprocess"),  # stage_hash is not transitive
     ),
     "atoms": Stage(
         name="atoms",
         help="trace atoms, assign species, refine against the images and flip S/Se pairs",
-        sections=("atoms", "species"),
+        sections=("materials", "atoms", "species"),
         inputs=("volume.nc", "processed.nc"),
         outputs=("atoms.nc",),
         run=_atoms,
-        after=("simulate", "preprocess", "reconstruct"),
     ),
     "structure": Stage(
         name="structure",
         help="interface, ripples, bond angles, displacements and the 3D strain tensor",
-        sections=("structure",),
+        sections=("materials", "structure"),
         inputs=("atoms.nc",),
         outputs=("strain.nc",),
         run=_structure,
-        after=("simulate", "preprocess", "reconstruct", "atoms"),  # stage_hash is not transitive
     ),
     "eels": Stage(
         name="eels",

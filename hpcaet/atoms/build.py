@@ -31,7 +31,6 @@ import xarray as xr
 
 from hpcaet.atoms.checkpoints import StepCheckpoints, result_arrays, result_from_arrays
 from hpcaet.atoms.classify import classify_species
-from hpcaet.atoms.distributed import DaskMapper
 from hpcaet.atoms.flip import flip_pairs
 from hpcaet.atoms.inputs import check_inputs, select_images
 from hpcaet.atoms.layers import fit_layers
@@ -55,6 +54,7 @@ from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
 from hpcaet.errors import InputError
 from hpcaet.io import make_atom_model
+from hpcaet.parallel.tasks import DaskExecutor, TaskMapper
 
 __all__ = ["build_model"]
 
@@ -196,7 +196,10 @@ def build_model(
                 # Pairs that changed start again from their lattice sites.
                 moved = resnap_changed(sites, species, changed, cfg, heights=materials.heights)
                 sites = {**sites, "position": moved}
-            mapper = DaskMapper(client, f"refine{cycle}") if client is not None else None
+            mapper = None
+            if client is not None:  # the image chunks go to the workers once per refinement
+                executor = DaskExecutor(client, f"atoms-refine{cycle}")
+                mapper = TaskMapper(executor, label="atoms: refine", keep_jobs=True)
             refined = refine(sites["position"], species, mapper=mapper)
             saved = result_arrays(refined, species, flips)
             store.save(name, saved)

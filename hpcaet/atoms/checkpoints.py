@@ -9,50 +9,43 @@ finished step; :func:`result_arrays` and :func:`result_from_arrays` turn a
 from __future__ import annotations
 
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from hpcaet.atoms.refine import RefineResult
-from hpcaet.io.atomic import atomic_path
+from hpcaet.parallel.tasks import Codec, TaskStore
 
 __all__ = ["StepCheckpoints", "result_arrays", "result_from_arrays"]
 
 log = logging.getLogger(__name__)
 
 
+#: Step results are dicts of arrays (NaN allowed: e.g. an R-free that was not drawn).
+_STEP = Codec(encode=dict, decode=dict)
+
+
 class StepCheckpoints:
-    """Step results as ``.npz`` files, valid only for the same key."""
+    """Step results as ``.npz`` files (a :class:`hpcaet.parallel.TaskStore`), valid
+    only for the same key: the file name carries the key, so a run with other inputs
+    or settings never reads them.
+    """
 
     def __init__(self, folder: Path | None, key: str) -> None:
-        self.folder = None if folder is None else Path(folder)
         self.key = key
+        self._store = TaskStore(folder, f"atoms-{key[:16]}", _STEP) if folder else None
 
     def load(self, name: str) -> dict | None:
-        if self.folder is None:
+        if self._store is None:
             return None
-        path = self.folder / f"{name}.npz"
-        if not path.exists():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if str(data["key"]) != self.key:
-                    return None
-                out = {k: data[k] for k in data.files if k != "key"}
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            log.warning("atoms: ignoring unreadable checkpoint %s (%s)", path, exc)
-            return None
-        log.info("atoms: resumed step %s from %s", name, path)
+        out = self._store.load(name)
+        if out is not None:
+            log.info("atoms: resumed step %s from %s", name, self._store.path(name))
         return out
 
     def save(self, name: str, arrays: dict) -> None:
-        if self.folder is None:
-            return
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{name}.npz"
-        with atomic_path(path) as tmp:
-            np.savez(tmp, key=self.key, **arrays)
+        if self._store is not None:
+            self._store.save(name, arrays)
 
 
 def result_arrays(res: RefineResult, species: np.ndarray, flips: np.ndarray) -> dict:

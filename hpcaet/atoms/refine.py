@@ -36,7 +36,7 @@ al., Table S1 footnote b):
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -45,7 +45,6 @@ from scipy.optimize import minimize
 
 from hpcaet.atoms.blur import blur_images, check_kernels
 from hpcaet.atoms.objective import (
-    ImageChunk,
     chunk_objective,
     pixel_weights,
     r_sums,
@@ -56,14 +55,12 @@ from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
 from hpcaet.geometry import euler_to_matrix
 from hpcaet.materials import VACANCY
+from hpcaet.parallel.tasks import Mapper, serial_map
 
-__all__ = ["Mapper", "RefineResult", "refine_atoms"]
+__all__ = ["RefineResult", "refine_atoms"]
 
 log = logging.getLogger(__name__)
 
-#: A mapper runs ``func(chunk, **params)`` for every chunk and returns the results in
-#: order; the serial default is a list comprehension.
-Mapper = Callable[[Sequence["ImageChunk"], Callable, dict], list]
 
 _B_BOUNDS = (0.5, 300.0)  # [Å²]
 
@@ -163,8 +160,9 @@ def refine_atoms(
         Pixels that may be fitted at all (:func:`~hpcaet.atoms.objective.footprint_mask`:
         those that see no atom beyond the model); None: every pixel.
     mapper : callable, optional
-        ``mapper(chunks, func, params)`` returns ``[func(c, **params) for c in chunks]``,
-        possibly computed elsewhere (see :class:`hpcaet.atoms.distributed.DaskMapper`).
+        ``mapper(func, jobs, shared)`` (:data:`hpcaet.parallel.Mapper`) returns
+        ``[chunk_objective(c, **params) for c in chunks]``, possibly computed elsewhere
+        (:class:`hpcaet.parallel.TaskMapper` over a Dask executor); default: here.
 
     Returns
     -------
@@ -217,7 +215,7 @@ def refine_atoms(
     weight = pixel_weights(y, mask) if noise == "poisson" else mask.astype(float)
     kernels = check_kernels(kernels, m)
     chunks = split_images(y, angles, weight, chunk=chunk, kernels=kernels)
-    run = mapper or _serial
+    run = mapper or serial_map
     norm = max(float(np.sum(weight * y**2)), 1e-300)
     ra = r0[atom]
     sigma2 = b0[sidx] / (8 * np.pi**2)
@@ -269,7 +267,7 @@ def refine_atoms(
             "shifts": t,
             "pixel_size": pixel_size,
         }
-        terms = run(chunks, chunk_objective, params)
+        terms = run(chunk_objective, [(c,) for c in chunks], params)
         loss = sum(tm.loss for tm in terms)
         g = []
         if fit_positions:
@@ -358,10 +356,6 @@ def refine_atoms(
         R1=r1,
         R=r,
     )
-
-
-def _serial(chunks: Sequence[ImageChunk], func: Callable, params: dict) -> list:
-    return [func(c, **params) for c in chunks]
 
 
 def _final_r(chunks, position, weight, b_factor, shifts, scale, offset, pixel_size):

@@ -27,7 +27,7 @@ import xarray as xr
 from hpcaet.atoms.build import build_model
 from hpcaet.atoms.quality import field_of_view
 from hpcaet.atoms.score import format_scores, score_atoms
-from hpcaet.config import Config, config_to_dict
+from hpcaet.config import Config, science_settings
 from hpcaet.io import FLAG_EDGE, DatasetNotFoundError, read_dataset
 from hpcaet.io.atomic import atomic_path
 
@@ -151,8 +151,7 @@ def _read_input(run, name: str, kind: str, stage: str) -> xr.Dataset:
 
 def _checkpoint_key(config: Config, volume: xr.Dataset, series: xr.Dataset) -> str:
     data = {
-        "atoms": config_to_dict(config.atoms),
-        "species": config_to_dict(config.species),
+        **science_settings(config, ("atoms", "species", "materials")),
         "seed": config.seed,
         "volume": str(volume.attrs.get("config_hash", "")),
         "series": str(series.attrs.get("config_hash", "")),

@@ -1,6 +1,45 @@
-"""Where Dask work runs: one seam that builds the client from config, plus progress."""
+"""Where work runs: the Dask client from config, and one checkpointed task layer.
+
+:mod:`hpcaet.parallel.tasks` maps a function over jobs on a serial, Dask or MPI
+executor with per-task checkpoints; :mod:`hpcaet.parallel.cluster` builds the Dask
+client from the ``parallel`` config section.
+"""
 
 from hpcaet.parallel.cluster import dask_client, slurm_job_script
-from hpcaet.parallel.progress import gather_with_progress
+from hpcaet.parallel.tasks import (
+    ARRAY,
+    ARRAYS,
+    Codec,
+    DaskExecutor,
+    Executor,
+    Mapper,
+    MPIExecutor,
+    SerialExecutor,
+    TaskMapper,
+    TaskStore,
+    content_key,
+    executor_for,
+    map_tasks,
+    record_codec,
+    serial_map,
+)
 
-__all__ = ["dask_client", "gather_with_progress", "slurm_job_script"]
+__all__ = [
+    "ARRAY",
+    "ARRAYS",
+    "Codec",
+    "DaskExecutor",
+    "Executor",
+    "MPIExecutor",
+    "Mapper",
+    "SerialExecutor",
+    "TaskMapper",
+    "TaskStore",
+    "content_key",
+    "dask_client",
+    "executor_for",
+    "map_tasks",
+    "record_codec",
+    "serial_map",
+    "slurm_job_script",
+]

@@ -18,7 +18,7 @@ from hpcaet.errors import ConfigError, InputError
 from hpcaet.forward import species_table
 from hpcaet.io import make_atom_model, make_tilt_series
 from hpcaet.materials import PAPER, VACANCY, Materials
-from hpcaet.parallel import gather_with_progress
+from hpcaet.parallel.tasks import executor_for, map_tasks
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
 from hpcaet.phantom.simulate import draw_distortions, simulate_tilt
 from hpcaet.phantom.tables import TABLE_S2_CALIBRATED, TABLE_S2_NOMINAL
@@ -171,31 +171,17 @@ def simulate_tilt_series(model: xr.Dataset, config: Config, *, client=None) -> x
         background_scale=im.background_scale,
     )
     seeds = [np.random.SeedSequence([config.seed, _STREAM_NOISE, j]) for j in range(n_tilt)]
-    if client is None:
-        results = []
-        for j in range(n_tilt):
-            results.append(
-                simulate_tilt(
-                    positions, weights, b_factors, euler[j], distortions[j], rng=seeds[j], **kwargs
-                )
-            )
-            log.info("simulate: tilt %d/%d done", j + 1, n_tilt)
-    else:
-        atoms = client.scatter([positions, weights, b_factors], broadcast=True)
-        futures = [
-            client.submit(
-                simulate_tilt,
-                *atoms,
-                euler[j],
-                distortions[j],
-                rng=seeds[j],
-                key=f"simulate-tilt-{j}-{config.seed}",
-                pure=False,
-                **kwargs,
-            )
+    results = map_tasks(
+        simulate_tilt,
+        [
+            {"euler": euler[j], "distortions": distortions[j], "rng": seeds[j]}
             for j in range(n_tilt)
-        ]
-        results = gather_with_progress(futures, label="simulate")
+        ],
+        keys=[f"tilt{j:03d}-{config.seed}" for j in range(n_tilt)],
+        shared={"positions": positions, "weights": weights, "b_factors": b_factors, **kwargs},
+        executor=executor_for(client, label="simulate"),
+        label="simulate",
+    )
 
     nominal = euler + _rng(config.seed, _STREAM_NOMINAL).uniform(
         -im.nominal_error, im.nominal_error, euler.shape

@@ -12,11 +12,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from hpcaet.io import atomic_path
+from hpcaet.parallel.tasks import TaskStore, executor_for, map_tasks, record_codec
 
 __all__ = ["TiltStart", "TiltFinish", "map_tilts"]
 
@@ -86,49 +85,17 @@ def map_tilts(
 ) -> list[_Record]:
     """Run ``func(*args, **options)`` per tilt, locally or on Dask, with checkpoints.
 
-    Each result is saved as it comes (written whole or not at all); a checkpoint that
-    cannot be read (a half-written file of an older version, a damaged disk) is
+    The stage's use of :func:`hpcaet.parallel.map_tasks`: one task per tilt, keyed
+    ``tilt000``, ... under ``prefix`` (the stage's input hash); each result is saved as
+    it comes (written whole or not at all), and a checkpoint that cannot be read is
     recomputed.
     """
-    results: list[_Record | None] = [None] * len(args_list)
-    paths = [None] * len(args_list)
-    if checkpoint_dir is not None:
-        for j in range(len(args_list)):
-            paths[j] = Path(checkpoint_dir) / f"{prefix}-tilt{j:03d}.npz"
-            results[j] = _load(paths[j], record)
-    todo = [j for j in range(len(args_list)) if results[j] is None]
-    if todo and client is not None:
-        from distributed import as_completed
-
-        futures = {
-            client.submit(func, *args_list[j], key=f"{prefix}-tilt{j}", pure=False, **options): j
-            for j in todo
-        }
-        for done, future in enumerate(as_completed(futures), start=1):
-            j = futures[future]
-            results[j] = future.result()
-            _save(paths[j], results[j])
-            log.info("%s: tilt %d done (%d/%d)", label, j + 1, done, len(todo))
-    else:
-        for j in todo:
-            results[j] = func(*args_list[j], **options)
-            _save(paths[j], results[j])
-            log.info("%s: tilt %d/%d done", label, j + 1, len(args_list))
-    return results
-
-
-def _save(path: Path | None, result: _Record) -> None:
-    if path is not None:
-        with atomic_path(path) as tmp:
-            np.savez(tmp, **result.arrays())
-
-
-def _load(path: Path, record: type[_Record]) -> _Record | None:
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as data:
-            return record.from_arrays(data)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
-        log.warning("preprocess: checkpoint %s is unreadable (%s); recomputing it", path, exc)
-        return None
+    return map_tasks(
+        func,
+        [tuple(args) for args in args_list],
+        keys=[f"tilt{j:03d}" for j in range(len(args_list))],
+        shared=options,
+        executor=executor_for(client, label=prefix),
+        store=TaskStore(checkpoint_dir, prefix, record_codec(record)),
+        label=label,
+    )

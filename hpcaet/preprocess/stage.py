@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from hpcaet.config import Config, config_to_dict
+from hpcaet.config import Config, science_settings
 from hpcaet.errors import InputError
 from hpcaet.geometry import position_to_pixel
 from hpcaet.io import complete_coordinates, make_tilt_series, read_dataset
@@ -447,7 +447,7 @@ def _key(series: xr.Dataset, config: Config) -> str:
     data = {
         "input": str(series.attrs.get("config_hash", "")),
         "shape": list(series["frames"].shape),
-        "sections": {k: config_to_dict(config)[k] for k in ("preprocess", "species", "materials")},
+        "sections": science_settings(config, ("preprocess", "species", "materials")),
         "probe": config.imaging.probe_fwhm,
         "version": _VERSION,
     }

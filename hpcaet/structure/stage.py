@@ -26,10 +26,8 @@ under ``checkpoints/structure/``, so a killed run resumes where it stopped.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +38,7 @@ from hpcaet.errors import InputError
 from hpcaet.io import FLAG_EDGE, FLAG_OFF_LAYER, make_strain, read_dataset
 from hpcaet.io.atomic import atomic_path
 from hpcaet.materials import VACANCY
+from hpcaet.parallel.tasks import ARRAY, Mapper, TaskMapper, TaskStore, executor_for
 from hpcaet.structure.analysis import StructureAnalysis, analyse_structure
 from hpcaet.structure.fields import COMPONENTS
 
@@ -93,91 +92,28 @@ def read_atom_model(run) -> tuple[xr.Dataset, str]:
     )
 
 
-def checkpointed_mapper(directory: Path, *, client=None) -> Callable:
+def checkpointed_mapper(directory: Path, *, client=None) -> Mapper:
     """A mapper for :func:`~hpcaet.structure.strain_tensor` with one checkpoint per tile.
 
     Parameters
     ----------
     directory : Path
-        Where the tiles are kept (``<key>.npy``); created if missing.
+        Where the tiles are kept; created if missing.
     client : distributed.Client, optional
         Run the tiles on this cluster; without one, here in turn.
 
     Returns
     -------
-    callable
-        ``mapper(func, shared, jobs) -> list``. The key of a tile hashes its inputs
-        (atoms, displacements, targets and settings), so a tile is reused only for the
-        same inputs.
+    Mapper
+        ``mapper(func, jobs, shared) -> list`` (:class:`hpcaet.parallel.TaskMapper`).
+        The key of a tile hashes its inputs (atoms, displacements, targets and
+        settings), so a tile is reused only for the same inputs.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-
-    def mapper(func: Callable, shared: dict, jobs: Sequence[dict]) -> list:
-        common = _digest(shared)
-        keys = [f"structure-{job['tile']}-{_digest(job, common)}" for job in jobs]
-        results: list = [None] * len(jobs)
-        todo = []
-        for i, key in enumerate(keys):
-            results[i] = _load(directory / f"{key}.npy")
-            if results[i] is None:
-                todo.append(i)
-        if len(todo) < len(jobs):
-            log.info("structure: %d of %d tiles from checkpoints", len(jobs) - len(todo), len(jobs))
-        if client is None:
-            for i in todo:
-                results[i] = func(**shared, **jobs[i])
-                _save(directory / f"{keys[i]}.npy", results[i])
-        elif todo:
-            from distributed import as_completed
-
-            big = {k: v for k, v in shared.items() if isinstance(v, np.ndarray)}
-            scattered = dict(
-                zip(big, client.scatter(list(big.values()), broadcast=True), strict=True)
-            )
-            args = {**shared, **scattered}
-            futures = [
-                client.submit(func, **args, **jobs[i], key=keys[i], pure=False) for i in todo
-            ]
-            index = {future.key: i for future, i in zip(futures, todo, strict=True)}
-            # Each tile is saved as soon as it is done, so a killed run keeps it.
-            for done, future in enumerate(as_completed(futures), 1):
-                i = index[future.key]
-                results[i] = future.result()
-                _save(directory / f"{keys[i]}.npy", results[i])
-                log.info("structure: tile %d/%d done", done, len(todo))
-        return results
-
-    return mapper
-
-
-def _digest(data: dict, salt: str = "") -> str:
-    h = hashlib.sha256(salt.encode())
-    for key in sorted(data):
-        value = data[key]
-        h.update(key.encode())
-        if isinstance(value, np.ndarray):
-            h.update(np.ascontiguousarray(value).tobytes())
-            h.update(str(value.shape).encode())
-        else:
-            h.update(repr(value).encode())
-    return h.hexdigest()[:16]
-
-
-def _load(path: Path) -> np.ndarray | None:
-    """A checkpointed tile, or None when it is missing or unreadable."""
-    if not path.exists():
-        return None
-    try:
-        return np.load(path)
-    except (OSError, ValueError) as exc:
-        log.warning("structure: unreadable checkpoint %s (%s); recomputing it", path, exc)
-        return None
-
-
-def _save(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        np.save(tmp, array)
+    return TaskMapper(
+        executor_for(client, label="structure"),
+        store=TaskStore(directory, "structure", ARRAY),
+        label="structure: strain tiles",
+    )
 
 
 def strain_dataset(model: xr.Dataset, analysis: StructureAnalysis, *, source: str) -> xr.Dataset:

@@ -31,7 +31,6 @@ them over a cluster; without one they run here in turn.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from hpcaet.errors import InputError
+from hpcaet.parallel.tasks import Mapper, serial_map
 from hpcaet.structure.fields import (
     extend_field,
     interpolate_displacements,
@@ -111,14 +111,6 @@ class StrainField:
         )
 
 
-#: A mapper runs ``func(**shared, **job)`` for every job and returns the results in order.
-Mapper = Callable[[Callable, dict, Sequence[dict]], list]
-
-
-def _serial(func: Callable, shared: dict, jobs: Sequence[dict]) -> list:
-    return [func(**shared, **job) for job in jobs]
-
-
 def strain_tensor(
     positions: np.ndarray,
     displacement: np.ndarray,
@@ -167,7 +159,7 @@ def strain_tensor(
         Euler–Almansi finite strain instead of the linear strain
         (:func:`strain_from_displacement`).
     mapper : callable, optional
-        ``mapper(func, shared, jobs) -> list`` runs ``func(**shared, **job)`` for each
+        ``mapper(func, jobs, shared) -> list`` runs ``func(**shared, **job)`` for each
         job (one tile of the grid); default: in turn, here.
 
     Returns
@@ -204,7 +196,7 @@ def strain_tensor(
             f"times the smoothing sigma = {sigma} Å ({4 * sigma:.3g} Å): the smoothed strain "
             "would be edge effect everywhere. Use a smaller sigma or a larger field."
         )
-    mapper = mapper or _serial
+    mapper = mapper or serial_map
     z, y, x = strain_grid(pos[use], spacing=spacing, padding=padding)
     shape = (len(z), len(y), len(x))
     # Region of the nearest atom, and the sample mask.
@@ -305,7 +297,7 @@ def _tiled(points, values, targets, *, kernel, smoothing, mapper, label):
         for s in range(0, len(targets), _TILE_VOXELS)
     ]
     shared = {"points": points, "values": values, "kernel": kernel, "smoothing": smoothing}
-    return np.concatenate(mapper(_tile, shared, jobs), axis=0)
+    return np.concatenate(mapper(_tile, jobs, shared), axis=0)
 
 
 def _tile(*, points, values, targets, kernel, smoothing, tile):

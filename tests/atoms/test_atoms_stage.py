@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from conftest import CROSS_SECTION, PIXEL
 
-from hpcaet.atoms.distributed import DaskMapper
 from hpcaet.atoms.stage import run_atoms
 from hpcaet.config import load_config
 from hpcaet.errors import InputError
 from hpcaet.io import DatasetNotFoundError, make_volume, read_dataset, write_dataset
+from hpcaet.parallel import DaskExecutor, TaskMapper
 from hpcaet.pipeline import RunDirectory, run_stages
 
 FAST = {"refine_iterations": 40, "flip_cycles": 2}
@@ -119,9 +119,10 @@ def test_refinement_on_a_dask_cluster_matches_serial(truth, inputs):
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
-        mapper = DaskMapper(client, "test")
+        mapper = TaskMapper(DaskExecutor(client, "test"), keep_jobs=True)
         parallel = refine_atoms(images, euler, pos, species, mapper=mapper, **options)
     assert mapper.calls >= 3
+    assert len(mapper._kept) == len(images) // 5 + (len(images) % 5 > 0)  # scattered once
     np.testing.assert_allclose(parallel.position, serial.position, rtol=0, atol=1e-9)
     np.testing.assert_allclose(parallel.history, serial.history, rtol=1e-9)
 

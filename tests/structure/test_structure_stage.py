@@ -96,25 +96,25 @@ def sheet_problem():
 def test_rerun_resumes_from_tile_checkpoints(tmp_path, sheet_problem, caplog):
     pos, disp, region = sheet_problem
     first = strain_tensor(pos, disp, region, mapper=checkpointed_mapper(tmp_path), **OPTIONS)
-    tiles = sorted(tmp_path.glob("*.npy"))
+    tiles = sorted(tmp_path.glob("*.npz"))
     assert tiles
-    with caplog.at_level(logging.INFO, logger="hpcaet.structure.stage"):
+    with caplog.at_level(logging.INFO, logger="hpcaet.parallel.tasks"):
         again = strain_tensor(pos, disp, region, mapper=checkpointed_mapper(tmp_path), **OPTIONS)
-    assert f"{len(tiles)} of {len(tiles)} tiles from checkpoints" in caplog.text
+    assert f"{len(tiles)} tasks ({len(tiles)} from checkpoints, 0 to compute)" in caplog.text
     np.testing.assert_array_equal(again.strain, first.strain)
     # Other inputs, other keys: nothing stale is reused.
     strain_tensor(pos, 1.01 * disp, region, mapper=checkpointed_mapper(tmp_path), **OPTIONS)
-    assert len(list(tmp_path.glob("*.npy"))) == 2 * len(tiles)
+    assert len(list(tmp_path.glob("*.npz"))) == 2 * len(tiles)
 
 
 def test_damaged_checkpoint_is_recomputed(tmp_path, sheet_problem, caplog):
     pos, disp, region = sheet_problem
     first = strain_tensor(pos, disp, region, mapper=checkpointed_mapper(tmp_path), **OPTIONS)
-    tile = sorted(tmp_path.glob("*.npy"))[0]
+    tile = sorted(tmp_path.glob("*.npz"))[0]
     tile.write_bytes(b"not a numpy file")
-    with caplog.at_level(logging.WARNING, logger="hpcaet.structure.stage"):
+    with caplog.at_level(logging.WARNING, logger="hpcaet.parallel.tasks"):
         again = strain_tensor(pos, disp, region, mapper=checkpointed_mapper(tmp_path), **OPTIONS)
-    assert "unreadable checkpoint" in caplog.text
+    assert "is unreadable" in caplog.text
     np.testing.assert_array_equal(again.strain, first.strain)
 
 
@@ -131,7 +131,7 @@ def test_dask_cluster_gives_the_serial_result(tmp_path, sheet_problem):
     ):
         mapper = checkpointed_mapper(tmp_path, client=client)
         spread = strain_tensor(pos, disp, region, mapper=mapper, **OPTIONS)
-    assert len(list(tmp_path.glob("*.npy"))) >= 1
+    assert len(list(tmp_path.glob("*.npz"))) >= 1
     np.testing.assert_array_equal(spread.strain, serial.strain)
 
 
