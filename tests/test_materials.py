@@ -147,6 +147,13 @@ def test_classify_a_single_material():
     assert not result.keep[0] and result.keep[1:].all()
     scores = score_atoms(position, species, position, species, truth_region=region, materials=MOS2)
     assert set(scores["species"]) == {"Mo", "S"} and scores["all_correct"]
+    # a missing chalcogen is a missing atom, not a substitution
+    keep = np.arange(len(species)) != np.flatnonzero(layer != 0)[0]
+    missing = score_atoms(
+        position[keep], species[keep], position, species, truth_region=region, materials=MOS2
+    )
+    assert missing["substitutions"] == {"true": 0, "found": 0, "false": 0}
+    assert missing["missing_atoms"] == 1
 
 
 def test_material_check_names_the_materials():

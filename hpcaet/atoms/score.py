@@ -233,8 +233,8 @@ def score_atoms(
         true_sub = chal & (t != host)
         host_site = chal & (t == host)
         other = names[::-1][np.clip(reg, 0, len(names) - 1)]  # the other region's
-        if len(names) == 1:
-            other = np.full(len(t), "")
+        if len(names) == 1:  # one chalcogen: nothing to substitute ("-" matches no site)
+            other = np.full(len(t), "-")
         out["substitutions"] = {
             "true": int(true_sub.sum()),
             "found": int(np.sum(true_sub & (model_on == t))),

@@ -22,7 +22,12 @@ from scipy.spatial import cKDTree
 from hpcaet.errors import InputError
 from hpcaet.geometry import position_to_pixel, project_points
 from hpcaet.preprocess._validate import _check_image
-from hpcaet.preprocess.lattice import LatticeModel, ideal_monolayer, reference_image
+from hpcaet.preprocess.lattice import (
+    LatticeModel,
+    bright_columns,
+    ideal_monolayer,
+    reference_image,
+)
 
 __all__ = [
     "GaussianFit",
@@ -308,7 +313,8 @@ def column_bias(
     a = model.lattice_constant / pixel_size
     fit = find_metal_columns(ref, lattice_constant=a, threshold=threshold, radius=radius)
     positions, _, _, is_metal = ideal_monolayer(model, 0.75 * size * pixel_size / 0.5)
-    true = position_to_pixel(project_points(positions[is_metal], euler), (size, size), pixel_size)
+    centres = bright_columns(model, positions, is_metal)  # metals, or MoSe2's Se2 columns
+    true = position_to_pixel(project_points(centres, euler), (size, size), pixel_size)
     distance, index = cKDTree(true).query(fit.position)
     good = distance < 0.25 * a
     if good.sum() < 5:

@@ -23,7 +23,7 @@ from hpcaet.forward import project_atoms
 from hpcaet.forward.kernels import probe_b_factor
 from hpcaet.geometry import euler_to_matrix
 
-__all__ = ["LatticeModel", "ideal_monolayer", "reference_image"]
+__all__ = ["LatticeModel", "ideal_monolayer", "reference_image", "bright_columns"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,15 @@ class LatticeModel:
             value = getattr(self, name)
             if not (np.isfinite(value) and value >= 0):
                 raise InputError(f"LatticeModel.{name} must be >= 0; got {value!r}.")
+
+    @property
+    def chalcogen_columns_brighter(self) -> bool:
+        """Whether a chalcogen pair outshines a metal (MoSe2: 2 x 0.040 > 0.056 Å²).
+
+        The columns the preprocessing finds and tracks are then the chalcogen columns
+        (:func:`bright_columns`), not the metals.
+        """
+        return 2 * self.chalcogen_weight > self.metal_weight
 
 
 def ideal_monolayer(
@@ -158,3 +167,28 @@ def reference_image(
         pixel_size=pixel_size,
         offsets=np.asarray(offset, float)[None],
     )[0]
+
+
+def bright_columns(model: LatticeModel, points: np.ndarray, is_metal: np.ndarray) -> np.ndarray:
+    """Centres of the brightest columns of :func:`ideal_monolayer`'s atoms.
+
+    Parameters
+    ----------
+    model : LatticeModel
+    points : ndarray of shape (n, k)
+        Per-atom points in the order of :func:`ideal_monolayer` (3D positions or their
+        2D projections: the centre of a column is then the mean of its two atoms'
+        projections, the projection being linear).
+    is_metal : ndarray of bool, shape (n,)
+
+    Returns
+    -------
+    ndarray of shape (c, k)
+        The metals, or the chalcogen pairs' centres (in the metal plane) where the
+        chalcogen columns are the brighter (:attr:`LatticeModel.chalcogen_columns_brighter`).
+    """
+    if not model.chalcogen_columns_brighter:
+        return points[is_metal]
+    chalc = points[~is_metal]
+    half = len(chalc) // 2
+    return 0.5 * (chalc[:half] + chalc[half:])

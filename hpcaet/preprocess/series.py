@@ -278,6 +278,20 @@ def model_backgrounds(
     n = len(first)
     if not pp.background_model:
         return [None] * n
+    chalcogen_columns = [
+        m.name
+        for bright in (False, True)
+        if lattice_model(config, bright=bright).chalcogen_columns_brighter
+        for m in [config.materials.by_brightness(sp.cross_section)[int(bright)]]
+    ]
+    if chalcogen_columns:
+        log.info(
+            "background: the sheet model is built from metal columns, but %s's chalcogen "
+            "columns are the brighter ones and were tracked instead; the hexagon-minimum "
+            "background is kept",
+            " and ".join(dict.fromkeys(chalcogen_columns)),
+        )
+        return [None] * n
     bright = bright_tracks(tracks, [r.columns for r in first], [r.intensity for r in first])
     dark, light = config.materials.by_brightness(sp.cross_section)
     sites = sheet_sites(

@@ -32,7 +32,7 @@ from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
 from hpcaet.forward.kernels import vibration_kernel
 from hpcaet.geometry import euler_to_matrix, pixel_to_position, project_points
-from hpcaet.preprocess.lattice import LatticeModel, ideal_monolayer
+from hpcaet.preprocess.lattice import LatticeModel, bright_columns, ideal_monolayer
 from hpcaet.preprocess.registration import register_translation
 
 __all__ = [
@@ -387,7 +387,7 @@ def _registered_reference(data, model, euler, pixel_size, centre, columns) -> np
         xy = xy + shift[::-1] * pixel_size
     if columns is not None and len(columns) >= 6:
         measured = pixel_to_position(np.asarray(columns, float), (m, m), pixel_size)
-        metal = xy[is_metal]
+        metal = bright_columns(model, xy, is_metal)
         distance, index = cKDTree(metal).query(measured, distance_upper_bound=0.3 * a)
         ok = np.isfinite(distance)
         if ok.sum() >= 6:
