@@ -15,9 +15,18 @@ from hpcaet.reconstruct.distributed import (
     reconstruct_field,
     reconstruct_window,
 )
-from hpcaet.reconstruct.fourier import GriddedData, SlabTransform, grid_projections
+from hpcaet.reconstruct.fourier import GriddedData, grid_projections
 from hpcaet.reconstruct.genfire_window import genfire, genfire_operator
-from hpcaet.reconstruct.resire_window import SlabProjector, resire, slab_projector
+from hpcaet.reconstruct.resire_window import (
+    PROJECTORS,
+    SlabProjector,
+    build_projector,
+    fitted_pixels,
+    resire,
+    slab_projector,
+)
+from hpcaet.reconstruct.shear_warp import ShearWarpProjector, shear_warp_projector
+from hpcaet.reconstruct.slab_transform import Z_TRANSFORMS, SlabTransform
 from hpcaet.reconstruct.windows import (
     Window,
     WindowPlan,
@@ -30,6 +39,11 @@ from hpcaet.reconstruct.windows import (
 
 __all__ = [
     "ALGORITHMS",
+    "PROJECTORS",
+    "ShearWarpProjector",
+    "build_projector",
+    "fitted_pixels",
+    "shear_warp_projector",
     "FieldResult",
     "GriddedData",
     "SheetSupport",
@@ -38,6 +52,7 @@ __all__ = [
     "Window",
     "WindowPlan",
     "WindowResult",
+    "Z_TRANSFORMS",
     "check_field",
     "crop_window",
     "genfire",

@@ -1,4 +1,4 @@
-"""Fourier gridding of window projections and the pruned slab transform of GENFIRE.
+"""Fourier gridding of window projections for GENFIRE.
 
 Fourier slice theorem in the convention of :mod:`hpcaet.geometry`: an image is the
 integral of the density along the microscope z axis after the rotation ``r_mic = R
@@ -8,10 +8,9 @@ r_sample``, so its 2D transform at ``(kx, ky)`` is the 3D transform of the densi
 The 3D grid is the discrete Fourier grid of an ``n x n x n`` array (``n`` = oversampling
 × window size), indexed ``[kz, ky, kx]`` with ``kx >= 0`` only (the half-space of a
 real-to-complex transform); the window centre is the origin of real space. Only the
-*support slab* (``nz x m x m`` voxels round the centre) is ever non-zero, so the
-transforms are pruned: along x and y short FFTs of the slab's lines, along z an exact
-DFT evaluated only at the grid points that hold data (a sparse matrix with ``nz``
-entries per point). Nothing of size ``n^3`` is formed.
+*support slab* (``nz x m x m`` voxels round the centre) is ever non-zero, and only the
+grid points near the projections' central planes hold data, so the transforms between
+the two are pruned (:class:`~hpcaet.reconstruct.slab_transform.SlabTransform`).
 """
 
 from __future__ import annotations
@@ -20,11 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft as sfft
-from scipy import sparse
 
 from hpcaet.errors import InputError
+from hpcaet.reconstruct.slab_transform import flat_index, unflat_index
 
-__all__ = ["GriddedData", "grid_projections", "SlabTransform"]
+__all__ = ["GriddedData", "grid_projections"]
+
+# Elements of the per-block phase matrices of the exact-DFT gridding (8 MB complex64).
+_DFT_BLOCK = 2**20
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,8 @@ class GriddedData:
     ----------
     gz, gy, gx : ndarray of shape (p,), int
         Signed grid frequencies of the points [1 / (n voxels)], ``|g| < n / 2``,
-        sorted by ``(gy, gx, gz)`` (grid order of :class:`SlabTransform`'s columns).
+        sorted by ``(gy, gx, gz)`` (grid order of
+        :class:`~hpcaet.reconstruct.slab_transform.SlabTransform`'s columns).
     values : ndarray of shape (p,), complex64
         Weighted mean of the projection samples gridded onto each point.
     confidence : ndarray of shape (p,), float32
@@ -135,12 +138,12 @@ def grid_projections(
     g = np.concatenate([g, -g[plane]])
     v = np.concatenate([v, np.conj(v[plane])])
     w = np.concatenate([w, w[plane]])
-    points, inverse = np.unique(_flat(g[:, 2], g[:, 1], g[:, 0], n), return_inverse=True)
+    points, inverse = np.unique(flat_index(g[:, 2], g[:, 1], g[:, 0], n), return_inverse=True)
     total = np.bincount(inverse, weights=w)
     mean = (
         np.bincount(inverse, weights=w * v.real) + 1j * np.bincount(inverse, weights=w * v.imag)
     ) / total
-    gz, gy, gx = _unflat(points, n)
+    gz, gy, gx = unflat_index(points, n)
     return GriddedData(
         gz=gz,
         gy=gy,
@@ -152,7 +155,11 @@ def grid_projections(
 
 
 def _dft_samples(image, rotation, n, radius):
-    """Grid points near one projection's plane, their exact DFT values and weights."""
+    """Grid points near one projection's plane, their exact DFT values and weights.
+
+    The DFT runs over blocks of points, so its ``(m, block)`` phase matrices stay near
+    ``_DFT_BLOCK`` elements (8 MB) whatever the number of points near the plane.
+    """
     normal = rotation[2]
     g = _near_plane(normal, n, radius)  # (s, 3) x, y, z, |g| < n/2, gx >= 0
     if not len(g):
@@ -160,13 +167,28 @@ def _dft_samples(image, rotation, n, radius):
     dist = np.abs(g @ normal)
     uv = g @ rotation[:2].T  # in-plane frequencies (s, 2) [1/n]
     m = image.shape[0]
-    pix = (np.arange(m) - m // 2).astype(np.float64)
-    ex = np.exp(-2j * np.pi * np.outer(pix, uv[:, 0]) / n).astype(np.complex64)  # (m, s)
-    ey = np.exp(-2j * np.pi * np.outer(pix, uv[:, 1]) / n).astype(np.complex64)
     img = np.asarray(image, dtype=np.float32)
-    rows = (img @ ex.real) + 1j * (img @ ex.imag)  # two real GEMMs: (m, s)
-    values = np.einsum("rs,rs->s", ey, rows.astype(np.complex64))
+    values = np.empty(len(g), dtype=np.complex64)
+    block = max(256, _DFT_BLOCK // m)
+    for lo in range(0, len(g), block):
+        part = uv[lo : lo + block]
+        ex = _phases(part[:, 0], m, n)  # (m, b) complex64
+        # one real GEMM on the interleaved (re, im) columns: sum over columns of the image
+        rows = (img @ ex.view(np.float32)).view(np.complex64)  # (m, b)
+        values[lo : lo + block] = np.einsum("rs,rs->s", _phases(part[:, 1], m, n), rows)
     return g, values, 1.0 - (dist / radius) ** 2
+
+
+def _phases(freq: np.ndarray, m: int, n: int, step: int = 16) -> np.ndarray:
+    """``exp(-2 pi i (r - m // 2) freq / n)`` for pixels ``r < m``: (m, len(freq)) complex64.
+
+    Products of ``ceil(m / step) + step`` rows of exponentials (the pixel offset split into
+    a multiple of ``step`` and a remainder), accurate to complex64 rounding.
+    """
+    k = -2j * np.pi / n
+    fine = np.exp(k * np.outer(np.arange(step), freq)).astype(np.complex64)
+    coarse = np.exp(k * np.outer(np.arange(0, m, step) - m // 2, freq)).astype(np.complex64)
+    return (coarse[:, None, :] * fine[None, :, :]).reshape(-1, len(freq))[:m]
 
 
 def _near_plane(normal, n, radius):
@@ -216,88 +238,6 @@ def _fft_samples(images, rotations, n, radius, workers):
     return parts
 
 
-class SlabTransform:
-    """Pruned 3D DFT between a support slab and chosen points of the ``n^3`` grid.
-
-    ``forward(slab)`` equals ``numpy.fft.rfftn`` of the ``n^3`` array that holds the
-    slab round the origin (zeros elsewhere), read at the points; ``inverse(values)``
-    equals ``numpy.fft.irfftn`` of the half-space grid that holds ``values`` at the
-    points (zeros elsewhere), read on the slab. ``slab + inverse(c * (M - forward(slab)))``
-    is therefore GENFIRE's update restricted to the support.
-
-    Cost per call: FFTs of length ``n`` along x for ``nz m`` lines and along y for
-    ``nz (n / 2 + 1)`` lines, then a sparse DFT along z with ``nz`` terms per point
-    (points sorted by ``(gy, gx)``, as :func:`grid_projections` returns them, keep its
-    memory access contiguous).
-
-    Parameters
-    ----------
-    m : int
-        Window edge [voxels]; the slab spans ``m`` voxels along x and y.
-    nz : int
-        Slab thickness [voxels].
-    n : int
-        Edge of the oversampled grid [voxels].
-    gz, gy, gx : ndarray of shape (p,)
-        Signed grid frequencies of the points, ``0 <= gx <= n // 2``, ``|gz|, |gy| < n / 2``.
-    workers : int, default 1
-        Threads of the FFTs.
-    """
-
-    def __init__(self, m: int, nz: int, n: int, gz, gy, gx, *, workers: int = 1):
-        self.m, self.nz, self.n, self.workers = int(m), int(nz), int(n), int(workers)
-        nh = n // 2 + 1
-        self._c = m // 2
-        dz = np.arange(nz) - nz // 2
-        gz = np.asarray(gz)
-        column = (np.asarray(gy) % n) * nh + np.asarray(gx)
-        phase = np.exp(-2j * np.pi * np.outer(gz, dz) / n).astype(np.complex64)
-        rows = np.repeat(np.arange(len(gz)), nz)
-        cols = (column[:, None] * nz + np.arange(nz)[None, :]).ravel()
-        # Columns laid out [ky, kx, z]: each point reads nz contiguous values.
-        self._zdft = sparse.csr_matrix((phase.ravel(), (rows, cols)), shape=(len(gz), n * nh * nz))
-        # The z part of the inverse: adjoint of the z-DFT over n.
-        self._zidft = (self._zdft.conj().T / np.float32(n)).tocsr()
-        self._xbuf = np.zeros((nz, m, n), dtype=np.float32)
-        self._ybuf = np.zeros((n, nh, nz), dtype=np.complex64)
-        self._half = np.empty((nz, m, nh), dtype=np.complex64)
-        self._slab = np.empty((nz, m, m), dtype=np.float32)
-
-    @property
-    def size(self) -> int:
-        """Number of grid points."""
-        return self._zdft.shape[0]
-
-    def forward(self, slab: np.ndarray) -> np.ndarray:
-        """Fourier values at the points of a slab of shape (nz, m, m); complex64 (p,)."""
-        c, m, n = self._c, self.m, self.n
-        xb, yb = self._xbuf, self._ybuf
-        xb[:, :, : m - c] = slab[:, :, c:]
-        xb[:, :, n - c :] = slab[:, :, :c]
-        lines = sfft.rfft(xb, axis=2, workers=self.workers).transpose(1, 2, 0)  # (m, nh, nz)
-        yb[: m - c] = lines[c:]
-        yb[n - c :] = lines[:c]
-        columns = sfft.fft(yb, axis=0, workers=self.workers)  # (n, nh, nz)
-        return self._zdft @ columns.reshape(-1)
-
-    def inverse(self, values: np.ndarray) -> np.ndarray:
-        """Inverse transform of point values, read on the slab; float32 (nz, m, m).
-
-        The returned array is reused by the next call; copy it to keep it.
-        """
-        c, m, n = self._c, self.m, self.n
-        columns = (self._zidft @ values).reshape(n, n // 2 + 1, self.nz)
-        rows = sfft.ifft(columns, axis=0, workers=self.workers, overwrite_x=True)
-        half = self._half  # (nz, m, nh)
-        half[:, :c] = rows[n - c :].transpose(2, 0, 1)
-        half[:, c:] = rows[: m - c].transpose(2, 0, 1)
-        lines = sfft.irfft(half, n=n, axis=2, workers=self.workers)  # (nz, m, n)
-        out = self._slab
-        out[:, :, :c] = lines[:, :, n - c :]
-        out[:, :, c:] = lines[:, :, : m - c]
-        return out
-
-
 def _pad_centred(images: np.ndarray, n: int) -> np.ndarray:
     """Zero-pad crops to (p, n, n) with pixel (m//2, m//2) moved to index (0, 0)."""
     p, m, _ = images.shape
@@ -309,17 +249,3 @@ def _pad_centred(images: np.ndarray, n: int) -> np.ndarray:
     out[:, hi, lo] = images[:, :c, c:]
     out[:, hi, hi] = images[:, :c, :c]
     return out
-
-
-def _flat(gz, gy, gx, n: int) -> np.ndarray:
-    """Flat index ordered by (gy, gx, gz): sorting by it groups the points by column."""
-    return ((gy % n) * (n // 2 + 1) + gx) * n + gz % n
-
-
-def _unflat(flat: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    nh = n // 2 + 1
-    gz = flat % n
-    gx = (flat // n) % nh
-    gy = flat // (n * nh)
-    signed = lambda g: np.where(g > n // 2, g - n, g)  # noqa: E731
-    return signed(gz), signed(gy), gx

@@ -28,25 +28,53 @@ def _random_points(rng, n, count):
     return signed(gz), signed(gy), gx
 
 
-@pytest.mark.parametrize(("m", "nz", "n"), [(12, 5, 36), (11, 7, 30), (8, 8, 8)])
+@pytest.mark.parametrize(("m", "nz", "n"), [(12, 5, 36), (11, 7, 30), (8, 8, 8), (6, 15, 18)])
 def test_slab_transform_matches_full_fft(m, nz, n):
+    # Both z transforms (sparse DFT, zero-padded FFT), forced on the same points in random
+    # order, against numpy's rfftn / irfftn of the zero-padded n^3 array and each other.
+    # (6, 15, 18): a slab thicker than the window; (8, 8, 8): a slab that fills the grid.
     rng = np.random.default_rng(1)
     slab = rng.standard_normal((nz, m, m)).astype(np.float32)
     gz, gy, gx = _random_points(rng, n, 150)
-    op = SlabTransform(m, nz, n, gz, gy, gx)
+    ops = {z: SlabTransform(m, nz, n, gz, gy, gx, z_transform=z) for z in ("sparse", "fft")}
+    assert {z: op.z_transform for z, op in ops.items()} == {"sparse": "sparse", "fft": "fft"}
     full = np.fft.rfftn(_embed(slab, n))
     want = full[gz % n, gy % n, gx]
-    # float32 transforms of O(n) terms: relative error ~1e-6.
-    np.testing.assert_allclose(op.forward(slab), want, rtol=0, atol=2e-5 * np.abs(full).max())
-
     values = (rng.standard_normal(150) + 1j * rng.standard_normal(150)).astype(np.complex64)
     grid = np.zeros((n, n, n // 2 + 1), complex)
     grid[gz % n, gy % n, gx] = values
     back = np.fft.irfftn(grid, s=(n, n, n), axes=(0, 1, 2))
     z = (np.arange(nz) - nz // 2) % n
     yx = (np.arange(m) - m // 2) % n
-    want = back[np.ix_(z, yx, yx)]
-    np.testing.assert_allclose(op.inverse(values), want, rtol=0, atol=2e-5 * np.abs(want).max())
+    want_back = back[np.ix_(z, yx, yx)]
+    # float32 transforms of O(n) terms: relative error ~1e-6.
+    tol, tol_back = 2e-5 * np.abs(full).max(), 2e-5 * np.abs(want_back).max()
+    got = {z: (op.forward(slab), op.inverse(values).copy()) for z, op in ops.items()}
+    for forward, inverse in got.values():
+        np.testing.assert_allclose(forward, want, rtol=0, atol=tol)
+        np.testing.assert_allclose(inverse, want_back, rtol=0, atol=tol_back)
+    np.testing.assert_allclose(got["fft"][0], got["sparse"][0], rtol=0, atol=tol)
+    np.testing.assert_allclose(got["fft"][1], got["sparse"][1], rtol=0, atol=tol_back)
+    # A second forward after an inverse: the buffers the two share stay clean.
+    np.testing.assert_allclose(ops["fft"].forward(slab), want, rtol=0, atol=tol)
+
+
+def test_slab_transform_chooses_the_fft_for_a_thick_slab():
+    # The rule: the FFT along z when the sparse z-DFT would have more than 1.5 entries per
+    # element of the padded (n, n // 2 + 1, n) columns. Every half-space point of a
+    # 16^3 grid with a 16-voxel slab: 16 entries per element; a thin slab at few points
+    # stays sparse.
+    n = 16
+    nh = n // 2 + 1
+    gz, gy, gx = _random_points(np.random.default_rng(0), n, n * n * nh)
+    assert SlabTransform(8, 16, n, gz, gy, gx).z_transform == "fft"
+    assert SlabTransform(8, 3, n, gz[:200], gy[:200], gx[:200]).z_transform == "sparse"
+    with pytest.raises(InputError, match="z_transform must be one of"):
+        SlabTransform(8, 3, n, gz, gy, gx, z_transform="dense")
+    with pytest.raises(InputError, match="given twice"):
+        SlabTransform(8, 3, n, gz[[0, 0]], gy[[0, 0]], gx[[0, 0]])
+    with pytest.raises(InputError, match="does not fit the oversampled grid"):
+        SlabTransform(8, 17, n, gz, gy, gx)
 
 
 def test_gridding_on_grid_planes_is_exact(sheet_factory):
