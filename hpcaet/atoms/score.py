@@ -143,7 +143,15 @@ def score_atoms(
     rotation, shift = np.eye(3), np.zeros(3)
     match = match_sites(p, q, max_distance=max_distance)
     if align:
-        moved = p
+        # The reconstruction's origin is a gauge (the tracked columns' centroid): first
+        # the in-plane shift that lays most model metals on true ones, then the matches.
+        # Shifts are sought within 0.8 lattice constants, where none is a lattice vector.
+        shift = _coarse_shift(
+            p[np.isin(s, materials.metals)],
+            q[np.isin(t, materials.metals)],
+            reach=0.8 * min(materials.lattice_constants),
+        )
+        moved = p + shift
         # Metals are 3.2 Å apart, so a first match within 1.5 Å is safe even when the
         # model is turned by a few degrees; then refit on the final matches.
         for radius in (max(1.5, max_distance), max_distance, max_distance):
@@ -258,6 +266,32 @@ def aligned_positions(position: ArrayLike, scores: dict[str, Any]) -> np.ndarray
     """Model positions moved by the alignment of :func:`score_atoms` [Å]."""
     rotation = np.asarray(scores.get("rotation", np.eye(3)), dtype=float)
     return np.asarray(position, dtype=float) @ rotation.T + np.asarray(scores["shift"])
+
+
+def _coarse_shift(model: np.ndarray, truth: np.ndarray, *, reach: float) -> np.ndarray:
+    """Shift (x, y, z) [Å] within ``reach`` in-plane that matches most model metals.
+
+    A grid search over the disc of radius ``reach`` (0.1 Å steps) for the most model
+    metals within 0.5 Å of a true one (ties: the smallest shift), then the median z
+    offset of those pairs. Zero when either side has fewer than 4 metals.
+    """
+    if len(model) < 4 or len(truth) < 4:
+        return np.zeros(3)
+    tree = cKDTree(truth[:, :2])
+    steps = np.arange(-reach, reach + 1e-9, 0.1)
+    dx, dy = (g.ravel() for g in np.meshgrid(steps, steps))
+    radius = np.hypot(dx, dy)
+    order = [k for k in np.argsort(radius, kind="stable") if radius[k] <= reach]
+    best, shift = -1, np.zeros(2)
+    for k in order:
+        d, _ = tree.query(model[:, :2] + [dx[k], dy[k]], distance_upper_bound=0.5)
+        count = int(np.isfinite(d).sum())
+        if count > best:
+            best, shift = count, np.array([dx[k], dy[k]])
+    d, i = tree.query(model[:, :2] + shift, distance_upper_bound=0.5)
+    ok = np.isfinite(d)
+    dz = float(np.median(truth[i[ok], 2] - model[ok, 2])) if ok.any() else 0.0
+    return np.array([shift[0], shift[1], dz])
 
 
 def _kabsch(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

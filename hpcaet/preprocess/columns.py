@@ -313,7 +313,7 @@ def column_bias(
     a = model.lattice_constant / pixel_size
     fit = find_metal_columns(ref, lattice_constant=a, threshold=threshold, radius=radius)
     positions, _, _, is_metal = ideal_monolayer(model, 0.75 * size * pixel_size / 0.5)
-    centres = bright_columns(model, positions, is_metal)  # metals, or MoSe2's Se2 columns
+    centres = bright_columns(model, positions, is_metal)  # metals (and MoSe2's Se2 columns)
     true = position_to_pixel(project_points(centres, euler), (size, size), pixel_size)
     distance, index = cKDTree(true).query(fit.position)
     good = distance < 0.25 * a

@@ -66,8 +66,8 @@ class LatticeModel:
     def chalcogen_columns_brighter(self) -> bool:
         """Whether a chalcogen pair outshines a metal (MoSe2: 2 x 0.040 > 0.056 Å²).
 
-        The columns the preprocessing finds and tracks are then the chalcogen columns
-        (:func:`bright_columns`), not the metals.
+        The columns the preprocessing finds and tracks are then chalcogen columns as
+        well as metals (:func:`bright_columns`).
         """
         return 2 * self.chalcogen_weight > self.metal_weight
 
@@ -170,7 +170,7 @@ def reference_image(
 
 
 def bright_columns(model: LatticeModel, points: np.ndarray, is_metal: np.ndarray) -> np.ndarray:
-    """Centres of the brightest columns of :func:`ideal_monolayer`'s atoms.
+    """Centres of the columns a peak search finds among :func:`ideal_monolayer`'s atoms.
 
     Parameters
     ----------
@@ -184,11 +184,14 @@ def bright_columns(model: LatticeModel, points: np.ndarray, is_metal: np.ndarray
     Returns
     -------
     ndarray of shape (c, k)
-        The metals, or the chalcogen pairs' centres (in the metal plane) where the
-        chalcogen columns are the brighter (:attr:`LatticeModel.chalcogen_columns_brighter`).
+        The metals; where a chalcogen pair outshines a metal
+        (:attr:`LatticeModel.chalcogen_columns_brighter`, MoSe2) the chalcogen pairs'
+        centres (in the metal plane) as well: at low tilt the pairs are the brightest
+        columns, at high tilt they split and the metals are.
     """
+    metals = points[is_metal]
     if not model.chalcogen_columns_brighter:
-        return points[is_metal]
+        return metals
     chalc = points[~is_metal]
     half = len(chalc) // 2
-    return 0.5 * (chalc[:half] + chalc[half:])
+    return np.concatenate([metals, 0.5 * (chalc[:half] + chalc[half:])])

@@ -100,11 +100,16 @@ def calibrate_series(
     )
     if not pp.species_bias:
         return calibration, False
+    models = (lattice_model(config), lattice_model(config, bright=True))
+    if any(m.chalcogen_columns_brighter for m in models):
+        # MoSe2: the tracked columns mix metals and chalcogen pairs, whose fit errors
+        # differ (a pair splits with the tilt); one bias per class would be wrong
+        log.info("angles: chalcogen columns tracked as well; no per-species bias correction")
+        return calibration, False
     bright = bright_tracks(tracks, columns, intensities)
     if not bright.any():
         log.info("angles: one metal species found, no per-species bias correction")
         return calibration, False
-    models = (lattice_model(config), lattice_model(config, bright=True))
     bias = np.array(
         [[column_bias(m, e, pixel_size=pixel_size) for m in models] for e in calibration.euler]
     )  # (tilt, species, 2)

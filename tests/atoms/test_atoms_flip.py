@@ -148,6 +148,12 @@ def test_score_of_the_truth_and_of_planted_errors(truth):
     again = score_atoms(turned, species, pos, species, truth_region=region)
     assert again["all_correct"]
     assert again["rotation_deg"] == pytest.approx(2.0, abs=1e-6)
+    # The reconstruction's origin is a gauge: a model 2.1 Å off in-plane (further than
+    # the first matching radius, about the metal-to-chalcogen-column distance) and
+    # 0.4 Å in z is laid back on the truth.
+    off = score_atoms(pos + [-0.4, 2.1, 0.4], species, pos, species, truth_region=region)
+    assert off["all_correct"]
+    assert off["shift"] == pytest.approx([0.4, -2.1, -0.4], abs=1e-9)
     assert perfect["species"]["Mo"]["rmsd_pm"] == pytest.approx(0.0, abs=1e-9)
     assert perfect["vacancies"] == {"true": 4, "found": 4, "false": 0}
     assert perfect["substitutions"]["true"] >= 1
