@@ -182,13 +182,20 @@ def _dft_samples(image, rotation, n, radius):
 def _phases(freq: np.ndarray, m: int, n: int, step: int = 16) -> np.ndarray:
     """``exp(-2 pi i (r - m // 2) freq / n)`` for pixels ``r < m``: (m, len(freq)) complex64.
 
-    Products of ``ceil(m / step) + step`` rows of exponentials (the pixel offset split into
-    a multiple of ``step`` and a remainder), accurate to complex64 rounding.
+    The pixel offset is split into a multiple of ``step`` and a remainder; both factors
+    are powers of ``exp(-2 pi i freq / n)`` (cumulative products in complex128, accurate
+    to ~1e-15), so each point costs two exponentials instead of ``m``.
     """
     k = -2j * np.pi / n
-    fine = np.exp(k * np.outer(np.arange(step), freq)).astype(np.complex64)
-    coarse = np.exp(k * np.outer(np.arange(0, m, step) - m // 2, freq)).astype(np.complex64)
-    return (coarse[:, None, :] * fine[None, :, :]).reshape(-1, len(freq))[:m]
+    unit = np.exp(k * freq)  # (b,)
+    fine = np.empty((step, len(freq)), dtype=np.complex128)
+    fine[0], fine[1:] = 1.0, unit
+    np.cumprod(fine, axis=0, out=fine)  # unit^0 ... unit^(step - 1)
+    coarse = np.empty((-(-m // step), len(freq)), dtype=np.complex128)
+    coarse[0], coarse[1:] = np.exp(k * -(m // 2) * freq), fine[-1] * unit
+    np.cumprod(coarse, axis=0, out=coarse)  # unit^(j step - m // 2)
+    out = coarse.astype(np.complex64)[:, None, :] * fine.astype(np.complex64)[None, :, :]
+    return out.reshape(-1, len(freq))[:m]
 
 
 def _near_plane(normal, n, radius):

@@ -113,9 +113,9 @@ def test_consistent_pixels():
 @pytest.mark.parametrize("projector", sorted(BUILDERS))
 def test_isolated_atoms_come_back_at_their_places(table_s2, projector):
     # As for GENFIRE: the peaks of two lone atoms, 12 Table S2 tilts, within 0.15 voxel
-    # after 100 accelerated steps (0.08 voxel at worst in our runs with the matrix, 0.10
-    # with shear-warp; with the bilinear kernel the z errors reach 0.5 voxel, see
-    # slab_projector).
+    # after 100 accelerated steps (0.09 voxel at worst with the matrix, 0.04 with
+    # shear-warp and its larger step; with the bilinear kernel the z errors reach 0.5
+    # voxel, see slab_projector).
     atoms = np.array([[1.3, -0.7, 0.4], [-2.9, 2.2, -0.5]])
     m, nz = 32, 17
     images = project_atoms(
@@ -168,9 +168,10 @@ def test_thick_support_fits_every_tilt(projector):
     # no ray of the four highest tilts crosses the cube inside its footprint, so fitting
     # only the consistent pixels leaves them out. "auto" fits every pixel of every tilt:
     # each tilt's reprojection fits its image (measured: L1 misfit <= 0.3 % per tilt with
-    # the matrix, 1.1 % with shear-warp; 25-50 % at the four high tilts with the
-    # consistent pixels only), and the volume is right (L1 error against the rendered
-    # atom 2.7 % with every pixel, 52 % with the consistent ones; bounds 5 % and 30 %).
+    # either projector; 33-45 % at the two extreme tilts with the consistent pixels
+    # only), and the volume is right (L1 error against the rendered atom 2.7 % / 2.9 %
+    # (matrix / shear-warp) with every pixel, 52 % / 46 % with the consistent ones;
+    # bounds 5 % and 30 %).
     m = 24
     euler = np.column_stack([np.zeros(9), np.linspace(-70, 70, 9), np.zeros(9)])
     atom = np.array([[1.0, -0.6, 1.3]])
@@ -196,7 +197,7 @@ def test_thick_support_fits_every_tilt(projector):
         model = proj.forward(out.volume.ravel()).reshape(images.shape)
         misfit[mode] = np.abs(model - images).sum(axis=(1, 2)) / images.sum(axis=(1, 2))
     assert errors["auto"] < 0.05 and errors["consistent"] > 0.3
-    assert misfit["auto"].max() < 0.02 and misfit["consistent"][[0, 8]].min() > 0.2
+    assert misfit["auto"].max() < 0.01 and misfit["consistent"][[0, 8]].min() > 0.2
     with pytest.raises(InputError, match="fit_pixels must be one of"):
         resire(images, euler, support_z=m, iterations=1, fit_pixels="some")
     with pytest.raises(InputError, match="fit_pixels must be one of"):

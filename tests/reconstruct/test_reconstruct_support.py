@@ -108,7 +108,7 @@ def test_a_film_thicker_than_the_window(algorithm):
     ("algorithm", "options"),
     [
         ("genfire", {"iterations": 10, "oversampling": 1.5}),
-        ("resire", {"iterations": 15}),
+        ("resire", {"iterations": 8}),
     ],
 )
 def test_a_thick_slab_over_a_rectangular_field(algorithm, options):
