@@ -274,7 +274,7 @@ def main(argv=None) -> None:
         }
         for j in range(n_tilt)
     ]
-    kernels, _ = vibration_kernels(per_tilt, cal.euler, centres, model, px, pp, calibration=cal)
+    kernels, _ = vibration_kernels(per_tilt, cal.euler, centres, config, px, calibration=cal)
     t["vibration"] += time.perf_counter() - start
     # the background refitted with the sheet model (where the vacuum allows)
     start = time.perf_counter()

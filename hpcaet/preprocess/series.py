@@ -122,7 +122,7 @@ def calibrate_series(
     return calibrate_angles(pixel_to_position(corrected, shape, pixel_size), euler, **options), True
 
 
-def vibration_kernels(first, euler, centres, model, pixel_size, pp, calibration=None):
+def vibration_kernels(first, euler, centres, config, pixel_size, calibration=None):
     """Vibration kernel (direction, amplitude, width, misfit) and crop corner per tilt.
 
     ``membrane``: one amplitude along the sheet normal fitted to every tilt's crop at
@@ -130,7 +130,17 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp, calibration=
     without a usable crop (or with ``vibration`` off) get NaN. With the
     ``calibration`` (:class:`AngleCalibration`) each crop's reference lattice is drawn
     at the local orientation of the sheet there (:func:`local_lattice_euler`).
+
+    The crops lie in the darker material (MoS2), compared with its ideal monolayer;
+    where that material's chalcogen pairs outshine its metals (MoSe2 of WS2–MoSe2), its
+    columns are a mix that no one lattice image fits, and the crops lie in the brighter
+    material (WS2) instead.
     """
+    pp = config.preprocess
+    model = lattice_model(config)
+    in_bright = model.chalcogen_columns_brighter
+    if in_bright:
+        model = lattice_model(config, bright=True)
     n = len(first)
     kernels, corners = np.full((n, 4), np.nan), np.full((n, 2), np.nan)
     if not pp.vibration:
@@ -139,7 +149,7 @@ def vibration_kernels(first, euler, centres, model, pixel_size, pp, calibration=
     crops, columns, offsets, use = [], [], [], []
     for j, r in enumerate(first):
         raw = r.summed - r.background
-        corner = _mos2_crop(r.columns, r.intensity, raw.shape, crop)
+        corner = _mos2_crop(r.columns, r.intensity, raw.shape, crop, bright=in_bright)
         if corner is None:
             continue
         inside = r.columns - corner
@@ -234,16 +244,21 @@ def local_lattice_euler(
     return matrix_to_euler(R @ local)
 
 
-def _mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
+def _mos2_crop(columns, intensity, shape, crop, *, bright=False) -> np.ndarray | None:
     """Corner (row, col) of a ``crop`` square holding many columns and few bright ones.
 
     The darker metal columns are taken as the darker material's (Mo of MoS2); a window
     is scored by its number of them minus ten times its number of bright (W) ones.
+    With ``bright`` the roles swap: many bright columns, few dark ones.
     """
     if len(columns) < 6 or min(shape) < crop:
         return None
-    dark = np.sort(intensity)[: max(1, len(intensity) // 2)]
-    bright = intensity > 1.5 * float(np.median(dark))
+    if bright:  # unwanted: every column well below the bright ones (W next to Se2, Mo)
+        top = np.sort(intensity)[len(intensity) // 2 :]
+        unwanted = intensity < float(np.median(top)) / 1.2
+    else:
+        dark = np.sort(intensity)[: max(1, len(intensity) // 2)]
+        unwanted = intensity > 1.5 * float(np.median(dark))
     starts = [np.arange(0, s - crop + 1, max(1, crop // 4)) for s in shape]
     best, corner = -np.inf, None
     for r0 in starts[0]:
@@ -254,7 +269,7 @@ def _mos2_crop(columns, intensity, shape, crop) -> np.ndarray | None:
                 & (columns[:, 1] >= c0 + 2)
                 & (columns[:, 1] < c0 + crop - 2)
             )
-            score = (inside & ~bright).sum() - 10 * (inside & bright).sum()
+            score = (inside & ~unwanted).sum() - 10 * (inside & unwanted).sum()
             if score > best:
                 best, corner = score, np.array([r0, c0])
     return corner

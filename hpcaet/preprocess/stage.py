@@ -170,7 +170,7 @@ def preprocess_series(
     )
     centres = position_to_pixel(calibration.shift, subtracted.shape[1:], px)
     kernels, corners = vibration_kernels(
-        first, calibration.euler, centres, model, px, pp, calibration=calibration
+        first, calibration.euler, centres, config, px, calibration=calibration
     )
     fits = model_backgrounds(first, calibration, tracks, kernels, config, pixel_size=px)
     first = [
