@@ -51,7 +51,7 @@ from hpcaet.reconstruct._common import (
     sheet_support,
 )
 from hpcaet.reconstruct.fourier import GriddedData, grid_projections
-from hpcaet.reconstruct.slab_transform import SlabTransform
+from hpcaet.reconstruct.slab_transform import Z_TRANSFORMS, SlabTransform
 
 __all__ = ["genfire", "genfire_operator"]
 
@@ -244,6 +244,8 @@ def _check_oversampling(oversampling: float) -> None:
 
 
 def _operator(imgs, rotations, support_z, oversampling, radius, gridding, workers, z_transform):
+    if z_transform not in Z_TRANSFORMS:  # before the gridding, which takes the time
+        raise InputError(f"z_transform must be one of {Z_TRANSFORMS}; got {z_transform!r}.")
     m = imgs.shape[1]
     # the grid is oversampled along z too: a slab thicker than the window sets its size;
     # a prime factor in n would make every FFT ~2.5x slower, so n is rounded up to the

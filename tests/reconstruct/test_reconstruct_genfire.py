@@ -88,6 +88,7 @@ def test_rfree_off_and_options(table_s2):
         (dict(interpolation_radius=0.5), "interpolation radius"),
         (dict(iterations=-1), "iterations must be a non-negative integer"),
         (dict(rfree_fraction=0.7), r"rfree_fraction must be in \[0, 0.5\)"),
+        (dict(z_transform="dense"), r"z_transform must be one of \('auto', 'sparse', 'fft'\)"),
     ],
 )
 def test_bad_input_is_refused(kwargs, match):
