@@ -297,6 +297,7 @@ def map_tasks(
     label: str = "tasks",
     every: float = 5.0,
     verbose: bool = True,
+    report: dict | None = None,
 ) -> list:
     """``[func(**shared, **job) for job in jobs]``, checkpointed, on an executor.
 
@@ -320,6 +321,8 @@ def map_tasks(
         Least time between two progress lines [s].
     verbose : bool, default True
         Log the progress at INFO (else DEBUG: for maps inside an iteration).
+    report : dict, optional
+        Filled with the keys ``"loaded"`` from checkpoints and ``"computed"`` here.
 
     Returns
     -------
@@ -375,6 +378,9 @@ def map_tasks(
     missing = [keys[i] for i in range(len(jobs)) if i not in results]
     if missing:  # pragma: no cover - an executor that lost work
         raise InputError(f"{label}: no result for the tasks {missing[:5]}.")
+    if report is not None:
+        report["computed"] = [keys[i] for i in todo]
+        report["loaded"] = [keys[i] for i in range(len(jobs)) if i not in set(todo)]
     return [results[i] for i in range(len(jobs))]
 
 

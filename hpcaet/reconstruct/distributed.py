@@ -1,13 +1,15 @@
 """Reconstruct a whole field window by window, serially or as Dask tasks, resumably.
 
 Each window is one pure task, :func:`reconstruct_window`, of (spline coefficients of
-the images, angles, window, settings, seed). With a ``distributed`` client the
-coefficients are scattered once to every worker and each task is submitted under a
-deterministic key; results are taken as they complete and written at once to a
-per-window checkpoint, ``<checkpoint_dir>/<tag>-<window key>.npz``, where ``tag`` is a
-hash of the inputs and settings. A rerun with the same inputs loads the finished
-windows and computes only the rest, so a killed run resumes where it stopped and gives
-the same volume. If a worker dies, the scheduler reruns its tasks elsewhere.
+the images, angles, window, settings, seed), mapped by the task layer
+(:func:`hpcaet.parallel.map_tasks`): with a ``distributed`` client the coefficients are
+scattered once to every worker and each task is submitted under a deterministic key;
+results are taken as they complete and written at once to a per-window checkpoint,
+``<checkpoint_dir>/<tag>-<window key>.npz``, where ``tag`` is a hash of the inputs and
+the settings that change the result (not the FFT threads). A rerun with the same
+inputs loads the finished windows and computes only the rest, so a killed run resumes
+where it stopped and gives the same volume. If a worker dies, the scheduler reruns its
+tasks elsewhere.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from hpcaet.errors import InputError
-from hpcaet.io.atomic import atomic_path
+from hpcaet.parallel.tasks import Codec, TaskStore, executor_for, map_tasks
 from hpcaet.reconstruct._common import WindowResult
 from hpcaet.reconstruct.genfire_window import genfire
 from hpcaet.reconstruct.resire_window import resire
@@ -45,6 +45,20 @@ log = logging.getLogger(__name__)
 
 #: Window reconstructors by name; each takes (images, euler, *, support_z, rng, **options).
 ALGORITHMS = {"genfire": genfire, "resire": resire}
+#: Options that change the speed, not the result (left out of the checkpoint key).
+_EXECUTION_OPTIONS = ("workers",)
+
+
+def _finite_window(out: dict) -> bool:
+    return bool(np.all(np.isfinite(out["tile"])) and np.all(np.isfinite(out["error"])))
+
+
+#: A window's checkpoint: its tile and histories (the R-free may be NaN: none withheld).
+_WINDOW = Codec(
+    encode=dict,
+    decode=lambda d: {name: d[name] for name in ("tile", "error", "rfree")},
+    valid=_finite_window,
+)
 
 
 @dataclass(frozen=True)
@@ -173,92 +187,33 @@ def reconstruct_field(
     )
     windows = plan.windows()
     tag = _tag(imgs, angles, plan, algorithm, options, seed)
-    store = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if store is not None:
-        store.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
-    loaded = []
-    for w in windows:
-        saved = _load(store, tag, w.key)
-        if saved is not None:
-            results[w.key] = saved
-            loaded.append(w.key)
-    todo = [w for w in windows if w.key not in results]
-    log.info(
-        "reconstruct: %d windows (%s, %d loaded from checkpoints, %d to compute)",
-        len(windows),
-        algorithm,
-        len(loaded),
-        len(todo),
+    report: dict = {}
+    outputs = map_tasks(
+        reconstruct_window,
+        [{"window": w} for w in windows],
+        keys=[w.key for w in windows],
+        shared={
+            "coefficients": spline_coefficients(imgs),
+            "euler": angles,
+            "plan": plan,
+            "algorithm": algorithm,
+            "options": options,
+            "seed": seed,
+        },
+        executor=executor_for(client, label=f"reconstruct-{tag[:12]}"),
+        store=TaskStore(checkpoint_dir, tag, _WINDOW),
+        label=f"reconstruct ({algorithm}): windows",
+        report=report,
     )
-    if todo:
-        coefficients = spline_coefficients(imgs)
-        if client is None:
-            outputs = _run_here(coefficients, angles, todo, plan, algorithm, options, seed)
-        else:
-            outputs = _run_dask(
-                client, coefficients, angles, todo, plan, algorithm, options, seed, tag
-            )
-        for key, out in outputs:
-            _save(store, tag, key, out)
-            results[key] = out
+    results = {w.key: out for w, out in zip(windows, outputs, strict=True)}
     volume = stitch(plan, {k: r["tile"] for k, r in results.items()})
     return FieldResult(
         volume=volume,
         error=np.stack([results[w.key]["error"] for w in windows]),
         rfree=np.stack([results[w.key]["rfree"] for w in windows]),
-        computed=tuple(w.key for w in todo),
-        loaded=tuple(loaded),
+        computed=tuple(report["computed"]),
+        loaded=tuple(report["loaded"]),
     )
-
-
-def _run_here(coefficients, euler, todo, plan, algorithm, options, seed):
-    start = time.perf_counter()
-    for i, w in enumerate(todo, start=1):
-        out = reconstruct_window(
-            coefficients, euler, w, plan, algorithm=algorithm, options=options, seed=seed
-        )
-        log.info(
-            "reconstruct: window %s done (%d/%d, %.1f s)",
-            w.key,
-            i,
-            len(todo),
-            time.perf_counter() - start,
-        )
-        yield w.key, out
-
-
-def _run_dask(client, coefficients, euler, todo, plan, algorithm, options, seed, tag):
-    from distributed import as_completed
-
-    shared = client.scatter(coefficients, broadcast=True, hash=False)
-    futures = {}
-    for w in todo:
-        future = client.submit(
-            reconstruct_window,
-            shared,
-            euler,
-            w,
-            plan,
-            algorithm=algorithm,
-            options=options,
-            seed=seed,
-            key=f"reconstruct-{tag[:12]}-{w.key}",
-            pure=False,
-        )
-        futures[future.key] = (future, w.key)
-    start, last = time.perf_counter(), 0.0
-    done = 0
-    for future in as_completed([f for f, _ in futures.values()]):
-        key = futures[future.key][1]
-        out = future.result()
-        future.release()
-        done += 1
-        now = time.perf_counter() - start
-        if now - last >= 5.0 or done == len(todo):
-            log.info("reconstruct: %d/%d windows done (%.1f s)", done, len(todo), now)
-            last = now
-        yield key, out
 
 
 def _tag(images, euler, plan, algorithm, options, seed) -> str:
@@ -266,39 +221,7 @@ def _tag(images, euler, plan, algorithm, options, seed) -> str:
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(images).tobytes())
     h.update(np.ascontiguousarray(euler, dtype=np.float64).tobytes())
-    h.update(
-        json.dumps(
-            [plan.to_json(), algorithm, sorted(options.items()), int(seed)], default=str
-        ).encode()
-    )
+    # execution settings (FFT threads) leave the result as it is: not hashed
+    science = sorted((k, v) for k, v in options.items() if k not in _EXECUTION_OPTIONS)
+    h.update(json.dumps([plan.to_json(), algorithm, science, int(seed)], default=str).encode())
     return h.hexdigest()[:16]
-
-
-def _path(store: Path, tag: str, key: str) -> Path:
-    return store / f"{tag}-{key}.npz"
-
-
-def _save(store: Path | None, tag: str, key: str, out: dict) -> None:
-    if store is None:
-        return
-    path = _path(store, tag, key)
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **out)
-
-
-def _load(store: Path | None, tag: str, key: str) -> dict | None:
-    if store is None:
-        return None
-    path = _path(store, tag, key)
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as data:
-            out = {name: data[name] for name in ("tile", "error", "rfree")}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        log.warning("reconstruct: checkpoint %s unreadable (%s); recomputing it", path, exc)
-        return None
-    if not (np.all(np.isfinite(out["tile"])) and np.all(np.isfinite(out["error"]))):
-        log.warning("reconstruct: checkpoint %s holds non-finite values; recomputing it", path)
-        return None
-    return out
