@@ -67,6 +67,17 @@ def _scores(run: Path, truth) -> dict:
     )
 
 
+def _assert_scores_alike(native: dict, imported: dict) -> None:
+    """The imported chain's scores within the bounds of the native chain's."""
+    for s in ("Mo", "W", "S", "Se"):
+        a, b = native["species"][s], imported["species"][s]
+        assert b["detection_rate"] >= a["detection_rate"] - DETECTION, (s, a, b)
+        assert b["species_accuracy"] >= a["species_accuracy"] - DETECTION, (s, a, b)
+        assert b["rmsd_pm"] <= a["rmsd_pm"] + RMSD_PM[s], (s, a["rmsd_pm"], b["rmsd_pm"])
+    assert imported["vacancies"]["found"] >= native["vacancies"]["found"] - 1
+    assert imported["vacancies"]["false"] <= native["vacancies"]["false"] + 2
+
+
 @pytest.fixture(scope="module")
 def tutorial(tmp_path_factory):
     root = tmp_path_factory.mktemp("tutorial")
@@ -94,13 +105,7 @@ def test_imported_chain_scores_like_the_native_chain(tutorial):
     _run(f"hpcaet run --out sim --stages {CHAIN}", tutorial)
     native = _scores(tutorial / "sim", truth)
     imported = _scores(tutorial / "runs" / "flake", truth)
-    for s in ("Mo", "W", "S", "Se"):
-        a, b = native["species"][s], imported["species"][s]
-        assert b["detection_rate"] >= a["detection_rate"] - DETECTION, (s, a, b)
-        assert b["species_accuracy"] >= a["species_accuracy"] - DETECTION, (s, a, b)
-        assert b["rmsd_pm"] <= a["rmsd_pm"] + RMSD_PM[s], (s, a["rmsd_pm"], b["rmsd_pm"])
-    assert imported["vacancies"]["found"] >= native["vacancies"]["found"] - 1
-    assert imported["vacancies"]["false"] <= native["vacancies"]["false"] + 2
+    _assert_scores_alike(native, imported)
 
 
 @pytest.mark.slow
@@ -128,10 +133,4 @@ def test_paper_scale_round_trip(tmp_path):
         _run(command, tmp_path, timeout=2 * 3600)
     truth = read_dataset(tmp_path / "sim" / "truth_atoms.nc", kind="AtomModel")
     native, imported = _scores(tmp_path / "sim", truth), _scores(tmp_path / "imported", truth)
-    for s in ("Mo", "W", "S", "Se"):
-        a, b = native["species"][s], imported["species"][s]
-        assert b["detection_rate"] >= a["detection_rate"] - DETECTION, (s, a, b)
-        assert b["species_accuracy"] >= a["species_accuracy"] - DETECTION, (s, a, b)
-        assert b["rmsd_pm"] <= a["rmsd_pm"] + RMSD_PM[s], (s, a["rmsd_pm"], b["rmsd_pm"])
-    assert imported["vacancies"]["found"] >= native["vacancies"]["found"] - 1
-    assert imported["vacancies"]["false"] <= native["vacancies"]["false"] + 2
+    _assert_scores_alike(native, imported)
