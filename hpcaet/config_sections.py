@@ -129,12 +129,31 @@ class ImagingConfig:
 
 @dataclass(frozen=True)
 class SlurmConfig:
+    """Size of the SLURM jobs that dask-jobqueue starts as Dask workers.
+
+    ``profile`` names a YAML file of further ``dask_jobqueue.SLURMCluster`` keyword
+    arguments, applied over the others (see :mod:`hpcaet.parallel.cluster`).
+    """
+
     queue: str | None
     account: str | None
     walltime: str
     cores: int
     memory: str
     job_extra_directives: tuple[str, ...]
+    interface: str | None
+    profile: str | None
+
+    def __post_init__(self):
+        if self.cores < 1:
+            raise ConfigError(
+                f"parallel.slurm.cores (cores per SLURM job) must be at least 1; got {self.cores}."
+            )
+        if self.profile is not None and not self.profile.strip():
+            raise ConfigError(
+                "parallel.slurm.profile is an empty string; give the path of a YAML file "
+                "of SLURMCluster options (e.g. configs/cluster/test-slurm.yaml) or null."
+            )
 
 
 @dataclass(frozen=True)
