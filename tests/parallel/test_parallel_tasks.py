@@ -161,5 +161,6 @@ def test_mpi_executor_under_mpiexec(tmp_path):
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert sorted(run.stdout.split("\n")[:2]) == ["rank 0 ok", "rank 1 ok"]
+    # (the two ranks' lines may come out merged: look for each, not for lines)
+    assert "rank 0 ok" in run.stdout and "rank 1 ok" in run.stdout, run.stdout
     assert len(list((tmp_path / "store").glob("mpi-*.npz"))) == 5  # each rank saved its own
