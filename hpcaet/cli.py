@@ -88,8 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_cmd_simulate)
 
     from hpcaet.cli_import import import_parser
+    from hpcaet.cli_scaling import scaling_parser
 
     import_parser(sub)
+    scaling_parser(sub)
 
     from hpcaet.pipeline import STAGES
 
