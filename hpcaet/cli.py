@@ -92,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
 
     import_parser(sub)
     scaling_parser(sub)
+    report = sub.add_parser(
+        "report",
+        help="write RUN/report.html: the figures and numbers of every stage that ran",
+        description="Write the run directory's report.html again (hpcaet run writes it at "
+        "the end of every run): one page with each stage's figures and numbers, the "
+        "scores when a truth file is there, and the config.",
+    )
+    report.add_argument("--run", required=True, help="run directory")
+    report.set_defaults(func=_cmd_report)
 
     from hpcaet.pipeline import STAGES
 
@@ -254,6 +263,15 @@ def _run(config, args, stages):
     return outputs
 
 
+def _cmd_report(args) -> int:
+    from hpcaet.report import write_report
+
+    if not Path(args.run).is_dir():
+        raise HpcaetError(f"{args.run} is not a run directory; give the folder of a run.")
+    print(write_report(args.run).resolve())
+    return 0
+
+
 def _cmd_simulate(args) -> int:
     config = _load(args.config, args)
     outputs = _run(config, args, ("simulate",))
@@ -323,6 +341,9 @@ def _print_outputs(out: str, outputs: dict[str, Path]) -> None:
     figures = sorted(Path(out, "figures").glob("*.png"))
     for fig in figures:
         print(f"  {'figure':<18} {fig}")
+    report = Path(out, "report.html")
+    if report.exists():
+        print(f"Report (open in a browser): {report.resolve()}")
     print(f"Inspect a file with: hpcaet info {next(iter(outputs.values()), out)}")
 
 

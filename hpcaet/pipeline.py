@@ -186,6 +186,8 @@ def run_stages(
 ) -> dict[str, Path]:
     """Run stages in order into ``run_dir``; finished stages with the same config are skipped.
 
+    The run's ``report.html`` (:func:`hpcaet.report.write_report`) is written at the end.
+
     Returns
     -------
     dict
@@ -218,6 +220,9 @@ def run_stages(
                 write_dataset(ds, run.file(fname))
                 log.info("stage %s: wrote %s", name, run.file(fname))
         outputs.update({p.name: p for p in paths})
+    from hpcaet.report import write_report
+
+    write_report(run.root)  # the figures and numbers of every stage so far, one page
     return outputs
 
 

@@ -20,6 +20,7 @@ about 1.5 x the measured figure elsewhere (Mo 4, 12 pm), species 97 %, 3 of 4 va
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,45 @@ def test_the_demo_chain_on_other_materials(name, tmp_path):
     else:
         assert results["interface"]["segments"]
         assert set(results["lattice"]) == {"WS2", "MoSe2"}
+    _check_report(run)
+
+
+def _check_report(run: Path) -> None:
+    """The run's report.html has every stage, and a real headless browser shows it."""
+    page = (run / "report.html").read_text()
+    for section in (
+        "Tilt series",
+        "Preprocessing",
+        "Reconstruction",
+        "Atom model",
+        "Structure",
+        "Vibrational EELS",
+        "Configuration",
+    ):
+        assert f"<h2>{section}</h2>" in page, section
+    figures = len(list((run / "figures").glob("*.png")))
+    assert page.count("<img ") == figures >= 20
+    assert "species right" in page  # the scores against the phantom
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium for the report check (apt-get install chromium)")
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    url = (run / "report.html").resolve().as_uri()
+    dom = subprocess.run(
+        [browser, *flags, "--virtual-time-budget=20000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert f'data-figures-loaded="{figures} of {figures}"' in dom  # every image decoded
+    shot = run / "report.png"
+    subprocess.run(
+        [browser, *flags, "--window-size=1200,2000", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    from matplotlib.image import imread
+
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (2000, 1200) and pixels.std() > 0.05  # not a blank page
