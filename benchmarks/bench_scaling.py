@@ -34,23 +34,18 @@ def _work(run: Path, iterations: int):
     from hpcaet.config import load_config
     from hpcaet.parallel.scaling import reconstruct_work
     from hpcaet.pipeline import RunDirectory
-    from hpcaet.reconstruct.stage import algorithm_options, load_projections
-    from hpcaet.reconstruct.windows import plan_windows
+    from hpcaet.reconstruct.stage import algorithm_options, field_inputs
 
     config = load_config(run / "config.yaml")
-    rc = config.reconstruct
-    images, euler, pixel_size, _ = load_projections(RunDirectory(run))
-    plan = plan_windows(
-        images.shape[1:],
-        euler,
-        pixel_size=pixel_size,
-        window=rc.window,
-        step=rc.step,
-        support_z=rc.support_z,
-    )
-    options = {**algorithm_options(rc), "iterations": iterations}
+    images, euler, _, _, plan = field_inputs(config, RunDirectory(run))
+    options = {**algorithm_options(config.reconstruct), "iterations": iterations}
     return reconstruct_work(
-        images, euler, plan, algorithm=rc.algorithm, options=options, seed=config.seed
+        images,
+        euler,
+        plan,
+        algorithm=config.reconstruct.algorithm,
+        options=options,
+        seed=config.seed,
     )
 
 

@@ -41,8 +41,7 @@ def cmd_scaling(args) -> int:
     from hpcaet.config import load_config
     from hpcaet.parallel.scaling import reconstruct_work, scaling_study, write_table
     from hpcaet.pipeline import RunDirectory
-    from hpcaet.reconstruct.stage import algorithm_options, load_projections
-    from hpcaet.reconstruct.windows import plan_windows
+    from hpcaet.reconstruct.stage import algorithm_options, field_inputs
 
     run = RunDirectory(Path(args.run))
     config_path = Path(args.config) if args.config else run.file("config.yaml")
@@ -56,16 +55,7 @@ def cmd_scaling(args) -> int:
         ) from None
     config = load_config(config_path)
     rc = config.reconstruct
-    images, euler, pixel_size, _ = load_projections(run, inputs=rc.inputs)
-    plan = plan_windows(
-        images.shape[1:],
-        euler,
-        pixel_size=pixel_size,
-        window=rc.window,
-        step=rc.step,
-        support_z=rc.support_z,
-        tiles=None if rc.tiles is None else tuple(rc.tiles),
-    )
+    images, euler, _, _, plan = field_inputs(config, run)
     options = algorithm_options(rc)
     if args.iterations is not None:
         options["iterations"] = args.iterations

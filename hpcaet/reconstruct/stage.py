@@ -155,6 +155,30 @@ def algorithm_options(rc: ReconstructConfig) -> dict:
     )
 
 
+def field_inputs(config: Config, run):
+    """The run's projections (:func:`load_projections`) and the configured window plan.
+
+    Returns
+    -------
+    images, euler, pixel_size, source
+        As :func:`load_projections`.
+    plan : WindowPlan
+        :func:`~hpcaet.reconstruct.plan_windows` of ``config.reconstruct`` over them.
+    """
+    rc = config.reconstruct
+    images, euler, pixel_size, source = load_projections(run, inputs=rc.inputs)
+    plan = plan_windows(
+        images.shape[1:],
+        euler,
+        pixel_size=pixel_size,
+        window=rc.window,
+        step=rc.step,
+        support_z=rc.support_z,
+        tiles=None if rc.tiles is None else tuple(rc.tiles),
+    )
+    return images, euler, pixel_size, source, plan
+
+
 def reconstruct_volume(config: Config, run, client=None) -> xr.Dataset:
     """Reconstruct the run's field into a Volume Dataset (the stage's work).
 
@@ -177,16 +201,7 @@ def reconstruct_volume(config: Config, run, client=None) -> xr.Dataset:
         ``interpolation_radius``, ``window_plan`` (JSON) and ``source``.
     """
     rc = config.reconstruct
-    images, euler, pixel_size, source = load_projections(run, inputs=rc.inputs)
-    plan = plan_windows(
-        images.shape[1:],
-        euler,
-        pixel_size=pixel_size,
-        window=rc.window,
-        step=rc.step,
-        support_z=rc.support_z,
-        tiles=None if rc.tiles is None else tuple(rc.tiles),
-    )
+    images, euler, pixel_size, source, plan = field_inputs(config, run)
     log.info(
         "reconstruct: %s, %d x %d windows of %d voxels, volume %s voxels",
         rc.algorithm,

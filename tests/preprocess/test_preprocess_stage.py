@@ -56,14 +56,8 @@ def test_demo_run_meets_drift_angle_and_alignment_targets(tmp_path):
     assert len(figures) == 6
 
 
-def test_one_frame_series_without_truth_resumes_from_its_checkpoints(tmp_path, caplog):
-    # The demo field simulated with one frame per tilt, its truth variables stripped (as
-    # an imported series): preprocessing skips the drift step and runs through. A second
-    # run reuses every per-tilt checkpoint; a damaged one is recomputed, and the result
-    # is the same.
-    import logging
-    import os
-
+def _one_frame_demo():
+    """The demo's config with one frame per tilt, and its series without truth variables."""
     from hpcaet.phantom.stage import make_phantom, simulate_tilt_series
 
     config = load_config("configs/demo.yaml", overrides={"imaging": {"frames": 1}})
@@ -75,6 +69,18 @@ def test_one_frame_series_without_truth_resumes_from_its_checkpoints(tmp_path, c
         dose=simulated.attrs["dose"],
         read_noise=simulated.attrs["read_noise"],
     )
+    return config, series
+
+
+def test_one_frame_series_without_truth_resumes_from_its_checkpoints(tmp_path, caplog):
+    # The demo field simulated with one frame per tilt, its truth variables stripped (as
+    # an imported series): preprocessing skips the drift step and runs through. A second
+    # run reuses every per-tilt checkpoint; a damaged one is recomputed, and the result
+    # is the same.
+    import logging
+    import os
+
+    config, series = _one_frame_demo()
     first, _ = preprocess_series(series, config, checkpoint_dir=tmp_path)
     assert not [v for v in first.data_vars if v.startswith("true_")]
     np.testing.assert_array_equal(first["drift"].values, 0.0)
@@ -113,17 +119,8 @@ def test_a_killed_preprocess_resumes_without_recomputing(tmp_path):
     import time
 
     from hpcaet.io import write_dataset
-    from hpcaet.phantom.stage import make_phantom, simulate_tilt_series
 
-    config = load_config("configs/demo.yaml", overrides={"imaging": {"frames": 1}})
-    simulated = simulate_tilt_series(make_phantom(config), config)
-    series = make_tilt_series(
-        frames=simulated["frames"].values,
-        euler=simulated["euler"].values,
-        pixel_size=simulated.attrs["pixel_size"],
-        dose=simulated.attrs["dose"],
-        read_noise=simulated.attrs["read_noise"],
-    )
+    config, series = _one_frame_demo()
     write_dataset(series, tmp_path / "series.nc")
     store = tmp_path / "checkpoints"
     proc = subprocess.Popen(
