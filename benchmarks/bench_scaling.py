@@ -95,6 +95,8 @@ def main(argv=None) -> None:
         if not os.environ.get("SLURM_CONF"):
             raise SystemExit("--slurm needs SLURM_CONF (e.g. .ci/slurm.sh up /tmp/slurm)")
         profile = ROOT / "configs" / "cluster" / "test-slurm.yaml"
+        (out / "slurm").mkdir(parents=True, exist_ok=True)
+        os.chdir(out / "slurm")  # the worker jobs' slurm-<id>.out logs land here
         slurm = load_config(
             overrides={
                 "parallel": {
