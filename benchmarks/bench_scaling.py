@@ -71,8 +71,8 @@ def main(argv=None) -> None:
     from hpcaet.parallel import dask_client
     from hpcaet.parallel.scaling import scaling_study, time_per_task, write_table
 
-    out = Path(args.out)
-    run = Path(args.run) if args.run else out / "demo"
+    out = Path(args.out).resolve()
+    run = Path(args.run).resolve() if args.run else out / "demo"
     if not (run / "processed.nc").exists():
         code = cli(
             ["run", "--config", "demo", "--out", str(run), "--stages", "simulate,preprocess"]
