@@ -21,7 +21,7 @@ log = logging.getLogger("hpcaet")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, quiet=args.quiet)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
@@ -40,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="hpcaet",
         description="Scanning atomic electron tomography of 2D heterostructures.",
     )
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    _verbosity_options(p, default=0)
+    p.set_defaults(quiet=False)
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(title="commands", metavar="COMMAND")
 
@@ -138,7 +139,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     info.add_argument("file", help="a .nc file written by hpcaet")
     info.set_defaults(func=_cmd_info)
+    for command in sub.choices.values():  # -v / -q after the command as well as before
+        _verbosity_options(command, default=argparse.SUPPRESS)
     return p
+
+
+def _verbosity_options(parser, *, default) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=default, help="more log output (-vv: Dask's)"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="warnings and errors only"
+    )
 
 
 def _version() -> str:
@@ -253,8 +265,9 @@ def _load(config_path, args):
 
 def _run(config, args, stages):
     from hpcaet.parallel import dask_client
-    from hpcaet.pipeline import run_stages
+    from hpcaet.pipeline import check_stages, run_stages
 
+    check_stages(args.out, stages)  # before a cluster starts or a file is written
     start = time.perf_counter()
     context = nullcontext(None) if args.no_cluster else dask_client(config.parallel)
     with context as client:
@@ -281,7 +294,7 @@ def _cmd_simulate(args) -> int:
 
 def _cmd_stage(args) -> int:
     config_path = args.config or Path(args.out) / "config.yaml"
-    if not Path(config_path).exists():
+    if args.config is None and not Path(config_path).exists():
         raise HpcaetError(
             f"{config_path} not found; make the run directory first with "
             f"'hpcaet simulate --config CONFIG --out {args.out}' or pass --config."
@@ -347,8 +360,10 @@ def _print_outputs(out: str, outputs: dict[str, Path]) -> None:
     print(f"Inspect a file with: hpcaet info {next(iter(outputs.values()), out)}")
 
 
-def _setup_logging(verbosity: int) -> None:
+def _setup_logging(verbosity: int, *, quiet: bool = False) -> None:
     level = logging.INFO if verbosity == 0 else logging.DEBUG
+    if quiet:
+        level = logging.WARNING
     tags = []
     if os.environ.get("SLURM_JOB_ID"):
         tags.append(f"job {os.environ['SLURM_JOB_ID']}")

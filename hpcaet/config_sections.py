@@ -120,6 +120,11 @@ class ImagingConfig:
                 f"imaging.detector_inner_angle ({self.detector_inner_angle} mrad) must be "
                 f"below detector_outer_angle ({self.detector_outer_angle} mrad)."
             )
+        if not isinstance(self.angles, str) and len(self.angles) < 2:
+            raise ConfigError(
+                f"imaging.angles needs at least two [z, y, x] triples in degrees (a tilt "
+                f"series); got {list(self.angles)!r}. Use table_s2 for the paper's angles."
+            )
         if isinstance(self.angles, str) and self.angles != "table_s2":
             raise ConfigError(
                 f"imaging.angles must be 'table_s2' or a list of [z, y, x] triples in degrees; "

@@ -22,7 +22,14 @@ from hpcaet.config import Config, config_to_dict, science_settings
 from hpcaet.errors import HpcaetError
 from hpcaet.io import read_dataset, write_dataset
 
-__all__ = ["RunDirectory", "run_stages", "STAGES", "stage_hash", "imported_series"]
+__all__ = [
+    "RunDirectory",
+    "run_stages",
+    "check_stages",
+    "STAGES",
+    "stage_hash",
+    "imported_series",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,9 @@ class Stage:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     run: Callable  # (config, run: RunDirectory, client) -> dict[file name, Dataset]
+    # input files the stage cannot start without: each group is met by any one of its
+    # files, present in the run directory or written by an earlier stage of the run
+    required: tuple[tuple[str, ...], ...] = ()
 
 
 def stage_hash(config: Config, stage: Stage) -> str:
@@ -140,6 +150,7 @@ STAGES: dict[str, Stage] = {
         inputs=("tilt_series.nc",),
         outputs=("processed.nc",),
         run=_preprocess,
+        required=(("tilt_series.nc",),),
     ),
     "reconstruct": Stage(
         name="reconstruct",
@@ -148,6 +159,7 @@ STAGES: dict[str, Stage] = {
         inputs=("processed.nc", "tilt_series.nc"),  # tilt_series.nc: with inputs: truth
         outputs=("volume.nc",),
         run=_reconstruct,
+        required=(("processed.nc", "tilt_series.nc"),),
     ),
     "atoms": Stage(
         name="atoms",
@@ -156,6 +168,7 @@ STAGES: dict[str, Stage] = {
         inputs=("volume.nc", "processed.nc"),
         outputs=("atoms.nc",),
         run=_atoms,
+        required=(("volume.nc",), ("processed.nc",)),
     ),
     "structure": Stage(
         name="structure",
@@ -164,6 +177,7 @@ STAGES: dict[str, Stage] = {
         inputs=("atoms.nc",),
         outputs=("strain.nc",),
         run=_structure,
+        required=(("atoms.nc", "truth_atoms.nc"),),
     ),
     "eels": Stage(
         name="eels",
@@ -193,15 +207,7 @@ def run_stages(
     dict
         Output file name -> path, for every output of the stages asked for.
     """
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise HpcaetError(f"unknown stage(s) {unknown}; known stages: {list(STAGES)}.")
-    if "simulate" in stages and imported_series(run_dir):
-        raise HpcaetError(
-            f"{Path(run_dir) / 'tilt_series.nc'} is a measured series (hpcaet import); the "
-            "simulate stage would replace it. Run the stages after it, e.g. --stages "
-            "preprocess,reconstruct,atoms,structure."
-        )
+    check_stages(run_dir, stages)
     run = RunDirectory(Path(run_dir))
     run.prepare(config)
     outputs: dict[str, Path] = {}
@@ -224,6 +230,42 @@ def run_stages(
 
     write_report(run.root)  # the figures and numbers of every stage so far, one page
     return outputs
+
+
+def check_stages(run_dir: str | Path, stages: tuple[str, ...]) -> None:
+    """Refuse a run before anything starts or is written: unknown stages, a simulation
+    over a measured series, or an input file that is neither there nor made on the way.
+
+    Raises
+    ------
+    HpcaetError
+        Naming the stage, the missing file and the command that makes it.
+    """
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise HpcaetError(
+            f"unknown stage(s) {unknown} in --stages; known stages, in order: {list(STAGES)}."
+        )
+    if "simulate" in stages and imported_series(run_dir):
+        raise HpcaetError(
+            f"{Path(run_dir) / 'tilt_series.nc'} is a measured series (hpcaet import); the "
+            "simulate stage would replace it. Run the stages after it, e.g. --stages "
+            "preprocess,reconstruct,atoms,structure."
+        )
+    made: set[str] = set()
+    for name in stages:
+        stage = STAGES[name]
+        for group in stage.required:
+            if not any(f in made or (Path(run_dir) / f).exists() for f in group):
+                maker = next(s.name for s in STAGES.values() if group[0] in s.outputs)
+                option = "--out" if maker == "simulate" else "--run"
+                raise HpcaetError(
+                    f"stage {name} needs {' or '.join(group)} in {run_dir}, which is not "
+                    f"there and no earlier stage of this run makes it; run 'hpcaet {maker} "
+                    f"{option} {run_dir}' first (or 'hpcaet import' for measured frames), or "
+                    f"add {maker} to --stages."
+                )
+        made.update(stage.outputs)
 
 
 def imported_series(run_dir: str | Path) -> bool:

@@ -133,3 +133,35 @@ def test_a_packaged_config_by_name_beside_a_folder_of_that_name(tmp_path, monkey
     assert _config_path("demo") == packaged_config("demo")
     (tmp_path / "mine.yaml").write_text("seed: 1\n")
     assert _config_path("mine.yaml") == "mine.yaml"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--config", "demo", "--stages", "simulate,bogus"], "unknown stage(s) ['bogus']"),
+        (["reconstruct", "--config", "demo"], "run 'hpcaet preprocess --run"),
+        (["run", "--config", "demo", "--stages", "atoms"], "needs volume.nc"),
+        (["run", "--config", "BAD", "--stages", "simulate"], "at least two [z, y, x] triples"),
+    ],
+)
+def test_bad_runs_are_refused_before_anything_starts(argv, message, tmp_path, caplog):
+    # Each refusal comes before a Dask cluster starts (the test takes well under a
+    # second per case) and leaves nothing behind: no config.yaml, checkpoints or figures.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("imaging:\n  angles: []\n")
+    run = tmp_path / "run"
+    argv = [str(bad) if a == "BAD" else a for a in argv]
+    option = "--run" if argv[0] == "reconstruct" else "--out"
+    assert main([*argv, option, str(run)]) == 2
+    assert message in caplog.text
+    assert not run.exists()
+
+
+def test_verbosity_options_before_or_after_the_command():
+    from hpcaet.cli import _parser
+
+    parse = _parser().parse_args
+    assert parse(["run", "--out", "x"]).verbose == 0 and not parse(["run", "--out", "x"]).quiet
+    assert parse(["run", "-v", "--out", "x"]).verbose == 1
+    assert parse(["-vv", "run", "--out", "x"]).verbose == 2
+    assert parse(["info", "f.nc", "-q"]).quiet and parse(["-q", "info", "f.nc"]).quiet
