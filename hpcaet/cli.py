@@ -267,7 +267,7 @@ def _run(config, args, stages):
     from hpcaet.parallel import dask_client
     from hpcaet.pipeline import check_stages, run_stages
 
-    check_stages(args.out, stages)  # before a cluster starts or a file is written
+    check_stages(args.out, stages, config)  # before a cluster starts or a file is written
     start = time.perf_counter()
     context = nullcontext(None) if args.no_cluster else dask_client(config.parallel)
     with context as client:

@@ -207,7 +207,7 @@ def run_stages(
     dict
         Output file name -> path, for every output of the stages asked for.
     """
-    check_stages(run_dir, stages)
+    check_stages(run_dir, stages, config)
     run = RunDirectory(Path(run_dir))
     run.prepare(config)
     outputs: dict[str, Path] = {}
@@ -232,9 +232,12 @@ def run_stages(
     return outputs
 
 
-def check_stages(run_dir: str | Path, stages: tuple[str, ...]) -> None:
+def check_stages(
+    run_dir: str | Path, stages: tuple[str, ...], config: Config | None = None
+) -> None:
     """Refuse a run before anything starts or is written: unknown stages, a simulation
-    over a measured series, or an input file that is neither there nor made on the way.
+    over a measured series, an input file that is neither there nor made on the way,
+    or (with ``config``) one that was made under another config than this run's.
 
     Raises
     ------
@@ -256,6 +259,8 @@ def check_stages(run_dir: str | Path, stages: tuple[str, ...]) -> None:
     for name in stages:
         stage = STAGES[name]
         for group in stage.required:
+            if config is not None and not any(f in made for f in group):
+                _check_fresh(run_dir, name, group, config)
             if not any(f in made or (Path(run_dir) / f).exists() for f in group):
                 maker = next(s.name for s in STAGES.values() if group[0] in s.outputs)
                 option = "--out" if maker == "simulate" else "--run"
@@ -266,6 +271,25 @@ def check_stages(run_dir: str | Path, stages: tuple[str, ...]) -> None:
                     f"add {maker} to --stages."
                 )
         made.update(stage.outputs)
+
+
+def _check_fresh(run_dir, name: str, group: tuple[str, ...], config: Config) -> None:
+    """Refuse an input file whose recorded hash is not its stage's under ``config``."""
+    for fname in group:
+        path = Path(run_dir) / fname
+        attrs = _stored_attrs(path)
+        if attrs is None or "config_hash" not in attrs or int(attrs.get("imported", 0)):
+            continue  # absent, unreadable (rebuilt when run) or measured: nothing to compare
+        maker = next(s for s in STAGES.values() if fname in s.outputs)
+        if attrs["config_hash"] != stage_hash(config, maker):
+            raise HpcaetError(
+                f"{path} was made by stage {maker.name} under another config than this "
+                f"run's, so stage {name} would read a stale input. Rebuild it with this "
+                f"config ('hpcaet run --config CONFIG --out {run_dir} --stages "
+                f"{maker.name},{name}'), or run {name} with the config it was made with "
+                f"({Path(run_dir) / 'config.yaml'})."
+            )
+        return
 
 
 def imported_series(run_dir: str | Path) -> bool:

@@ -165,3 +165,18 @@ def test_verbosity_options_before_or_after_the_command():
     assert parse(["run", "-v", "--out", "x"]).verbose == 1
     assert parse(["-vv", "run", "--out", "x"]).verbose == 2
     assert parse(["info", "f.nc", "-q"]).quiet and parse(["-q", "info", "f.nc"]).quiet
+
+
+def test_a_stage_run_alone_refuses_a_stale_input(tmp_path, caplog):
+    # tilt_series.nc was simulated with 2 frames per tilt; preprocessing it under a config
+    # that says 3 would analyse frames the recorded config does not describe.
+    out = tmp_path / "run"
+    made = load_config(packaged_config("demo"), overrides={"imaging": {"frames": 2}})
+    run_stages(made, out)
+    recorded = (out / "config.yaml").read_text()
+    other = tmp_path / "other.yaml"
+    other.write_text(recorded.replace("frames: 2", "frames: 3"))
+    assert main(["preprocess", "--run", str(out), "--config", str(other)]) == 2
+    assert "tilt_series.nc was made by stage simulate under another config" in caplog.text
+    assert (out / "config.yaml").read_text() == recorded  # nothing rewritten
+    assert not (out / "processed.nc").exists()
