@@ -100,8 +100,7 @@ def calibrate_series(
     )
     if not pp.species_bias:
         return calibration, False
-    models = (lattice_model(config), lattice_model(config, bright=True))
-    if any(m.chalcogen_columns_brighter for m in models):
+    if _chalcogen_column_materials(config):
         # MoSe2: the tracked columns mix metals and chalcogen pairs, whose fit errors
         # differ (a pair splits with the tilt); one bias per class would be wrong
         log.info("angles: chalcogen columns tracked as well; no per-species bias correction")
@@ -110,6 +109,7 @@ def calibrate_series(
     if not bright.any():
         log.info("angles: one metal species found, no per-species bias correction")
         return calibration, False
+    models = (lattice_model(config), lattice_model(config, bright=True))
     bias = np.array(
         [[column_bias(m, e, pixel_size=pixel_size) for m in models] for e in calibration.euler]
     )  # (tilt, species, 2)
@@ -120,6 +120,18 @@ def calibrate_series(
         float(np.sqrt(np.mean((bias[:, 1] - bias[:, 0]) ** 2))),
     )
     return calibrate_angles(pixel_to_position(corrected, shape, pixel_size), euler, **options), True
+
+
+def _chalcogen_column_materials(config: Config) -> list[str]:
+    """Names of the materials whose chalcogen pairs outshine their metals (MoSe2)."""
+    materials = config.materials.by_brightness(config.species.cross_section)
+    return list(
+        dict.fromkeys(
+            m.name
+            for bright, m in enumerate(materials)
+            if lattice_model(config, bright=bool(bright)).chalcogen_columns_brighter
+        )
+    )
 
 
 def vibration_kernels(first, euler, centres, config, pixel_size, calibration=None):
@@ -298,18 +310,12 @@ def model_backgrounds(
     n = len(first)
     if not pp.background_model:
         return [None] * n
-    chalcogen_columns = [
-        m.name
-        for bright in (False, True)
-        if lattice_model(config, bright=bright).chalcogen_columns_brighter
-        for m in [config.materials.by_brightness(sp.cross_section)[int(bright)]]
-    ]
-    if chalcogen_columns:
+    if names := _chalcogen_column_materials(config):
         log.info(
             "background: the sheet model is built from metal columns, but %s's chalcogen "
-            "columns are the brighter ones and were tracked instead; the hexagon-minimum "
+            "columns are the brighter ones and were tracked as well; the hexagon-minimum "
             "background is kept",
-            " and ".join(dict.fromkeys(chalcogen_columns)),
+            " and ".join(names),
         )
         return [None] * n
     bright = bright_tracks(tracks, [r.columns for r in first], [r.intensity for r in first])
