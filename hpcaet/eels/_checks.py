@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hpcaet.errors import InputError
+from hpcaet.errors import HpcaetWarning, InputError
+
+#: Lowest energy [meV] of an axis that cannot hold a zero-loss peak: above 1 eV the data
+#: are core-loss (or valence-loss) spectra, whatever their shape.
+CORE_LOSS_ONSET = 1000.0
+
+
+class EelsWarning(HpcaetWarning):
+    """A questionable but usable EELS input or result (1-channel window, loose peak)."""
+
+
+def axis_kind(energy: np.ndarray) -> str:
+    """``"core-loss"`` for an axis that starts above :data:`CORE_LOSS_ONSET` or ends below
+    0 meV (no zero-loss peak can be on it), else ``"low-loss"``."""
+    return "core-loss" if energy[0] > CORE_LOSS_ONSET or energy[-1] < 0 else "low-loss"
+
+
+def _axis_hint(energy: np.ndarray) -> str:
+    if axis_kind(energy) == "core-loss":
+        return (
+            f" This axis ({energy[0] / 1e3:g} to {energy[-1] / 1e3:g} eV) holds no zero-loss "
+            "peak: it is core-loss data, which the vibrational analysis cannot use."
+        )
+    return ""
 
 
 def _indices(mask: np.ndarray) -> str:
@@ -69,11 +94,21 @@ def window_mask(energy: np.ndarray, window: tuple[float, float], *, name: str) -
             f"{name} {low:g}–{high:g} meV is not covered by the energy axis, which runs "
             f"from {energy[0]:g} to {energy[-1]:g} meV. Choose a window inside the axis "
             "(e.g. the eels.windows setting) or check the energy calibration and its units."
+            + _axis_hint(energy)
         )
     mask = (energy >= low) & (energy <= high)
-    if mask.sum() < 2:
+    dispersion = float(np.median(np.diff(energy)))
+    if mask.sum() == 0:
         raise InputError(
-            f"{name} {low:g}–{high:g} meV holds {int(mask.sum())} channel(s) at a dispersion "
-            f"of {np.median(np.diff(energy)):g} meV/channel; expected at least 2. Widen it."
+            f"{name} {low:g}–{high:g} meV holds no channel at a dispersion of {dispersion:g} "
+            "meV/channel; expected at least 1 (better several). Widen it."
+        )
+    if mask.sum() == 1:
+        warnings.warn(
+            f"{name} {low:g}–{high:g} meV holds 1 channel at a dispersion of {dispersion:g} "
+            "meV/channel: its one count carries the noise of a single channel. Widen it for a "
+            "steadier fit.",
+            EelsWarning,
+            stacklevel=3,
         )
     return mask

@@ -1,9 +1,11 @@
 """The whole vibrational-EELS analysis of one scan, as a pure function of arrays.
 
-Zero-loss alignment → power-law background from two windows → k-means with the
-correlation distance → contiguous regions along the scan → mean spectrum of each group
-→ sum-of-Gaussians fit, as in the paper's Methods ("Spatially resolved vibrational
-EELS"). :func:`hpcaet.eels.stage.analyse_eels` wraps it for Datasets and configs.
+Zero-loss alignment → power-law background from two (or more) windows → k-means with the
+correlation distance → regions (contiguous runs along a line scan, connected components
+of a spectrum image) → mean spectrum of each group → sum-of-Gaussians fit, as in the
+paper's Methods ("Spatially resolved vibrational EELS"); then every spectrum is fitted
+with its group's peaks for maps. A line scan is the special case of one scan axis.
+:func:`hpcaet.eels.stage.analyse_eels` wraps it for Datasets and configs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from hpcaet.eels._checks import check_spectra, window_mask
 from hpcaet.eels.align import align_zero_loss
 from hpcaet.eels.background import PAPER_WINDOWS, PowerLawBackground, fit_power_law
 from hpcaet.eels.cluster import KMeansResult, Regions, contiguous_regions, correlation_kmeans
-from hpcaet.eels.delocalisation import Delocalisation, estimate_delocalisation, unmix_regions
+from hpcaet.eels.delocalisation import (
+    Delocalisation,
+    estimate_delocalisation,
+    image_distances,
+    unmix_regions,
+)
+from hpcaet.eels.maps import PixelPeaks, fit_pixel_peaks, image_regions
 from hpcaet.eels.peaks import GaussianFit, fit_gaussians
 from hpcaet.errors import InputError
 
@@ -62,7 +70,14 @@ class EelsAnalysis:
         Peak fit of each group.
     delocalisation : Delocalisation or None
         Decay length and neighbours' share (``leak``, on the fit-range channels) removed
-        from each group mean before the peak fit; None when not corrected.
+        from each group mean before the peak fit; None when not corrected. The length is
+        in scan steps for a line scan, in nm for a spectrum image.
+    scan_shape : tuple of int
+        ``(n_position,)`` for a line scan, ``(ny, nx)`` for a spectrum image (row-major).
+    region_map : ndarray of int, shape (ny, nx), or None
+        Connected components of the cluster map of a spectrum image.
+    pixels : PixelPeaks or None
+        Every spectrum fitted with its group's peaks.
     """
 
     energy: np.ndarray
@@ -77,6 +92,9 @@ class EelsAnalysis:
     raw_average: np.ndarray
     fits: list[GaussianFit]
     delocalisation: Delocalisation | None = None
+    scan_shape: tuple[int, ...] = ()
+    region_map: np.ndarray | None = None
+    pixels: PixelPeaks | None = None
 
 
 def analyse_spectra(
@@ -99,6 +117,10 @@ def analyse_spectra(
     weighted: bool = True,
     correct_delocalisation: bool = False,
     second_derivative_start: bool = False,
+    background_estimator: str | None = None,
+    scan_shape: tuple[int, ...] | None = None,
+    pixel_size: tuple[float, float] | None = None,
+    pixel_maps: bool = True,
     rng: np.random.Generator | int | None = None,
 ) -> EelsAnalysis:
     """Analyse a line scan (or any set) of vibrational spectra.
@@ -115,14 +137,19 @@ def analyse_spectra(
     windows : sequence of (float, float)
         Background windows [meV] (:func:`~hpcaet.eels.background.fit_power_law`).
     refine_background : bool
-        Poisson-weighted refinement of the log-log background fit.
+        Without ``background_estimator``: True fits the background by Poisson maximum
+        likelihood, False by the log-log line.
+    background_estimator : {"poisson", "loglog", "two_area", "least_squares"}, optional
+        Estimator of the power law (:func:`~hpcaet.eels.background.fit_power_law`).
     cluster_range : (float, float)
         Channels that k-means compares [meV].
     clusters, restarts, max_iterations
         k-means settings (:func:`~hpcaet.eels.cluster.correlation_kmeans`).
     contiguous : bool
-        Turn the clusters into contiguous regions along the scan and average those
-        (the paper: #1–16, #17–26, #27–40); False averages the clusters themselves.
+        Line scans: turn the clusters into contiguous regions along the scan and average
+        those (the paper: #1–16, #17–26, #27–40); False averages the clusters themselves.
+        Spectrum images always average the clusters; their regions are the connected
+        components of the cluster map.
     n_peaks, fit_range, initial_width, fit_starts, second_derivative_start
         Peak fit settings (:func:`~hpcaet.eels.peaks.fit_gaussians`; ``fit_starts`` is
         its ``starts``).
@@ -138,8 +165,18 @@ def analyse_spectra(
     correct_delocalisation : bool
         Before the peak fit, subtract from each group mean the delocalised signal of the
         other regions (:mod:`~hpcaet.eels.delocalisation`: exponential decay beyond each
-        region, decay length fitted on ``cluster_range``). Needs contiguous regions of
-        at least two points each; skipped with a warning otherwise.
+        region, decay length fitted on ``cluster_range``). Line scans need contiguous
+        regions of at least two points each (skipped with a warning otherwise); spectrum
+        images use the distance of each pixel to each cluster along the boundary normal
+        [nm] (:func:`~hpcaet.eels.delocalisation.image_distances`).
+    scan_shape : tuple of int, optional
+        ``(ny, nx)`` of a spectrum image whose spectra are given row-major; default (or
+        any shape with one axis) a line scan.
+    pixel_size : (float, float), optional
+        Pixel size along y and x of a spectrum image [nm]; default 1 (distances in
+        pixels).
+    pixel_maps : bool
+        Fit every spectrum with its group's peaks (:func:`~hpcaet.eels.maps.fit_pixel_peaks`).
     rng : numpy.random.Generator, int or None
         Randomness of the k-means seeding and of the extra peak-fit starts.
 
@@ -161,6 +198,13 @@ def analyse_spectra(
         raise InputError(
             f"peak_background must be one of {PEAK_BACKGROUNDS}; got {peak_background!r}."
         )
+    shape = tuple(int(v) for v in (scan_shape or (len(spectra),)))
+    if int(np.prod(shape)) != len(spectra) or len(shape) > 2:
+        raise InputError(
+            f"scan_shape {shape} does not hold the {len(spectra)} spectra given; expected "
+            "(n_position,) or (ny, nx) with ny * nx spectra in row-major order."
+        )
+    image = len(shape) == 2 and min(shape) > 1
     if len(spectra) < clusters:
         raise InputError(
             f"got {len(spectra)} spectra for {clusters} clusters; expected at least as many "
@@ -171,42 +215,50 @@ def analyse_spectra(
     else:
         aligned = align_zero_loss(spectra, energy, method=zero_loss)
         spectra, energy, shift = aligned.spectra, aligned.energy, aligned.shift
-    background = fit_power_law(spectra, energy, windows=windows, refine=refine_background)
+    estimator = background_estimator or ("poisson" if refine_background else "loglog")
+    background = fit_power_law(spectra, energy, windows=windows, estimator=estimator)
     signal = background.subtract(spectra)
     use = window_mask(energy, cluster_range, name="cluster range")
     kmeans = correlation_kmeans(
         signal[:, use], k=clusters, restarts=restarts, max_iterations=max_iterations, rng=rng
     )
-    regions = contiguous_regions(kmeans.labels, k=clusters) if contiguous else None
-    group = regions.region if regions is not None else kmeans.labels
+    regions, region_map = None, None
+    if image:
+        region_map = image_regions(kmeans.labels.reshape(shape))
+        group = kmeans.labels
+    else:
+        regions = contiguous_regions(kmeans.labels, k=clusters) if contiguous else None
+        group = regions.region if regions is not None else kmeans.labels
+    sizes = np.bincount(group, minlength=clusters)
+    if np.any(sizes == 0):
+        raise InputError(
+            f"cluster(s) {np.flatnonzero(sizes == 0).tolist()} hold no spectrum; lower "
+            f"eels.clusters (got {clusters})."
+        )
     average = np.stack([signal[group == g].mean(axis=0) for g in range(clusters)])
     raw_average = np.stack([spectra[group == g].mean(axis=0) for g in range(clusters)])
     leak = np.zeros_like(average)
     deloc = None
     if correct_delocalisation:
-        sizes = np.diff(np.r_[regions.starts, len(spectra)]) if regions is not None else None
-        if sizes is None or np.any(sizes < 2):
-            log.warning(
-                "eels: delocalisation not corrected: needs contiguous regions of >= 2 points "
-                "(contiguous=%s, sizes %s)",
-                contiguous,
-                None if sizes is None else sizes.tolist(),
-            )
-        else:
-            var = np.maximum(spectra, 1.0)
-            est = estimate_delocalisation(signal[:, use], regions.starts, variance=var[:, use])
-            fit_mask = window_mask(energy, fit_range, name="peak fit range")
-            deloc = unmix_regions(
-                signal[:, fit_mask], regions.starts, est.length, variance=var[:, fit_mask]
-            )
-            deloc = replace(deloc, cost_local=est.cost_local)
-            leak[:, fit_mask] = deloc.leak
-            log.info("eels: delocalisation decay length %.2f scan steps", est.length)
+        deloc = _delocalisation(
+            signal,
+            spectra,
+            energy,
+            use=use,
+            fit_range=fit_range,
+            regions=regions,
+            group=group,
+            shape=shape if image else None,
+            pixel_size=pixel_size,
+            clusters=clusters,
+        )
+        if deloc is not None:
+            leak[:, window_mask(energy, fit_range, name="peak fit range")] = deloc.leak
     fits = []
     for g in range(clusters):
         if peak_background == "joint":
             data = raw_average[g] - leak[g]
-            law = fit_power_law(data, energy, windows=windows, refine=True)
+            law = fit_power_law(data, energy, windows=windows, estimator="poisson")
             power_law = (float(law.amplitude[0]), float(law.exponent[0]))
         else:
             data, power_law = average[g] - leak[g], None
@@ -233,6 +285,9 @@ def analyse_spectra(
                 f"{c:.1f}±{e:.1f}" for c, e in zip(fit.centre, fit.centre_error, strict=False)
             ),
         )
+    pixels = None
+    if pixel_maps:
+        pixels = fit_pixel_peaks(signal, energy, group, fits, counts=spectra)
     return EelsAnalysis(
         energy=energy,
         spectra=spectra,
@@ -246,4 +301,41 @@ def analyse_spectra(
         raw_average=raw_average,
         fits=fits,
         delocalisation=deloc,
+        scan_shape=shape,
+        region_map=region_map,
+        pixels=pixels,
     )
+
+
+def _delocalisation(
+    signal, spectra, energy, *, use, fit_range, regions, group, shape, pixel_size, clusters
+) -> Delocalisation | None:
+    """Decay length and neighbours' share; None (with a warning) where it cannot be had."""
+    sizes = np.bincount(group, minlength=clusters)
+    if shape is None and regions is None:
+        log.warning("eels: delocalisation not corrected: a line scan needs contiguous regions")
+        return None
+    if np.any(sizes < 2):
+        log.warning(
+            "eels: delocalisation not corrected: needs regions of >= 2 points (sizes %s)",
+            sizes.tolist(),
+        )
+        return None
+    var = np.maximum(spectra, 1.0)
+    fit_mask = window_mask(energy, fit_range, name="peak fit range")
+    if shape is None:
+        geometry = dict(starts=regions.starts)
+        max_length, unit = 5.0, "scan steps"
+    else:
+        size = tuple(pixel_size) if pixel_size is not None else (1.0, 1.0)
+        distance = image_distances(group.reshape(shape), size, n_group=clusters)
+        geometry = dict(starts=None, distance=distance, region=group)
+        max_length, unit = 5.0 * max(size), "nm" if pixel_size is not None else "pixels"
+    est = estimate_delocalisation(
+        signal[:, use], variance=var[:, use], max_length=max_length, **geometry
+    )
+    deloc = unmix_regions(
+        signal[:, fit_mask], length=est.length, variance=var[:, fit_mask], **geometry
+    )
+    log.info("eels: delocalisation decay length %.3g %s", est.length, unit)
+    return replace(deloc, cost_local=est.cost_local)

@@ -29,7 +29,14 @@ from scipy.optimize import minimize_scalar
 
 from hpcaet.errors import InputError
 
-__all__ = ["Delocalisation", "region_weights", "estimate_delocalisation", "unmix_regions"]
+__all__ = [
+    "Delocalisation",
+    "region_weights",
+    "line_distances",
+    "image_distances",
+    "estimate_delocalisation",
+    "unmix_regions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +48,8 @@ class Delocalisation:
     Attributes
     ----------
     length : float
-        Decay length L of a region's signal beyond its edge [scan steps].
+        Decay length L of a region's signal beyond its edge, in the unit of the distances
+        (scan steps for a line scan by its starts, nm for a spectrum image).
     weights : ndarray of shape (n_position, n_region)
         ``w_ij``: share of region j's own spectrum in spectrum i.
     pure : ndarray of shape (n_region, n_energy)
@@ -60,6 +68,82 @@ class Delocalisation:
     leak: np.ndarray
     cost: float
     cost_local: float
+
+
+def line_distances(starts: ArrayLike, n_position: int) -> np.ndarray:
+    """Distance of every point of a line scan to each contiguous region [scan steps].
+
+    Parameters
+    ----------
+    starts : array_like of int, shape (n_region,)
+        First point of each region, increasing from 0.
+    n_position : int
+        Points in the scan.
+
+    Returns
+    -------
+    ndarray of shape (n_position, n_region)
+        0 inside region j, else the distance to its nearest edge (edges half-way between
+        points) [scan steps].
+    """
+    starts = np.asarray(starts, dtype=int)
+    if (
+        starts.ndim != 1
+        or starts.size == 0
+        or starts[0] != 0
+        or np.any(np.diff(starts) <= 0)
+        or starts[-1] >= n_position
+    ):
+        raise InputError(
+            f"starts must increase from 0 and stay below n_position = {n_position}; got "
+            f"{np.asarray(starts).tolist()}."
+        )
+    edges = np.r_[starts - 0.5, n_position - 0.5]
+    edges[0] = -np.inf
+    edges[-1] = np.inf
+    i = np.arange(n_position)[:, None]
+    return np.maximum(edges[None, :-1] - i, 0) + np.maximum(i - edges[None, 1:], 0)
+
+
+def image_distances(
+    group_map: ArrayLike, pixel_size: tuple[float, float], *, n_group: int | None = None
+) -> np.ndarray:
+    """Distance of every pixel of a spectrum image to each group, along the boundary normal.
+
+    The distance of a pixel outside group j is its Euclidean distance to the nearest pixel
+    of j (the foot of the normal to j's boundary) less half a pixel, so that an edge lies
+    half-way between pixels as in :func:`line_distances`.
+
+    Parameters
+    ----------
+    group_map : array_like of int, shape (ny, nx)
+        Group (cluster) of each pixel, 0 .. n_group-1.
+    pixel_size : (float, float)
+        Pixel size along y and x [nm] (from the file's calibration).
+    n_group : int, optional
+        Number of groups; default ``max(group_map) + 1``.
+
+    Returns
+    -------
+    ndarray of shape (ny * nx, n_group)
+        Row-major distances [nm]; 0 inside a group, inf for a group without pixels.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    g = np.asarray(group_map)
+    if g.ndim != 2 or g.dtype.kind not in "iu":
+        raise InputError(f"group_map must be a 2D integer array; got {g.dtype} {g.shape}.")
+    dy, dx = (float(v) for v in pixel_size)
+    if not (dy > 0 and dx > 0):
+        raise InputError(f"pixel_size must be positive [nm]; got {list(pixel_size)}.")
+    n_group = int(g.max()) + 1 if n_group is None else int(n_group)
+    out = np.full((g.size, n_group), np.inf)
+    for j in range(n_group):
+        inside = g == j
+        if inside.any():
+            d = distance_transform_edt(~inside, sampling=(dy, dx))
+            out[:, j] = np.where(inside, 0.0, np.maximum(d - 0.5 * min(dy, dx), 0.0)).ravel()
+    return out
 
 
 def region_weights(starts: ArrayLike, n_position: int, length: float) -> np.ndarray:
@@ -85,28 +169,15 @@ def region_weights(starts: ArrayLike, n_position: int, length: float) -> np.ndar
     >>> region_weights([0, 2], 4, 0.0).tolist()
     [[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]
     """
-    starts = np.asarray(starts, dtype=int)
-    if (
-        starts.ndim != 1
-        or starts.size == 0
-        or starts[0] != 0
-        or np.any(np.diff(starts) <= 0)
-        or starts[-1] >= n_position
-    ):
-        raise InputError(
-            f"starts must increase from 0 and stay below n_position = {n_position}; got "
-            f"{np.asarray(starts).tolist()}."
-        )
+    return _weights(line_distances(starts, n_position), length)
+
+
+def _weights(distance: np.ndarray, length: float) -> np.ndarray:
     if not length >= 0:
-        raise InputError(f"length must be >= 0 scan steps; got {length!r}.")
-    edges = np.r_[starts - 0.5, n_position - 0.5]
-    edges[0] = -np.inf
-    edges[-1] = np.inf
-    i = np.arange(n_position)[:, None]
-    d = np.maximum(edges[None, :-1] - i, 0) + np.maximum(i - edges[None, 1:], 0)
+        raise InputError(f"length must be >= 0; got {length!r}.")
     if length == 0:
-        return (d == 0).astype(float)
-    return np.exp(-d / length)
+        return (distance == 0).astype(float)
+    return np.exp(-distance / length)
 
 
 def _unmix(x: np.ndarray, inv_var: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -119,27 +190,76 @@ def _unmix(x: np.ndarray, inv_var: np.ndarray, w: np.ndarray) -> tuple[np.ndarra
     return s, float(np.sum(r**2 * inv_var))
 
 
+def _geometry(starts, n, distance, region):
+    """(distance (n, k), region (n,)) from line-scan starts or given directly."""
+    if distance is None:
+        if starts is None:
+            raise InputError("give either starts (a line scan) or distance and region.")
+        starts = np.asarray(starts, dtype=int)
+        distance = line_distances(starts, n)
+        region = np.searchsorted(starts, np.arange(n), side="right") - 1
+    else:
+        distance = np.asarray(distance, dtype=float)
+        region = np.asarray(region, dtype=int)
+        if distance.ndim != 2 or distance.shape[0] != n or region.shape != (n,):
+            raise InputError(
+                f"distance must have shape (n_position={n}, n_region) and region ({n},); got "
+                f"{distance.shape} and {region.shape}."
+            )
+    sizes = np.bincount(region, minlength=distance.shape[1])
+    if np.any(sizes < 2):
+        raise InputError(
+            f"every region needs at least two points to separate its own signal from its "
+            f"neighbours'; got region sizes {sizes.tolist()}. Do not correct delocalisation "
+            "for such a scan."
+        )
+    return distance, region
+
+
+def _check_signal(signal, variance):
+    x = np.asarray(signal, dtype=float)
+    if x.ndim != 2 or not np.all(np.isfinite(x)):
+        raise InputError(
+            f"signal must be a finite (n_position, n_energy) array; got shape {x.shape}"
+            f"{' with NaN/inf' if x.ndim == 2 else ''}."
+        )
+    if variance is None:
+        return x, np.ones_like(x)
+    v = np.asarray(variance, dtype=float)
+    if v.shape != x.shape or not np.all(np.isfinite(v) & (v > 0)):
+        raise InputError(
+            f"variance must be finite, positive and of shape {x.shape}; got shape {v.shape}."
+        )
+    return x, 1.0 / v
+
+
 def estimate_delocalisation(
     signal: ArrayLike,
-    starts: ArrayLike,
+    starts: ArrayLike | None = None,
     *,
     variance: ArrayLike | None = None,
     max_length: float = 5.0,
+    distance: ArrayLike | None = None,
+    region: ArrayLike | None = None,
 ) -> Delocalisation:
     """Estimate the decay length and the neighbours' share of each region's mean.
 
     Parameters
     ----------
     signal : array_like of shape (n_position, n_energy)
-        Background-subtracted spectra in scan order, restricted to the channels that
-        hold phonon signal [counts].
-    starts : array_like of int, shape (n_region,)
-        First point of each contiguous region
-        (:func:`~hpcaet.eels.cluster.contiguous_regions`).
+        Background-subtracted spectra, restricted to the channels that hold phonon
+        signal [counts].
+    starts : array_like of int, shape (n_region,), optional
+        First point of each contiguous region of a line scan
+        (:func:`~hpcaet.eels.cluster.contiguous_regions`); distances in scan steps.
     variance : array_like of shape (n_position, n_energy), optional
         Noise variance of each channel (Poisson: the raw counts); default 1.
     max_length : float
-        Largest decay length tried [scan steps].
+        Largest decay length tried, in the unit of the distances.
+    distance, region : array_like, optional
+        Instead of ``starts``: the distance of every point to each region, shape
+        (n_position, n_region) (e.g. :func:`image_distances` [nm]), and the region of
+        every point, shape (n_position,).
 
     Returns
     -------
@@ -151,35 +271,13 @@ def estimate_delocalisation(
         Wrong shapes, NaN, non-positive variances, bad ``starts``, or a region of
         fewer than two points.
     """
-    x = np.asarray(signal, dtype=float)
-    if x.ndim != 2 or not np.all(np.isfinite(x)):
-        raise InputError(
-            f"signal must be a finite (n_position, n_energy) array; got shape {x.shape}"
-            f"{' with NaN/inf' if x.ndim == 2 else ''}."
-        )
-    starts = np.asarray(starts, dtype=int)
-    n = x.shape[0]
-    sizes = np.diff(np.r_[starts, n])
-    if starts.size and np.any(sizes < 2):
-        raise InputError(
-            f"every region needs at least two points to separate its own signal from its "
-            f"neighbours'; got region sizes {sizes.tolist()}. Do not correct delocalisation "
-            "for such a scan."
-        )
-    if variance is None:
-        inv_var = np.ones_like(x)
-    else:
-        v = np.asarray(variance, dtype=float)
-        if v.shape != x.shape or not np.all(np.isfinite(v) & (v > 0)):
-            raise InputError(
-                f"variance must be finite, positive and of shape {x.shape}; got shape {v.shape}."
-            )
-        inv_var = 1.0 / v
+    x, inv_var = _check_signal(signal, variance)
+    distance, region = _geometry(starts, x.shape[0], distance, region)
     if not max_length > 0:
-        raise InputError(f"max_length must be positive; got {max_length!r} scan steps.")
+        raise InputError(f"max_length must be positive; got {max_length!r}.")
 
     def cost(length: float) -> float:
-        return _unmix(x, inv_var, region_weights(starts, n, length))[1]
+        return _unmix(x, inv_var, _weights(distance, length))[1]
 
     # coarse grid, then a bounded 1D refinement around its best point
     grid = np.linspace(0.0, max_length, 26)
@@ -188,22 +286,23 @@ def estimate_delocalisation(
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
     length = float(grid[k])
     if hi > lo:
-        res = minimize_scalar(cost, bounds=(lo, hi), method="bounded", options={"xatol": 1e-3})
+        res = minimize_scalar(
+            cost, bounds=(lo, hi), method="bounded", options={"xatol": 1e-3 * max_length}
+        )
         if res.fun <= costs[k]:
             length = float(res.x)
-    w = region_weights(starts, n, length)
-    pure, leak, best = _pure_and_leak(x, inv_var, starts, w)
-    log.debug("delocalisation: L = %.3f steps (cost %.4g, local %.4g)", length, best, costs[0])
+    w = _weights(distance, length)
+    pure, leak, best = _pure_and_leak(x, inv_var, region, w)
+    log.debug("delocalisation: L = %.3f (cost %.4g, local %.4g)", length, best, costs[0])
     return Delocalisation(
         length=length, weights=w, pure=pure, leak=leak, cost=best, cost_local=float(costs[0])
     )
 
 
-def _pure_and_leak(x, inv_var, starts, w):
+def _pure_and_leak(x, inv_var, region, w):
     pure, best = _unmix(x, inv_var, w)
-    region = np.searchsorted(starts, np.arange(x.shape[0]), side="right") - 1
     leak = np.empty_like(pure)
-    for g in range(starts.size):
+    for g in range(w.shape[1]):
         members = w[region == g].copy()
         members[:, g] = 0.0
         leak[g] = (members @ pure).mean(axis=0)
@@ -212,40 +311,39 @@ def _pure_and_leak(x, inv_var, starts, w):
 
 def unmix_regions(
     signal: ArrayLike,
-    starts: ArrayLike,
+    starts: ArrayLike | None,
     length: float,
     *,
     variance: ArrayLike | None = None,
+    distance: ArrayLike | None = None,
+    region: ArrayLike | None = None,
 ) -> Delocalisation:
     """Own spectrum and neighbours' share of each region for a known decay length.
 
     Parameters
     ----------
     signal : array_like of shape (n_position, n_energy)
-        Background-subtracted spectra in scan order [counts].
-    starts : array_like of int, shape (n_region,)
-        First point of each contiguous region.
+        Background-subtracted spectra [counts].
+    starts : array_like of int, shape (n_region,) or None
+        First point of each contiguous region of a line scan (or None with
+        ``distance`` and ``region``, see :func:`estimate_delocalisation`).
     length : float
-        Decay length [scan steps] (e.g. from :func:`estimate_delocalisation` on the
-        channels with phonon signal).
+        Decay length, in the unit of the distances (e.g. from
+        :func:`estimate_delocalisation` on the channels with phonon signal).
     variance : array_like of shape (n_position, n_energy), optional
         Noise variance of each channel; default 1.
+    distance, region : array_like, optional
+        As in :func:`estimate_delocalisation`.
 
     Returns
     -------
     Delocalisation
         With ``cost_local`` NaN (not computed).
     """
-    x = np.asarray(signal, dtype=float)
-    v = np.ones_like(x) if variance is None else np.asarray(variance, dtype=float)
-    if x.ndim != 2 or v.shape != x.shape or not np.all(np.isfinite(x)) or np.any(~(v > 0)):
-        raise InputError(
-            f"signal and variance must be finite (n_position, n_energy) arrays of one shape "
-            f"with positive variance; got shapes {x.shape} and {v.shape}."
-        )
-    starts = np.asarray(starts, dtype=int)
-    w = region_weights(starts, x.shape[0], length)
-    pure, leak, best = _pure_and_leak(x, 1.0 / v, starts, w)
+    x, inv_var = _check_signal(signal, variance)
+    distance, region = _geometry(starts, x.shape[0], distance, region)
+    w = _weights(distance, length)
+    pure, leak, best = _pure_and_leak(x, inv_var, region, w)
     return Delocalisation(
         length=float(length), weights=w, pure=pure, leak=leak, cost=best, cost_local=np.nan
     )
