@@ -21,6 +21,7 @@ import yaml
 from hpcaet.config import Config, config_to_dict, science_settings
 from hpcaet.errors import HpcaetError
 from hpcaet.io import read_dataset, write_dataset
+from hpcaet.parallel.threads import pinned_threads
 
 __all__ = [
     "RunDirectory",
@@ -201,6 +202,8 @@ def run_stages(
     """Run stages in order into ``run_dir``; finished stages with the same config are skipped.
 
     The run's ``report.html`` (:func:`hpcaet.report.write_report`) is written at the end.
+    Stages run with one BLAS / OpenMP thread (:func:`hpcaet.parallel.pinned_threads`), as
+    their tasks do: the outputs are the same bits for any number of workers, or none.
 
     Returns
     -------
@@ -210,6 +213,15 @@ def run_stages(
     check_stages(run_dir, stages, config)
     run = RunDirectory(Path(run_dir))
     run.prepare(config)
+    with pinned_threads():  # one BLAS thread: the same bits on any machine and cluster
+        outputs = _run_in_order(config, run, stages, client=client, force=force)
+    from hpcaet.report import write_report
+
+    write_report(run.root)  # the figures and numbers of every stage so far, one page
+    return outputs
+
+
+def _run_in_order(config: Config, run: RunDirectory, stages, *, client, force) -> dict:
     outputs: dict[str, Path] = {}
     for name in stages:
         stage = STAGES[name]
@@ -226,9 +238,6 @@ def run_stages(
                 write_dataset(ds, run.file(fname))
                 log.info("stage %s: wrote %s", name, run.file(fname))
         outputs.update({p.name: p for p in paths})
-    from hpcaet.report import write_report
-
-    write_report(run.root)  # the figures and numbers of every stage so far, one page
     return outputs
 
 

@@ -2,7 +2,8 @@
 
 :mod:`hpcaet.parallel.tasks` maps a function over jobs on a serial, Dask or MPI
 executor with per-task checkpoints; :mod:`hpcaet.parallel.cluster` builds the Dask
-client from the ``parallel`` config section.
+client from the ``parallel`` config section; :mod:`hpcaet.parallel.threads` keeps
+BLAS and OpenMP at one thread, so results do not depend on where tasks run.
 """
 
 from hpcaet.parallel.cluster import dask_client, slurm_job_script
@@ -23,6 +24,7 @@ from hpcaet.parallel.tasks import (
     record_codec,
     serial_map,
 )
+from hpcaet.parallel.threads import pinned_threads
 
 __all__ = [
     "ARRAY",
@@ -39,6 +41,7 @@ __all__ = [
     "dask_client",
     "executor_for",
     "map_tasks",
+    "pinned_threads",
     "record_codec",
     "serial_map",
     "slurm_job_script",

@@ -14,6 +14,9 @@ Every stage that spreads work over tilts, windows, tiles or image chunks goes th
   whole or not at all), and loaded by key on the next run; a file that cannot be read,
   or that fails the codec's check, is recomputed with a warning;
 * progress is logged as results arrive (at most every few seconds).
+* every task runs with one BLAS / OpenMP thread (:mod:`hpcaet.parallel.threads`), here
+  as in a Dask worker or an MPI rank, and results come back in the order of the jobs
+  (not of completion): a result is the same whatever the executor and its workers.
 
 Executors (one protocol, :class:`Executor`): :class:`SerialExecutor` (here, in turn),
 :class:`DaskExecutor` (a ``distributed.Client``: LocalCluster, a scheduler address,
@@ -37,6 +40,7 @@ import numpy as np
 
 from hpcaet.errors import InputError
 from hpcaet.io.atomic import atomic_path
+from hpcaet.parallel.threads import call_pinned
 
 __all__ = [
     "Codec",
@@ -167,9 +171,10 @@ class Executor(Protocol):
 
 
 def _call(func: Callable, job: Mapping | tuple, shared: Mapping[str, Any]):
+    # one BLAS thread, here as in a Dask worker: the same bits wherever a task runs
     if isinstance(job, tuple):
-        return func(*job, **shared)
-    return func(**shared, **job)
+        return call_pinned(func, job, shared)
+    return call_pinned(func, (), {**shared, **job})
 
 
 class SerialExecutor:
@@ -222,7 +227,7 @@ class DaskExecutor:
                 (job, scattered) if isinstance(job, tuple) else ((), {**scattered, **job})
             )
             future = self.client.submit(
-                func, *args, key=f"{self.label}-{key}", pure=False, **kwargs
+                call_pinned, func, args, kwargs, key=f"{self.label}-{key}", pure=False
             )
             futures[future.key] = (future, i)
         for future in as_completed([f for f, _ in futures.values()]):

@@ -193,7 +193,12 @@ def _bm3d(stabilised: np.ndarray, sigma: float) -> np.ndarray:
             "pip install 'hpcaet[denoise]', or choose preprocess.denoise: wiener."
         ) from exc
     offset = float(stabilised.mean())
-    return np.asarray(bm3d.bm3d(stabilised - offset, sigma_psd=sigma), dtype=float) + offset
+    # One thread: BM3D's threads add the block estimates in the order they finish, which
+    # changes the last bits from one call to the next (and so every later stage).
+    profile = bm3d.BM3DProfile()
+    profile.num_threads = 1
+    clean = bm3d.bm3d(stabilised - offset, sigma_psd=sigma, profile=profile)
+    return np.asarray(clean, dtype=float) + offset
 
 
 def _wiener(stabilised: np.ndarray, sigma: float) -> np.ndarray:
