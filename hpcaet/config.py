@@ -35,6 +35,7 @@ from hpcaet.config_sections import (
     ImagingConfig,
     ParallelConfig,
     PhantomConfig,
+    PhononsConfig,
     PreprocessConfig,
     ReconstructConfig,
     SlurmConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "StructureConfig",
     "EelsConfig",
     "EelsSyntheticConfig",
+    "PhononsConfig",
     "SlurmConfig",
     "load_config",
     "science_settings",
@@ -83,6 +85,7 @@ class Config:
     atoms: AtomsConfig
     structure: StructureConfig
     eels: EelsConfig
+    phonons: PhononsConfig
 
     def __post_init__(self):
         self.materials.check_species(
@@ -124,6 +127,7 @@ def load_config(
 EXECUTION_SETTINGS = {
     "reconstruct": ("fft_workers",),
     "atoms": ("chunk_images",),
+    "phonons": ("batch",),
 }
 
 

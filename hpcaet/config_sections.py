@@ -350,3 +350,77 @@ def _nonnegative(obj, *names):
         if not value >= 0:
             section = type(obj).__name__.removesuffix("Config").lower()
             raise ConfigError(f"{section}.{name} must be >= 0; got {value!r}.")
+
+
+@dataclass(frozen=True)
+class PhononsMDConfig:
+    replicas: int
+    temperature: float
+    steps: int
+    interval: int
+    equilibrate: int
+    timestep: float
+
+    def __post_init__(self):
+        _positive(self, "replicas", "temperature", "steps", "interval", "timestep")
+        _nonnegative(self, "equilibrate")
+
+
+@dataclass(frozen=True)
+class PhononsConfig:
+    """Phonons of a stitched interface cell (hpcaet.phonons)."""
+
+    calculator: str
+    rows: int
+    width: int
+    min_distance: float
+    method: str
+    distance: float
+    repeat: tuple[int, int, int]
+    cutoff: float | None
+    md: PhononsMDConfig
+    energy: tuple[float, float, float]
+    sigma: float
+    mesh: tuple[int, int, int]
+    path_points: int
+    interface_width: float
+    bulk_supercell: int
+    bulk_mesh: int
+    reference: bool
+    batch: int
+
+    def __post_init__(self):
+        _positive(
+            self,
+            "width",
+            "min_distance",
+            "distance",
+            "sigma",
+            "path_points",
+            "interface_width",
+            "bulk_supercell",
+            "bulk_mesh",
+            "batch",
+        )
+        if self.rows < 2 or self.rows % 2:
+            raise ConfigError(
+                f"phonons.rows must be an even number >= 2 (the zigzag rows alternate across "
+                f"the periodic seam); got {self.rows}."
+            )
+        if self.method not in ("finite", "md"):
+            raise ConfigError(f"phonons.method must be 'finite' or 'md'; got {self.method!r}.")
+        if self.calculator not in ("sw", "gpaw"):
+            raise ConfigError(
+                f"phonons.calculator must be 'sw' or 'gpaw'; got {self.calculator!r}."
+            )
+        if min(self.repeat) < 1 or min(self.mesh) < 1:
+            raise ConfigError(
+                f"phonons.repeat and phonons.mesh need positive integers; got "
+                f"{list(self.repeat)} and {list(self.mesh)}."
+            )
+        lo, hi, step = self.energy
+        if not (hi > lo and step > 0):
+            raise ConfigError(
+                f"phonons.energy is [first, last, step] with last > first and step > 0 [meV]; "
+                f"got {list(self.energy)}."
+            )
