@@ -21,10 +21,12 @@ log = logging.getLogger("hpcaet")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose, quiet=args.quiet)
+    bar = _setup_logging(args.verbose, quiet=args.quiet)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    if getattr(args, "deprecated_out", False):
+        log.warning("--out is deprecated for the run directory; write --run %s", args.out)
     try:
         return args.func(args) or 0
     except HpcaetError as exc:
@@ -33,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted; run the same command again to resume")
         return 130
+    finally:
+        if bar is not None:
+            from hpcaet.parallel.progress import remove_display
+
+            bar.clear()
+            remove_display(bar)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Simulate a small MoS2–WSe2 heterojunction and run every available "
         "stage on it with a local Dask cluster; prints where the outputs are.",
     )
-    demo.add_argument("--out", default="runs/demo", help="run directory (default: runs/demo)")
+    _run_option(
+        demo, required=False, default="runs/demo", help="run directory (default: runs/demo)"
+    )
     _cluster_options(demo)
     demo.set_defaults(func=_cmd_demo)
 
@@ -68,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         help="YAML config, or a packaged one by name (demo, paper); default: the run "
         "directory's config.yaml",
     )
-    run.add_argument("--out", required=True, help="run directory, e.g. runs/paper")
+    _run_option(run, help="run directory, e.g. runs/paper")
     run.add_argument(
         "--stages", default=None, help="comma-separated stages to run (default: all, in order)"
     )
@@ -79,12 +89,12 @@ def _parser() -> argparse.ArgumentParser:
         "simulate",
         help="build a phantom and simulate its raw tilt series",
         description="Build the heterojunction phantom of a config and simulate its tilt "
-        "series; writes OUT/truth_atoms.nc and OUT/tilt_series.nc.",
+        "series; writes RUN/truth_atoms.nc and RUN/tilt_series.nc.",
     )
     sim.add_argument(
         "--config", required=True, help="YAML config (e.g. configs/demo.yaml, configs/paper.yaml)"
     )
-    sim.add_argument("--out", required=True, help="run directory, e.g. runs/demo")
+    _run_option(sim, help="run directory, e.g. runs/demo")
     _cluster_options(sim)
     sim.set_defaults(func=_cmd_simulate)
 
@@ -102,6 +112,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--run", required=True, help="run directory")
     report.set_defaults(func=_cmd_report)
+    config = sub.add_parser(
+        "config",
+        help="print the resolved config of a run directory (or of --config), every setting",
+        description="Print the config a command would use, as YAML with every setting "
+        "(the defaults filled in): the run directory's config.yaml, or --config.",
+    )
+    config.add_argument("--run", default=None, help="run directory (its config.yaml)")
+    config.add_argument(
+        "--config", default=None, help="YAML config, or a packaged one by name (demo, paper)"
+    )
+    config.set_defaults(func=_cmd_config)
 
     from hpcaet.pipeline import STAGES
 
@@ -115,12 +136,7 @@ def _parser() -> argparse.ArgumentParser:
             f"{', '.join(stage.inputs) or 'nothing'}; writes "
             f"{', '.join(stage.outputs)}.",
         )
-        sp.add_argument(
-            "--run",
-            required=True,
-            dest="out",
-            help="run directory made by 'hpcaet simulate' or 'hpcaet run'",
-        )
+        _run_option(sp, help="run directory made by 'hpcaet simulate' or 'hpcaet run'")
         sp.add_argument(
             "--config",
             default=None,
@@ -130,18 +146,45 @@ def _parser() -> argparse.ArgumentParser:
         sp.set_defaults(func=_cmd_stage, stage=name)
 
     _eels_parser(sub)
+    from hpcaet.phonons.command import phonons_parser
+
+    phonons_parser(sub)
 
     info = sub.add_parser(
         "info",
-        help="describe an hpcaet netCDF file",
-        description="Print the kind, sizes, variables and attributes "
-        "of an hpcaet netCDF file, after validating it.",
+        help="describe an hpcaet netCDF file: sizes, variables, every attribute",
+        description="Print the kind, sizes and variables of an hpcaet netCDF file, after "
+        "validating it, and every attribute in full (the file's and each variable's).",
     )
     info.add_argument("file", help="a .nc file written by hpcaet")
     info.set_defaults(func=_cmd_info)
     for command in sub.choices.values():  # -v / -q after the command as well as before
         _verbosity_options(command, default=argparse.SUPPRESS)
     return p
+
+
+class _DeprecatedOut(argparse.Action):
+    """``--out DIR``: the run directory's old option name, kept as an alias of --run."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.out = values
+        namespace.deprecated_out = True
+
+
+def _run_option(parser, *, required: bool = True, default=None, help: str) -> None:
+    """``--run RUN`` (``args.out``), the run directory of every command; ``--out`` is
+    its deprecated alias."""
+    group = parser.add_mutually_exclusive_group(required=required)
+    help = f"{help}; --out RUN is its deprecated alias"
+    group.add_argument("--run", dest="out", metavar="RUN", default=default, help=help)
+    group.add_argument(
+        "--out",
+        dest="out",
+        metavar="RUN",
+        action=_DeprecatedOut,
+        default=argparse.SUPPRESS,
+        help=argparse.SUPPRESS,
+    )
 
 
 def _verbosity_options(parser, *, default) -> None:
@@ -343,7 +386,35 @@ def _cmd_info(args) -> int:
 
     ds = read_dataset(args.file)
     print(f"{args.file}: {ds.attrs.get('hpcaet_kind')}")
-    print(ds)
+    bare = ds.copy()
+    bare.attrs = {}  # printed below in full (xarray cuts long ones)
+    print(bare)
+    print("Attributes (all, in full):")
+    for key, value in ds.attrs.items():
+        print(f"  {key}: {value}")
+    for name, var in ds.variables.items():
+        if var.attrs:
+            text = "; ".join(f"{k}: {v}" for k, v in var.attrs.items())
+            print(f"  {name} -> {text}")
+    return 0
+
+
+def _cmd_config(args) -> int:
+    import yaml
+
+    from hpcaet.config import config_to_dict
+
+    if args.config is None and args.run is None:
+        raise HpcaetError("hpcaet config needs --run RUN or --config CONFIG; got neither.")
+    path = args.config or Path(args.run) / "config.yaml"
+    if args.config is None and not Path(path).exists():
+        raise HpcaetError(
+            f"{path} not found: {args.run} is not a run directory (no config.yaml); give "
+            "the folder of a run, or --config CONFIG."
+        )
+    config = _load(path, args)
+    text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
+    print(text, end="")
     return 0
 
 
@@ -360,7 +431,21 @@ def _print_outputs(out: str, outputs: dict[str, Path]) -> None:
     print(f"Inspect a file with: hpcaet info {next(iter(outputs.values()), out)}")
 
 
-def _setup_logging(verbosity: int, *, quiet: bool = False) -> None:
+class _ClearBar(logging.Filter):
+    """Removes the progress bar from the terminal before a log line is written."""
+
+    def __init__(self, bar) -> None:
+        super().__init__()
+        self.bar = bar
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.bar.clear()
+        return True
+
+
+def _setup_logging(verbosity: int, *, quiet: bool = False):
+    """Log lines to stderr; on a terminal (and not quiet) a progress bar with the time
+    left (:class:`hpcaet.parallel.progress.TerminalBar`), which it returns (else None)."""
     level = logging.INFO if verbosity == 0 else logging.DEBUG
     if quiet:
         level = logging.WARNING
@@ -382,6 +467,15 @@ def _setup_logging(verbosity: int, *, quiet: bool = False) -> None:
     if verbosity < 2:
         # Dask configures its loggers when imported, in this process and in workers.
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    if quiet or not sys.stderr.isatty():
+        return None  # a log file or a pipe: progress lines at most every 30 s, no bar
+    from hpcaet.parallel.progress import TerminalBar, add_display
+
+    bar = TerminalBar(sys.stderr)
+    add_display(bar)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_ClearBar(bar))
+    return bar
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -34,7 +34,7 @@ from hpcaet.phonons.participation import (
     participation_ratio,
 )
 from hpcaet.phonons.supercell import StitchedCell, interface_distances, virtual_lattice
-from hpcaet.phonons.unfold import hexagonal_path, spectral_function, supercell_lattice, unfold
+from hpcaet.phonons.unfold import hexagonal_path, spectral_function, unfold
 
 __all__ = ["PhononSettings", "PhononAnalysis", "analyse_cell"]
 
@@ -152,18 +152,32 @@ def analyse_cell(
     if settings.method == "finite":
         positions = snapshot_positions(phonon, method="finite", distance=settings.distance)
         forces = compute_forces(
-            positions, symbols=sc.symbols, cell=sc.cell, spec=spec, batch=settings.batch,
-            executor=executor, store=store,
+            positions,
+            symbols=sc.symbols,
+            cell=sc.cell,
+            spec=spec,
+            batch=settings.batch,
+            executor=executor,
+            store=store,
         )
         fit_force_constants(phonon, forces, reference_forces=reference)
         calls = len(positions) + 1
     elif settings.method == "md":
         disp, forces = run_md(
-            sc.positions, symbols=sc.symbols, cell=sc.cell, spec=spec, seed=settings.seed,
-            executor=executor, store=store, **settings.md,
+            sc.positions,
+            symbols=sc.symbols,
+            cell=sc.cell,
+            spec=spec,
+            seed=settings.seed,
+            executor=executor,
+            store=store,
+            **settings.md,
         )
         fit_force_constants(
-            phonon, forces, reference_forces=reference, displacements=disp,
+            phonon,
+            forces,
+            reference_forces=reference,
+            displacements=disp,
             cutoff=settings.cutoff,
         )
         calls = len(forces) + 1
@@ -184,11 +198,15 @@ def analyse_cell(
     species = np.array(symbols)
     groups = {s: np.flatnonzero(species == s) for s in dict.fromkeys(symbols)}
     dos, pdos = density_of_states(
-        mesh.frequencies * THZ_TO_MEV, grid, sigma=settings.sigma, q_weights=mesh.weights,
-        eigenvectors=mesh.eigenvectors, groups=groups,
+        mesh.frequencies * THZ_TO_MEV,
+        grid,
+        sigma=settings.sigma,
+        q_weights=mesh.weights,
+        eigenvectors=mesh.eigenvectors,
+        groups=groups,
     )
 
-    lattice = supercell_lattice(virtual_lattice(cell), phonon)
+    lattice = virtual_lattice(cell)
     qpoints, distance, labels = hexagonal_path(lattice.primitive, points=settings.path_points)
     energies, unfold_weights = unfold(phonon, lattice, qpoints)
     spectral = spectral_function(energies, unfold_weights, grid, sigma=settings.sigma)
@@ -205,10 +223,24 @@ def analyse_cell(
     log.info(
         "phonons: %d modes at Γ, %d imaginary (lowest %.1f meV); mean PR %.2f; %d modes with "
         "interface participation above 1/N",
-        len(freq), n_soft, freq.min(), pr.mean(), int(np.sum(ip > 1.0 / len(symbols))),
+        len(freq),
+        n_soft,
+        freq.min(),
+        pr.mean(),
+        int(np.sum(ip > 1.0 / len(symbols))),
     )
     return PhononAnalysis(
-        energy=grid, dos=dos, pdos=pdos, frequency=freq, participation=pr, interface=ip,
-        q_distance=distance, q_labels=labels, spectral=spectral, residual_force=residual,
-        n_force_calls=calls, phonon=phonon, decomposition=decomposition,
+        energy=grid,
+        dos=dos,
+        pdos=pdos,
+        frequency=freq,
+        participation=pr,
+        interface=ip,
+        q_distance=distance,
+        q_labels=labels,
+        spectral=spectral,
+        residual_force=residual,
+        n_force_calls=calls,
+        phonon=phonon,
+        decomposition=decomposition,
     )

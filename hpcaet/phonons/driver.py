@@ -36,7 +36,7 @@ import numpy as np
 from ase import Atoms
 
 from hpcaet.errors import InputError
-from hpcaet.parallel.tasks import ARRAYS, Executor, TaskStore, content_key, map_tasks
+from hpcaet.parallel.tasks import Executor, TaskStore, content_key, map_tasks
 from hpcaet.phonons.calculators import CalculatorSpec, check_elements, make_calculator
 
 __all__ = ["compute_forces", "run_md", "time_force_calls", "executor_for_comm"]
@@ -240,13 +240,23 @@ def run_md(
         **settings,
     }
     common = content_key(
-        {"positions": positions, "cell": np.asarray(cell), "symbols": symbols,
-         "spec": _spec_key(spec), **settings}
+        {
+            "positions": positions,
+            "cell": np.asarray(cell),
+            "symbols": symbols,
+            "spec": _spec_key(spec),
+            **settings,
+        }
     )
     jobs = [{"seed": seed + k} for k in range(replicas)]
     keys = [content_key(job, common) for job in jobs]
     out = map_tasks(
-        _md_replica, jobs, keys=keys, shared=shared, executor=executor, store=store,
+        _md_replica,
+        jobs,
+        keys=keys,
+        shared=shared,
+        executor=executor,
+        store=store,
         label="phonons: MD replicas",
     )
     return (

@@ -75,7 +75,9 @@ def make_phonopy(atoms: Atoms, *, repeat=(1, 1, 1), symprec: float = 1e-5):
         scaled_positions=atoms.get_scaled_positions(wrap=True),
     )
     return Phonopy(
-        unit, supercell_matrix=np.diag(np.asarray(repeat, dtype=int)), primitive_matrix="P",
+        unit,
+        supercell_matrix=np.diag(np.asarray(repeat, dtype=int)),
+        primitive_matrix="P",
         symprec=symprec,
     )
 

@@ -29,9 +29,7 @@ __all__ = ["participation_ratio", "interface_weights", "interface_participation"
 def _amplitudes(eigenvectors: np.ndarray) -> np.ndarray:
     vec = np.asarray(eigenvectors)
     if vec.ndim != 2 or vec.shape[0] % 3:
-        raise InputError(
-            f"eigenvectors must have shape (3 * n_atom, n_mode); got {vec.shape}."
-        )
+        raise InputError(f"eigenvectors must have shape (3 * n_atom, n_mode); got {vec.shape}.")
     return (np.abs(vec) ** 2).reshape(vec.shape[0] // 3, 3, vec.shape[1]).sum(axis=1)
 
 

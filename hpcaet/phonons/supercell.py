@@ -346,9 +346,7 @@ def check_distances(atoms: Atoms, *, min_distance: float) -> None:
         return
     k = int(np.argmin(d))
     symbols = atoms.get_chemical_symbols()
-    where = (
-        "across the periodic seam" if np.any(shift[k] != 0) else "inside the strip"
-    )
+    where = "across the periodic seam" if np.any(shift[k] != 0) else "inside the strip"
     raise InputError(
         f"atoms {i[k]} ({symbols[i[k]]}) and {j[k]} ({symbols[j[k]]}) of the stitched cell are "
         f"{d[k]:.2f} Å apart {where}; the least allowed is {min_distance} Å "

@@ -1,8 +1,9 @@
 """Phonons of a supercell unfolded onto the primitive hexagonal cell.
 
-Allen et al., Phys. Rev. B 87, 085322 (2013), as implemented by phonopy's
-:class:`phonopy.unfolding.core.Unfolding`: each supercell mode at the supercell wave
-vector ``K`` gets a weight in [0, 1] for the primitive wave vector ``k = K + G``, the
+Allen et al., Phys. Rev. B 87, 085322 (2013), in the phase convention of phonopy's
+:class:`phonopy.unfolding.core.Unfolding` (a test checks the two agree), vectorised over
+the modes and run on the cell itself, not on its force-constant supercell. Each mode of
+the cell at its wave vector ``K`` gets a weight in [0, 1] for the primitive wave vector ``k = K + G``, the
 overlap of its eigenvector with Bloch waves of the virtual primitive lattice; the
 weights of one ``k`` sum to ``3 n_primitive``. The atoms of a measured (distorted,
 mixed) cell are mapped to a uniform virtual lattice first
@@ -21,10 +22,12 @@ from hpcaet.errors import InputError
 from hpcaet.phonons.force_constants import THZ_TO_MEV
 from hpcaet.phonons.supercell import VirtualLattice
 
-__all__ = ["hexagonal_path", "unfold", "spectral_function", "supercell_lattice"]
+__all__ = ["hexagonal_path", "unfold", "spectral_function"]
 
 
-def hexagonal_path(primitive: np.ndarray, *, points: int = 60) -> tuple[np.ndarray, np.ndarray, dict]:
+def hexagonal_path(
+    primitive: np.ndarray, *, points: int = 60
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """The path Γ–M–K–Γ of a hexagonal primitive cell.
 
     Parameters
@@ -59,48 +62,21 @@ def hexagonal_path(primitive: np.ndarray, *, points: int = 60) -> tuple[np.ndarr
     return q, s, labels
 
 
-def supercell_lattice(lattice: VirtualLattice, phonon) -> VirtualLattice:
-    """The virtual lattice of ``phonon.supercell`` (the cell repeated), from the cell's."""
-    ratio = np.rint(np.diag(phonon.supercell_matrix)).astype(int)
-    if not np.allclose(phonon.supercell_matrix, np.diag(ratio)):
-        raise InputError("only diagonal force-constant supercells can be unfolded.")
-    unit = phonon.unitcell
-    sc = phonon.supercell
-    n_unit = len(unit)
-    # supercell atom of each (unit atom, translation)
-    lookup = {}
-    for j, (first, pos) in enumerate(zip(sc.s2u_map, sc.scaled_positions, strict=True)):
-        unit_atom = int(sc.u2u_map[first])
-        shift = np.rint(pos * ratio - unit.scaled_positions[unit_atom]).astype(int)
-        lookup[(unit_atom, *np.mod(shift, ratio).tolist())] = j
-    ideal, mapping = [], []
-    for t0 in range(ratio[0]):
-        for t1 in range(ratio[1]):
-            for t2 in range(ratio[2]):
-                t = np.array([t0, t1, t2])
-                for frac, atom in zip(lattice.ideal_positions, lattice.atom_mapping, strict=True):
-                    ideal.append((frac + t) / ratio)
-                    mapping.append(None if atom is None else lookup[(atom, t0, t1, t2)])
-    smat = lattice.supercell_matrix @ np.diag(ratio)
-    if n_unit * np.prod(ratio) != len(sc):  # pragma: no cover - phonopy's invariant
-        raise InputError("the force-constant supercell does not repeat the cell.")
-    return VirtualLattice(
-        supercell_matrix=smat,
-        primitive=lattice.primitive,
-        ideal_positions=np.mod(np.asarray(ideal), 1.0),
-        atom_mapping=mapping,
-    )
-
-
 def unfold(phonon, lattice: VirtualLattice, qpoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Supercell mode energies and their unfolding weights at primitive wave vectors.
+    """Mode energies of a cell and their unfolding weights at primitive wave vectors.
+
+    Allen et al. (2013), Eq. (7), in phonopy's phase convention: with ``k = K + G``
+    (``K`` in the cell's Brillouin zone, ``G`` one of its commensurate points), the
+    weight of cell mode ``J`` is ``N sum_b |(1/N) sum_t exp(-2 pi i G.t) e_{b,t}^J(K)|^2``
+    over the ``N`` virtual primitive translations ``t`` and the sites ``b`` of the
+    primitive cell (vacant sites contribute nothing).
 
     Parameters
     ----------
     phonon : phonopy.Phonopy
-        With force constants; its *supercell* is unfolded.
+        With force constants; its unit cell is the cell of ``lattice``.
     lattice : VirtualLattice
-        Of ``phonon.supercell`` (:func:`supercell_lattice`).
+        Of ``phonon.unitcell`` (:func:`~hpcaet.phonons.supercell.virtual_lattice`).
     qpoints : ndarray of shape (n_q, 3)
         Reduced coordinates in the virtual primitive reciprocal basis.
 
@@ -109,19 +85,52 @@ def unfold(phonon, lattice: VirtualLattice, qpoints: np.ndarray) -> tuple[np.nda
     energies : ndarray of shape (n_q, n_mode)
         [meV]; negative for imaginary modes.
     weights : ndarray of shape (n_q, n_mode)
-        Unfolding weights; each row sums to 3 x (sites of the primitive cell).
+        Unfolding weights; each row sums to the number of occupied primitive sites
+        times 3 for a perfect crystal.
     """
-    from phonopy.unfolding.core import Unfolding
+    smat = np.asarray(lattice.supercell_matrix, dtype=float)
+    n_cells = int(round(abs(np.linalg.det(smat))))
+    index, trans = _site_table(lattice, smat, n_cells, len(phonon.unitcell))
+    q_p = np.atleast_2d(np.asarray(qpoints, dtype=float))
+    q_s = q_p @ smat
+    q_s -= np.rint(q_s)
+    g = q_p - q_s @ np.linalg.inv(smat)  # commensurate points, primitive reciprocal basis
+    phonon.run_qpoints(q_s, with_eigenvectors=True)
+    freqs = np.asarray(phonon.qpoints.frequencies)
+    vecs = np.asarray(phonon.qpoints.eigenvectors)
+    n_atom = len(phonon.unitcell)
+    weights = np.empty_like(freqs)
+    for k in range(len(q_p)):
+        e = vecs[k].reshape(n_atom, 3, -1)
+        e = np.concatenate([e, np.zeros((1, *e.shape[1:]), e.dtype)])  # the vacancy row
+        phase = np.exp(-2j * np.pi * trans @ g[k])  # (N,)
+        folded = np.einsum("t,btcm->bcm", phase, e[index]) / n_cells
+        weights[k] = n_cells * (np.abs(folded) ** 2).sum(axis=(0, 1))
+    return freqs * THZ_TO_MEV, weights
 
-    run = Unfolding(
-        phonon,
-        lattice.supercell_matrix,
-        lattice.ideal_positions,
-        lattice.atom_mapping,
-        np.asarray(qpoints, dtype=float),
-    )
-    run.run()
-    return np.asarray(run.frequencies) * THZ_TO_MEV, np.asarray(run.unfolding_weights)
+
+def _site_table(lattice, smat, n_cells, n_atom):
+    """Atom on each (primitive site, translation), -1 -> the zero row; and the translations."""
+    frac_p = np.asarray(lattice.ideal_positions) @ smat.T
+    trans = np.floor(frac_p + 1e-6)
+    base = np.round(frac_p - trans, 6) % 1.0
+    # one representative per translation: reduce modulo the cell's own lattice
+    in_cell = (trans @ np.linalg.inv(smat).T + 1e-8) % 1.0
+    trans = np.rint(in_cell @ smat.T)
+    sites, site_of = np.unique(np.round(base, 4), axis=0, return_inverse=True)
+    site_of = np.asarray(site_of).ravel()
+    keys = sorted({tuple(t) for t in trans.astype(int).tolist()})
+    if len(sites) * n_cells != len(frac_p) or len(keys) != n_cells:
+        raise InputError(
+            f"the virtual lattice has {len(frac_p)} sites on {len(sites)} primitive sites and "
+            f"{len(keys)} translations; {n_cells} translations were expected."
+        )
+    slot = {t: i for i, t in enumerate(keys)}
+    index = np.full((len(sites), n_cells), n_atom, dtype=int)
+    for p, (b, t) in enumerate(zip(site_of, trans.astype(int).tolist(), strict=True)):
+        atom = lattice.atom_mapping[p]
+        index[b, slot[tuple(t)]] = n_atom if atom is None else int(atom)
+    return index, np.array(keys, dtype=float)
 
 
 def spectral_function(
