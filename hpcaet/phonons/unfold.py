@@ -3,15 +3,16 @@
 Allen et al., Phys. Rev. B 87, 085322 (2013), in the phase convention of phonopy's
 :class:`phonopy.unfolding.core.Unfolding` (a test checks the two agree), vectorised over
 the modes and run on the cell itself, not on its force-constant supercell. Each mode of
-the cell at its wave vector ``K`` gets a weight in [0, 1] for the primitive wave vector ``k = K + G``, the
-overlap of its eigenvector with Bloch waves of the virtual primitive lattice; the
-weights of one ``k`` sum to ``3 n_primitive``. The atoms of a measured (distorted,
-mixed) cell are mapped to a uniform virtual lattice first
-(:func:`hpcaet.phonons.supercell.virtual_lattice`); vacancies are empty sites.
+the cell at its wave vector ``K`` gets a weight in [0, 1] for the primitive wave
+vector ``k = K + G``: the overlap of its eigenvector with Bloch waves of the virtual
+primitive lattice. For a perfect crystal the weights of one ``k`` sum to
+``3 n_primitive``. The atoms of a measured (distorted, mixed) cell are mapped to a
+uniform virtual lattice first (:func:`hpcaet.phonons.supercell.virtual_lattice`);
+vacancies are empty sites.
 
 The spectral function ``A(k, E) = sum_J w_J(k) g(E - E_J(k))`` is broadened by a
 Gaussian of standard deviation ``sigma``, per primitive cell: its integral over ``E``
-at each ``k`` is ``3`` times the number of atoms of the primitive cell.
+at each ``k`` is the sum of the weights.
 """
 
 from __future__ import annotations
