@@ -24,6 +24,18 @@ def axis_kind(energy: np.ndarray) -> str:
     return "core-loss" if energy[0] > CORE_LOSS_ONSET or energy[-1] < 0 else "low-loss"
 
 
+def check_low_loss(energy: np.ndarray) -> None:
+    """Raise :class:`InputError` for an axis without 0 meV (core-loss data), any shape."""
+    if axis_kind(energy) == "core-loss":
+        raise InputError(
+            f"the energy axis runs from {energy[0]:g} to {energy[-1]:g} meV "
+            f"({energy[0] / 1e3:g} to {energy[-1] / 1e3:g} eV) and holds no zero-loss peak "
+            "near 0 meV: this is core-loss data. The vibrational analysis needs low-loss "
+            "spectra that include the zero-loss peak; check the file (or its energy "
+            "calibration and units)."
+        )
+
+
 def _axis_hint(energy: np.ndarray) -> str:
     if axis_kind(energy) == "core-loss":
         return (

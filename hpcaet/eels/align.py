@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hpcaet.eels._checks import check_spectra
+from hpcaet.eels._checks import CORE_LOSS_ONSET, check_low_loss, check_spectra
 from hpcaet.errors import InputError
 
 __all__ = ["ZeroLossAlignment", "locate_zero_loss", "align_zero_loss", "ZERO_LOSS_METHODS"]
@@ -77,7 +77,7 @@ def locate_zero_loss(
         maximum (exact for a Gaussian ZLP); ``centroid``: counts-weighted mean energy of
         those channels; ``max``: the brightest channel.
     search : (float, float), optional
-        Look for the ZLP maximum only in this range [meV]; default: the whole axis.
+        Look for the ZLP maximum only in this range [meV]; default within ±1 eV of 0.
 
     Returns
     -------
@@ -87,25 +87,28 @@ def locate_zero_loss(
     Raises
     ------
     InputError
-        Unknown method, or no ZLP inside the axis (the maximum lies on its edge, e.g. a
-        core-loss spectrum without a zero-loss peak).
+        Unknown method, an axis without 0 meV (core-loss data), or no ZLP inside the
+        search range (the maximum lies on its edge).
     """
     spectra, energy = check_spectra(spectra, energy)
     if method not in ZERO_LOSS_METHODS:
         raise InputError(f"unknown ZLP method {method!r}; expected one of {ZERO_LOSS_METHODS}.")
-    allowed = np.ones(energy.size, bool)
-    if search is not None:
-        allowed = (energy >= search[0]) & (energy <= search[1])
+    check_low_loss(energy)
+    if search is None:
+        search = (-CORE_LOSS_ONSET, CORE_LOSS_ONSET)
+    allowed = (energy >= search[0]) & (energy <= search[1])
     centres = np.empty(len(spectra))
     for i, y in enumerate(spectra):
         peak = int(np.argmax(np.where(allowed, y, -np.inf)))
         lo, hi = _half_max_run(y, peak)
-        if lo == 0 or hi == y.size or y[peak] <= 0:
+        at_edge = not (allowed[max(peak - 1, 0)] and allowed[min(peak + 1, y.size - 1)])
+        if lo == 0 or hi == y.size or y[peak] <= 0 or at_edge:
             raise InputError(
-                f"no zero-loss peak inside the energy axis ({energy[0]:g} to {energy[-1]:g} "
-                f"meV) of spectrum {i}: its maximum at {energy[peak]:g} meV touches the axis "
-                "edge. Align only spectra that contain the ZLP (set eels.zero_loss: none "
-                "for core-loss data), or widen the search range."
+                f"no zero-loss peak in spectrum {i} between {max(search[0], energy[0]):g} and "
+                f"{min(search[1], energy[-1]):g} meV (axis {energy[0]:g} to {energy[-1]:g} "
+                f"meV): its maximum there, at {energy[peak]:g} meV, touches the edge of the "
+                "axis or of the search range. Align only spectra that contain the ZLP (set "
+                "eels.zero_loss: none for spectra without one), or widen the search range."
             )
         e, w = energy[lo:hi], y[lo:hi]
         if method == "max" or hi - lo < 3:

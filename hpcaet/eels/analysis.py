@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hpcaet.eels._checks import check_spectra, window_mask
+from hpcaet.eels._checks import check_low_loss, check_spectra, window_mask
 from hpcaet.eels.align import align_zero_loss
 from hpcaet.eels.background import PAPER_WINDOWS, PowerLawBackground, fit_power_law
 from hpcaet.eels.cluster import KMeansResult, Regions, contiguous_regions, correlation_kmeans
@@ -78,6 +78,8 @@ class EelsAnalysis:
         Connected components of the cluster map of a spectrum image.
     pixels : PixelPeaks or None
         Every spectrum fitted with its group's peaks.
+    windows : tuple of (float, float)
+        Background windows used [meV].
     """
 
     energy: np.ndarray
@@ -95,6 +97,7 @@ class EelsAnalysis:
     scan_shape: tuple[int, ...] = ()
     region_map: np.ndarray | None = None
     pixels: PixelPeaks | None = None
+    windows: tuple[tuple[float, float], ...] = ()
 
 
 def analyse_spectra(
@@ -178,7 +181,7 @@ def analyse_spectra(
     pixel_maps : bool
         Fit every spectrum with its group's peaks (:func:`~hpcaet.eels.maps.fit_pixel_peaks`).
     rng : numpy.random.Generator, int or None
-        Randomness of the k-means seeding and of the extra peak-fit starts.
+        Randomness of the k-means seeding (the peak fit uses none).
 
     Returns
     -------
@@ -193,6 +196,7 @@ def analyse_spectra(
         A peak fit that did not converge.
     """
     spectra, energy = check_spectra(spectra, energy)
+    check_low_loss(energy)
     rng = np.random.default_rng(rng)
     if peak_background not in PEAK_BACKGROUNDS:
         raise InputError(
@@ -272,7 +276,6 @@ def analyse_spectra(
             initial_width=initial_width,
             starts=fit_starts,
             second_derivative_start=second_derivative_start,
-            rng=rng,
             power_law=power_law,
             noise=noise if weighted else None,
         )
@@ -304,6 +307,7 @@ def analyse_spectra(
         scan_shape=shape,
         region_map=region_map,
         pixels=pixels,
+        windows=tuple(tuple(float(v) for v in w) for w in windows),
     )
 
 

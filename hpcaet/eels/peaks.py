@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import least_squares
+from scipy.stats import qmc
 
 from hpcaet.eels._checks import check_spectra, window_mask
 from hpcaet.errors import ConvergenceError, InputError
@@ -125,6 +126,20 @@ def _model(p: np.ndarray, e: np.ndarray, n_peaks: int, joint: bool) -> np.ndarra
     return y
 
 
+def _jacobian(p: np.ndarray, e: np.ndarray, n_peaks: int, joint: bool) -> np.ndarray:
+    """d model / d p, shape (n_energy, n_par)."""
+    q = p[: 3 * n_peaks].reshape(n_peaks, 3)
+    u = (e[None, :] - q[:, 0:1]) / q[:, 1:2]
+    g = np.exp(-0.5 * u**2)
+    hg = q[:, 2:3] * g
+    cols = np.stack([hg * u / q[:, 1:2], hg * u**2 / q[:, 1:2], g], axis=1)
+    jac = cols.reshape(3 * n_peaks, e.size)
+    if joint:
+        b = np.exp(p[-2] - p[-1] * np.log(e))
+        jac = np.vstack([jac, b, -b * np.log(e)])
+    return jac.T
+
+
 def _greedy_centres(e, y, *, n_peaks, width, max_evaluations):
     """Starting centres by adding one Gaussian at a time where the residual is largest.
 
@@ -149,34 +164,108 @@ def _greedy_centres(e, y, *, n_peaks, width, max_evaluations):
     return np.sort(centres)[::-1]
 
 
-def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, rng, weight=1.0):
-    """Run LM from each start of ``p0s``, then perturbed copies of them in turn, ``starts``
-    runs in all (at least one per start); keep the best plausible run."""
-    best, best_plausible = None, None
-    for run in range(max(starts, len(p0s))):
-        p = p0s[run % len(p0s)].copy()
-        if run >= len(p0s):
+def _perturbations(n_runs: int, n_peaks: int) -> np.ndarray:
+    """Fixed, space-filling start perturbations in [-1, 1]^(2 n_peaks) (a Halton sequence).
+
+    The same for every call, so the fit uses no random numbers and its result does not
+    depend on a seed.
+    """
+    if n_runs <= 0:
+        return np.zeros((0, 2 * n_peaks))
+    return 2.0 * qmc.Halton(d=2 * n_peaks, scramble=False).random(n_runs + 1)[1:] - 1.0
+
+
+def _lm(e, y, p, *, n_peaks, joint, weight, max_evaluations):
+    def fun(p):
+        return (_model(p, e, n_peaks, joint) - y) * weight
+
+    def jac(p):
+        return _jacobian(p, e, n_peaks, joint) * np.reshape(weight, (-1, 1))
+
+    return least_squares(fun, p, jac=jac, method="lm", max_nfev=max_evaluations)
+
+
+def _swap_moves(e, y, best, *, n_peaks, joint, width, weight, max_evaluations, rounds=3):
+    """Move each peak in turn to the largest residual of the others and refit; keep gains.
+
+    A deterministic local search over arrangements of the peaks: it escapes minima where
+    one Gaussian sits on a spurious feature while a real shoulder is left unfitted.
+    """
+    step = float(np.median(np.diff(e)))
+    smooth = max(0.5 * width / step, 0.5)
+    for _ in range(rounds):
+        improved = False
+        for k in range(n_peaks):
+            p = best[1].x.copy()
             q = p[: 3 * n_peaks].reshape(n_peaks, 3)
-            q[:, 0] += rng.uniform(-jitter, jitter, n_peaks)
-            q[:, 1] *= rng.uniform(0.6, 1.6, n_peaks)
-        res = least_squares(
-            lambda p: (_model(p, e, n_peaks, joint) - y) * weight,
-            p,
-            method="lm",
-            max_nfev=max_evaluations,
+            rest = np.delete(np.arange(n_peaks), k)
+            others = np.r_[q[rest].ravel(), p[3 * n_peaks :]]
+            resid = gaussian_filter1d(y - _model(others, e, n_peaks - 1, joint), smooth)
+            j = int(np.argmax(resid))
+            q[k] = (e[j], width, max(resid[j], 1e-12))
+            res = _lm(
+                e,
+                y,
+                p,
+                n_peaks=n_peaks,
+                joint=joint,
+                weight=weight,
+                max_evaluations=max_evaluations,
+            )
+            if _acceptable(res, e, n_peaks) and float(np.sum(res.fun**2)) < best[0] * (1 - 1e-9):
+                best = (float(np.sum(res.fun**2)), res)
+                improved = True
+        if not improved:
+            break
+    return best
+
+
+def _acceptable(res, e, n_peaks) -> bool:
+    if res.status <= 0 or not np.all(np.isfinite(res.x)):
+        return False
+    q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
+    return bool(np.all(q[:, 2] > 0) and np.all((q[:, 0] > e[0]) & (q[:, 0] < e[-1])))
+
+
+def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, weight=1.0, width):
+    """Run LM from each start of ``p0s``, then from fixed perturbations of them in turn
+    (``starts`` runs in all, at least one per start), then swap moves from the best;
+    keep the best plausible run (positive heights, centres inside the range), else the
+    best run."""
+    best, best_plausible = None, None
+    n_runs = max(starts, len(p0s))
+    shifts = _perturbations(n_runs - len(p0s), n_peaks)
+    for run in range(n_runs):
+        # first the given starts; then, in turn, a perturbed given start (global) and a
+        # perturbed best plausible run so far (local: basin hopping)
+        local = run >= len(p0s) and run % 2 == 1 and best_plausible is not None
+        p = (best_plausible[1].x if local else p0s[run % len(p0s)]).copy()
+        if run >= len(p0s):
+            d = shifts[run - len(p0s)]
+            q = p[: 3 * n_peaks].reshape(n_peaks, 3)
+            q[:, 0] += (0.5 if local else 1.0) * jitter * d[:n_peaks]
+            q[:, 1] = np.abs(q[:, 1]) * 1.6 ** d[n_peaks:]
+        res = _lm(
+            e, y, p, n_peaks=n_peaks, joint=joint, weight=weight, max_evaluations=max_evaluations
         )
         if res.status < 0 or not np.all(np.isfinite(res.x)):
             continue
-        # a run stopped by max_evaluations (status 0) competes only as implausible
         cost = float(np.sum(res.fun**2))
-        q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
-        plausible = (
-            res.status > 0 and np.all(q[:, 2] > 0) and np.all((q[:, 0] > e[0]) & (q[:, 0] < e[-1]))
-        )
         if best is None or cost < best[0]:
             best = (cost, res)
-        if plausible and (best_plausible is None or cost < best_plausible[0]):
+        if _acceptable(res, e, n_peaks) and (best_plausible is None or cost < best_plausible[0]):
             best_plausible = (cost, res)
+    if best_plausible is not None:
+        best_plausible = _swap_moves(
+            e,
+            y,
+            best_plausible,
+            n_peaks=n_peaks,
+            joint=joint,
+            width=width,
+            weight=weight,
+            max_evaluations=max_evaluations,
+        )
     chosen = best_plausible or best
     return None if chosen is None else chosen[1]
 
@@ -195,7 +284,6 @@ def fit_gaussians(
     max_evaluations: int = 2000,
     noise: ArrayLike | None = None,
     second_derivative_start: bool = False,
-    rng: np.random.Generator | int | None = None,
 ) -> GaussianFit:
     """Fit a sum of ``n_peaks`` Gaussians (and optionally a power law) by Levenberg–Marquardt.
 
@@ -220,10 +308,12 @@ def fit_gaussians(
     starts : int
         Levenberg–Marquardt runs: the first from ``initial`` (by default the greedy
         centres, see below), the others from its centres moved by up to ±``jitter`` and
-        its width scaled by 0.6–1.6 (random).
-        The kept run has the smallest residual among those whose peaks all have positive
-        heights and centres inside the fit range, else the smallest residual overall.
-        The fit itself stays unbounded.
+        its widths scaled by 1/1.6–1.6, following a fixed Halton sequence (no random
+        numbers: the result depends on the data alone). The best run is then improved by
+        swap moves (each peak in turn moved to the largest residual of the others and
+        all refitted, kept when χ² drops). The kept run has the smallest residual among
+        those whose peaks all have positive heights and centres inside the fit range,
+        else the smallest residual overall. The fit itself stays unbounded.
     jitter : float
         Largest move of a starting centre [meV].
     max_evaluations : int
@@ -236,9 +326,7 @@ def fit_gaussians(
     second_derivative_start : bool
         Without ``initial``, also start from the minima of the smoothed second derivative
         (:func:`initial_centres`, smoothing σ = ``initial_width`` / 2) besides the greedy
-        centres; the jittered starts then alternate between the two.
-    rng : numpy.random.Generator, int or None
-        Randomness of the extra starts.
+        centres; the perturbed starts then alternate between the two.
 
     Returns
     -------
@@ -312,7 +400,6 @@ def fit_gaussians(
                 f"got shape {noise.shape}. Pass the square root of the summed counts."
             )
         weight = 1.0 / noise[mask]
-    rng = np.random.default_rng(rng)
     res = _best_run(
         e,
         y,
@@ -322,8 +409,8 @@ def fit_gaussians(
         starts=starts,
         jitter=jitter,
         max_evaluations=max_evaluations,
-        rng=rng,
         weight=weight,
+        width=float(initial_width),
     )
     if res is None:
         raise ConvergenceError(

@@ -18,7 +18,7 @@ import xarray as xr
 
 from hpcaet.config import Config, EelsConfig
 from hpcaet.eels.analysis import EelsAnalysis, analyse_spectra
-from hpcaet.eels.synthetic import synthetic_line_scan
+from hpcaet.eels.synthetic import REGIONS, synthetic_line_scan
 from hpcaet.io import make_eels
 
 __all__ = ["analyse_eels", "synthetic_eels", "run_eels_stage", "write_eels_figures"]
@@ -44,7 +44,11 @@ def synthetic_eels(config: Config) -> xr.Dataset:
     (region, true_peak).
     """
     sc = config.eels.synthetic
-    names = config.eels.region_names or tuple(f"group {i}" for i in range(len(sc.starts)))
+    names = config.eels.region_names or (
+        REGIONS
+        if len(sc.starts) == len(REGIONS)
+        else tuple(f"region {i + 1}" for i in range(len(sc.starts)))
+    )
     scan = synthetic_line_scan(
         n_points=sc.points,
         step=sc.step,
@@ -94,8 +98,28 @@ def synthetic_eels(config: Config) -> xr.Dataset:
     return ds.assign_coords(region=("region", np.array(names)))
 
 
+def scan_geometry(ds: xr.Dataset) -> tuple[tuple[int, ...], tuple[float, float] | None]:
+    """Scan shape and, for a calibrated spectrum image, its pixel size (dy, dx) [nm]."""
+    shape = tuple(int(v) for v in np.atleast_1d(ds.attrs.get("scan_shape", [ds.sizes["position"]])))
+    if int(np.prod(shape)) != ds.sizes["position"]:
+        shape = (ds.sizes["position"],)
+    if len(shape) != 2 or min(shape) < 2:
+        return (ds.sizes["position"],), None
+    if "scan_y" in ds.coords and "scan_x" in ds.coords:
+        dy = float(np.median(np.diff(np.unique(ds["scan_y"].values))))
+        dx = float(np.median(np.diff(np.unique(ds["scan_x"].values))))
+        if dy > 0 and dx > 0:
+            return shape, (dy, dx)
+    return shape, None
+
+
 def analyse_eels(
-    ds: xr.Dataset, settings: EelsConfig, *, rng: np.random.Generator | int | None = None
+    ds: xr.Dataset,
+    settings: EelsConfig,
+    *,
+    windows: tuple[tuple[float, float], ...] | None = None,
+    background_estimator: str | None = None,
+    rng: np.random.Generator | int | None = None,
 ) -> xr.Dataset:
     """Analyse the spectra of an EELS Dataset with the settings of ``config.eels``.
 
@@ -105,8 +129,14 @@ def analyse_eels(
         EELS Dataset with ``spectra(position, energy)`` [counts], in scan order.
     settings : EelsConfig
         The ``eels`` section of the config.
+    windows : sequence of (float, float), optional
+        Background windows [meV] instead of ``settings.windows`` (e.g. proposed by
+        :func:`~hpcaet.eels.windows.propose_windows`).
+    background_estimator : str, optional
+        Power-law estimator (:data:`~hpcaet.eels.background.BACKGROUND_ESTIMATORS`);
+        default from ``settings.refine_background`` (True: ``poisson``).
     rng : numpy.random.Generator, int or None
-        Randomness of k-means seeding and peak-fit starts.
+        Randomness of the k-means seeding (the peak fit uses none).
 
     Returns
     -------
@@ -117,14 +147,23 @@ def analyse_eels(
         ``background_exponent``, ``cluster_distance``, ``group_index`` (position),
         ``raw_average`` and ``fit`` (group, energy; NaN outside the fit range),
         ``group_name`` (group). Attributes record the settings and the region starts.
-        Variables ``true_*`` of the input are carried over.
+        Variables ``true_*`` of the input are carried over. Every spectrum's own fit of
+        its group's peaks is in ``pixel_peak_*`` (position, peak). A spectrum image
+        (``scan_shape`` of two axes) also gets maps on dims (y, x) with coordinates in
+        nm (pixels where the file has no length calibration): ``cluster_map``,
+        ``region_map``, ``background_exponent_map``, ``signal_map`` and
+        ``peak_{centre,width,height,intensity}_map`` (peak, y, x).
     """
     s = settings
+    shape, pixel_size = scan_geometry(ds)
     result = analyse_spectra(
         ds["spectra"].values,
         ds["energy"].values,
         zero_loss=s.zero_loss,
-        windows=s.windows,
+        windows=s.windows if windows is None else windows,
+        background_estimator=background_estimator,
+        scan_shape=shape,
+        pixel_size=pixel_size,
         refine_background=s.refine_background,
         cluster_range=s.cluster_range,
         clusters=s.clusters,
@@ -140,11 +179,20 @@ def analyse_eels(
         correct_delocalisation=s.correct_delocalisation,
         rng=rng,
     )
-    return _to_dataset(ds, result, s)
+    out = _to_dataset(ds, result, s)
+    return add_maps(out, result, pixel_size)
+
+
+def _group_names(ds: xr.Dataset, s: EelsConfig) -> tuple[str, ...]:
+    if s.region_names:
+        return tuple(s.region_names)
+    if "true_region" in ds and "region" in ds.coords and ds.sizes["region"] == s.clusters:
+        return tuple(str(v) for v in ds["region"].values)  # a synthetic scan's own regions
+    return tuple(f"cluster {i + 1}" for i in range(s.clusters))
 
 
 def _to_dataset(ds: xr.Dataset, a: EelsAnalysis, s: EelsConfig) -> xr.Dataset:
-    names = s.region_names or tuple(f"group {i}" for i in range(s.clusters))
+    names = _group_names(ds, s)
     fits = a.fits
     peaks = {
         key: np.stack([getattr(f, key) for f in fits])
@@ -158,7 +206,8 @@ def _to_dataset(ds: xr.Dataset, a: EelsAnalysis, s: EelsConfig) -> xr.Dataset:
     attrs = {
         **keep,
         "zero_loss": s.zero_loss,
-        "windows": np.ravel(s.windows).astype(float),
+        "windows": np.ravel(a.windows).astype(float),
+        "background_estimator": a.background.estimator,
         "cluster_range": np.asarray(s.cluster_range, float),
         "fit_range": np.asarray(s.fit_range, float),
         "peak_background": s.peak_background,
@@ -170,9 +219,15 @@ def _to_dataset(ds: xr.Dataset, a: EelsAnalysis, s: EelsConfig) -> xr.Dataset:
     if a.regions is not None:
         attrs["region_starts"] = a.regions.starts.astype(np.int64)
         attrs["misassigned"] = a.regions.misassigned
-    if a.delocalisation is not None:
+    if a.delocalisation is not None and len(a.scan_shape) == 1:
         # decay length of the neighbours' signal removed before the peak fit [scan steps]
         attrs["delocalisation_length_steps"] = a.delocalisation.length
+        if ds.attrs.get("position_calibrated", 0):
+            step = float(np.median(np.diff(ds["position"].values)))
+            attrs["delocalisation_length_nm"] = a.delocalisation.length * step
+    elif a.delocalisation is not None:
+        key = "delocalisation_length_nm" if _calibrated(ds) else "delocalisation_length_pixels"
+        attrs[key] = a.delocalisation.length
     out = make_eels(
         spectra=a.spectra,
         energy=a.energy,
@@ -239,6 +294,72 @@ def _to_dataset(ds: xr.Dataset, a: EelsAnalysis, s: EelsConfig) -> xr.Dataset:
     for name in ("region", "scan_row", "scan_col", "scan_y", "scan_x"):
         if name in ds.coords:
             out = out.assign_coords({name: ds.coords[name]})
+    return out
+
+
+def _calibrated(ds: xr.Dataset) -> bool:
+    return scan_geometry(ds)[1] is not None
+
+
+def add_maps(
+    out: xr.Dataset, a: EelsAnalysis, pixel_size: tuple[float, float] | None
+) -> xr.Dataset:
+    """Add the per-spectrum peak fits, and for a spectrum image the 2D maps, to ``out``."""
+    if a.pixels is not None:
+        px = a.pixels
+        for key, units, text in (
+            ("centre", "meV", "centre of the group's peak fitted to this spectrum"),
+            ("centre_error", "meV", "standard error of that centre"),
+            ("width", "meV", "sigma of that peak"),
+            ("height", "counts", "height of that peak"),
+            ("intensity", "counts meV", "area of that peak (height sigma sqrt(2 pi))"),
+        ):
+            values = getattr(px, key)
+            out[f"pixel_peak_{key}"] = (
+                ("position", "peak"),
+                values[:, : out.sizes["peak"]],
+                {"units": units, "long_name": text + " (NaN where not determined)"},
+            )
+    if len(a.scan_shape) != 2:
+        return out
+    ny, nx = a.scan_shape
+    dy, dx = pixel_size if pixel_size is not None else (1.0, 1.0)
+    unit = "nm" if pixel_size is not None else "pixel"
+    out = out.assign_coords(
+        y=("y", np.arange(ny) * dy, {"units": unit, "long_name": "scan position (rows)"}),
+        x=("x", np.arange(nx) * dx, {"units": unit, "long_name": "scan position (columns)"}),
+    )
+    fit_e = a.fits[0].energy
+    sel = np.searchsorted(a.energy, fit_e)
+    step = float(np.median(np.diff(a.energy)))
+    maps = {
+        "cluster_map": (a.kmeans.labels.astype(np.int32), "1", "k-means cluster"),
+        "region_map": (a.region_map.ravel().astype(np.int32), "1", "connected region"),
+        "background_exponent_map": (a.background.exponent, "1", "power-law exponent r"),
+        "signal_map": (
+            a.signal[:, sel].sum(axis=1) * step,
+            "counts meV",
+            f"background-subtracted intensity over {fit_e[0]:.1f}-{fit_e[-1]:.1f} meV",
+        ),
+    }
+    for name, (values, units, text) in maps.items():
+        out[name] = (("y", "x"), np.reshape(values, (ny, nx)), {"units": units, "long_name": text})
+    if a.pixels is not None:
+        for key, units in (
+            ("centre", "meV"),
+            ("width", "meV"),
+            ("height", "counts"),
+            ("intensity", "counts meV"),
+        ):
+            values = getattr(a.pixels, key)[:, : out.sizes["peak"]]
+            out[f"peak_{key}_map"] = (
+                ("peak", "y", "x"),
+                np.moveaxis(values.reshape(ny, nx, -1), -1, 0),
+                {
+                    "units": units,
+                    "long_name": f"peak {key} of each pixel's fit (NaN: not determined)",
+                },
+            )
     return out
 
 
