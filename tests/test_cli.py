@@ -36,20 +36,13 @@ def test_simulate_writes_truth_and_series_and_skips_when_done(tmp_path, capsys):
     assert "Run directory" in capsys.readouterr().out
 
     stamp = (out / "tilt_series.nc").stat().st_mtime_ns
-    assert (
-        main(
-            [
-                "simulate",
-                "--config",
-                str(packaged_config("demo")),
-                "--out",
-                str(out),
-                "--no-cluster",
-            ]
-        )
-        == 0
-    )
+    # --run is the run directory's option everywhere; --out is its deprecated alias
+    argv = ["simulate", "--config", str(packaged_config("demo")), "--run", str(out)]
+    assert main([*argv, "--no-cluster"]) == 0
     assert (out / "tilt_series.nc").stat().st_mtime_ns == stamp  # skipped, not redone
+    listed = capsys.readouterr().out  # a rerun that skips everything still lists it all
+    for name in ("tilt_series.nc", "truth_atoms.nc", "figures/tilt_series.png"):
+        assert str(out / name) in listed, name
 
 
 def test_changed_config_or_damaged_output_reruns_the_stage(tmp_path):
@@ -180,3 +173,53 @@ def test_a_stage_run_alone_refuses_a_stale_input(tmp_path, caplog):
     assert "tilt_series.nc was made by stage simulate under another config" in caplog.text
     assert (out / "config.yaml").read_text() == recorded  # nothing rewritten
     assert not (out / "processed.nc").exists()
+
+
+def test_the_run_directory_is_run_everywhere_and_out_a_deprecated_alias(tmp_path, caplog):
+    from hpcaet.cli import _parser
+
+    parse = _parser().parse_args
+    for command in ("demo", "run", "simulate", "preprocess", "reconstruct", "atoms"):
+        config = [] if command == "demo" else ["--config", "c.yaml"]
+        assert parse([command, *config, "--run", "r"]).out == "r", command
+    assert parse(["report", "--run", "r"]).run == "r"
+    assert parse(["config", "--run", "r"]).run == "r"
+    assert parse(["run", "--out", "old"]).out == "old"
+    assert parse(["run", "--out", "old"]).deprecated_out
+    assert parse(["demo"]).out == "runs/demo"
+    with pytest.raises(SystemExit):
+        parse(["run", "--run", "a", "--out", "b"])  # one or the other
+    assert main(["run", "--config", "demo", "--stages", "atoms", "--out", str(tmp_path)]) == 2
+    assert "--out is deprecated for the run directory; write --run" in caplog.text
+
+
+def test_config_prints_the_resolved_config(tmp_path, capsys, caplog):
+    import yaml
+
+    assert main(["config", "--config", "demo"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["seed"] == 7 and printed["imaging"]["shape"] == [160, 160]  # demo.yaml
+    assert printed["imaging"]["frames"] == 10  # a default, filled in
+    run = tmp_path / "run"
+    run_stages(load_config(packaged_config("demo"), overrides={"imaging": {"frames": 1}}), run)
+    assert main(["config", "--run", str(run)]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["imaging"]["frames"] == 1
+    assert main(["config", "--run", str(tmp_path / "none")]) == 2
+    assert "is not a run directory (no config.yaml)" in caplog.text
+    assert main(["config"]) == 2
+
+
+def test_info_prints_every_attribute_in_full(tmp_path, capsys):
+    from hpcaet.io import write_dataset
+
+    cfg = load_config(packaged_config("demo"), overrides={"imaging": {"frames": 1}})
+    outputs = run_stages(cfg, tmp_path / "r")
+    ds = read_dataset(outputs["tilt_series.nc"])
+    ds.attrs["note"] = "x" * 300  # longer than a line: xarray's repr would cut it
+    write_dataset(ds, tmp_path / "long.nc")
+    assert main(["info", str(tmp_path / "long.nc")]) == 0
+    out = capsys.readouterr().out
+    assert "x" * 300 in out
+    for key in ds.attrs:
+        assert f"  {key}: " in out, key
+    assert "frames -> " in out and "units: " in out  # the variables' attributes too

@@ -55,6 +55,7 @@ from hpcaet.errors import InputError
 from hpcaet.forward import project_atoms
 from hpcaet.geometry import euler_to_matrix
 from hpcaet.materials import VACANCY
+from hpcaet.parallel.progress import Progress
 from hpcaet.parallel.tasks import Mapper, serial_map
 
 __all__ = ["RefineResult", "refine_atoms"]
@@ -301,8 +302,13 @@ def refine_atoms(
     f0, _ = objective(x0)
     history = [(f0, state["r1"])]
 
+    progress = Progress(
+        "atoms: refine", int(iterations), unit="iterations (at most)", log_end=False
+    )
+
     def record(_x):
         history.append((state["loss"], state["r1"]))
+        progress.advance()
 
     if len(x0) and iterations > 0:
         res = minimize(
@@ -320,6 +326,7 @@ def refine_atoms(
             },
         )
         x = res.x
+        progress.finish()
         log.info(
             "refine: %d iterations, loss %.5g -> %.5g, R1 %.4f -> %.4f (%s)",
             res.nit,

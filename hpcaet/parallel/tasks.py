@@ -13,7 +13,7 @@ Every stage that spreads work over tilts, windows, tiles or image chunks goes th
 * with a :class:`TaskStore` each result is saved as it completes, atomically (written
   whole or not at all), and loaded by key on the next run; a file that cannot be read,
   or that fails the codec's check, is recomputed with a warning;
-* progress is logged as results arrive (at most every few seconds).
+* progress is reported as results arrive, with the time left (:mod:`.progress`);
 * every task runs with one BLAS / OpenMP thread (:mod:`hpcaet.parallel.threads`), here
   as in a Dask worker or an MPI rank, and results come back in the order of the jobs
   (not of completion): a result is the same whatever the executor and its workers.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import numpy as np
 
 from hpcaet.errors import InputError
 from hpcaet.io.atomic import atomic_path
+from hpcaet.parallel.progress import Progress
 from hpcaet.parallel.threads import call_pinned
 
 __all__ = [
@@ -300,7 +300,7 @@ def map_tasks(
     executor: Executor | None = None,
     store: TaskStore | None = None,
     label: str = "tasks",
-    every: float = 5.0,
+    every: float = 30.0,
     verbose: bool = True,
     report: dict | None = None,
 ) -> list:
@@ -322,8 +322,9 @@ def map_tasks(
         Where finished results are saved and looked up; None saves nothing.
     label : str
         Name of the work in the progress lines.
-    every : float, default 5
-        Least time between two progress lines [s].
+    every : float, default 30
+        Least time between two progress lines [s] (:class:`hpcaet.parallel.progress.Progress`:
+        a terminal shows a bar with the time left instead).
     verbose : bool, default True
         Log the progress at INFO (else DEBUG: for maps inside an iteration).
     report : dict, optional
@@ -363,17 +364,15 @@ def map_tasks(
         len(todo),
     )
     computed: dict[int, Any] = {}
-    start = last = time.perf_counter()
+    progress = Progress(label, len(todo), every=every, level=level)
     runs = executor.run(func, [jobs[i] for i in todo], shared, keys=[keys[i] for i in todo])
-    for done, (k, result) in enumerate(runs, start=1):
+    for k, result in runs:
         i = todo[k]
         computed[i] = result
         if store is not None:
             store.save(keys[i], result)
-        now = time.perf_counter()
-        if now - last >= every or done == len(todo):
-            log.log(level, "%s: %d/%d done (%.1f s)", label, done, len(todo), now - start)
-            last = now
+        progress.advance()
+    progress.finish()
     results.update(executor.share(computed))
     for i in range(len(jobs)):  # found by another process (MPI rank 0) before the work
         if i not in results and store is not None:
