@@ -148,19 +148,26 @@ def _md_replica(
     *, seed, positions, symbols, cell, spec, temperature, steps, interval, equilibrate, timestep
 ) -> dict[str, np.ndarray]:
     from ase import units
+    from ase.constraints import FixCom
     from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.velocitydistribution import thermalize_momenta
+    from ase.parallel import DummyMPI
 
+    # ASE broadcasts random numbers over its world communicator by default: under
+    # mpiexec each rank runs its own replica, so every step here is rank-local.
     rng = np.random.default_rng(int(seed))
     atoms = _atoms(symbols, cell, positions)
     atoms.calc = _calculator(spec, symbols)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    atoms.set_constraint(FixCom())
+    thermalize_momenta(atoms, temperature, comm=DummyMPI(), rng=rng)
     dyn = Langevin(
         atoms,
         timestep * units.fs,
         temperature_K=temperature,
         friction=0.02 / units.fs,
+        fixcm=False,
         rng=rng,
+        comm=DummyMPI(),
     )
     dyn.run(equilibrate)
     disp, forces = [], []
