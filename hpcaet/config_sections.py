@@ -70,7 +70,35 @@ class SpeciesConfig:
 
 
 @dataclass(frozen=True)
+class MultisliceConfig:
+    engine: str
+    sampling: float
+    slice_thickness: float
+    padding: float
+    tile: int
+    prism_interpolation: int
+    projection: str
+    incoherent_sigma: float
+
+    def settings(self):
+        """The numerics as :class:`hpcaet.forward.adf.ADFSettings`."""
+        from hpcaet.forward.adf import ADFSettings
+
+        return ADFSettings(
+            engine=self.engine,
+            sampling=self.sampling,
+            slice_thickness=self.slice_thickness,
+            padding=self.padding,
+            tile=self.tile,
+            prism_interpolation=self.prism_interpolation,
+            projection=self.projection,
+        )
+
+
+@dataclass(frozen=True)
 class ImagingConfig:
+    model: str
+    multislice: MultisliceConfig
     shape: tuple[int, int]
     pixel_size: float
     frames: int
@@ -89,6 +117,16 @@ class ImagingConfig:
     background_level: float
     background_scale: float
     offset_max: float
+
+    def optics(self):
+        """The microscope as :class:`hpcaet.forward.adf.ADFOptics`."""
+        from hpcaet.forward.adf import ADFOptics
+
+        return ADFOptics(
+            voltage=self.voltage,
+            convergence_angle=self.convergence_angle,
+            detector=(self.detector_inner_angle, self.detector_outer_angle),
+        )
 
     def __post_init__(self):
         _positive(
@@ -125,6 +163,24 @@ class ImagingConfig:
                 f"imaging.angles needs at least two [z, y, x] triples in degrees (a tilt "
                 f"series); got {list(self.angles)!r}. Use table_s2 for the paper's angles."
             )
+        if self.model not in ("linear", "multislice"):
+            raise ConfigError(
+                f"imaging.model must be 'linear' (Gaussian atoms, fast) or 'multislice' "
+                f"(dynamical, abTEM); got {self.model!r}."
+            )
+        if self.model == "multislice":
+            from hpcaet.errors import InputError
+            from hpcaet.forward.adf import check_adf
+
+            if self.multislice.incoherent_sigma < 0:
+                raise ConfigError(
+                    "imaging.multislice.incoherent_sigma must be >= 0 [Å]; got "
+                    f"{self.multislice.incoherent_sigma}."
+                )
+            try:
+                check_adf(self.optics(), self.multislice.settings(), step=self.pixel_size)
+            except InputError as exc:
+                raise ConfigError(f"imaging.multislice: {exc}") from None
         if isinstance(self.angles, str) and self.angles != "table_s2":
             raise ConfigError(
                 f"imaging.angles must be 'table_s2' or a list of [z, y, x] triples in degrees; "

@@ -99,7 +99,7 @@ def _simulate(config: Config, run: RunDirectory, client) -> dict:
     from hpcaet.phantom.stage import make_phantom, simulate_tilt_series
 
     model = make_phantom(config)
-    series = simulate_tilt_series(model, config, client=client)
+    series = simulate_tilt_series(model, config, client=client, checkpoints=run.checkpoints)
     plot_phantom(model, run.figures / "truth_atoms.png")
     plot_tilt_series(series, run.figures / "tilt_series.png")
     return {"truth_atoms.nc": model, "tilt_series.nc": series}

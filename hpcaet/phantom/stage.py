@@ -20,7 +20,7 @@ from hpcaet.io import make_atom_model, make_tilt_series
 from hpcaet.materials import PAPER, VACANCY, Materials
 from hpcaet.parallel.tasks import executor_for, map_tasks
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
-from hpcaet.phantom.simulate import draw_distortions, simulate_tilt
+from hpcaet.phantom.simulate import draw_distortions, record_tilt, simulate_tilt, tilt_canvas
 from hpcaet.phantom.tables import TABLE_S2_CALIBRATED, TABLE_S2_NOMINAL
 
 __all__ = [
@@ -116,8 +116,14 @@ def true_angles(config: Config) -> tuple[np.ndarray, np.ndarray | None]:
     return euler, None
 
 
-def simulate_tilt_series(model: xr.Dataset, config: Config, *, client=None) -> xr.Dataset:
+def simulate_tilt_series(
+    model: xr.Dataset, config: Config, *, client=None, checkpoints=None
+) -> xr.Dataset:
     """Simulate the tilt series of an AtomModel with every distortion recorded.
+
+    With ``imaging.model: linear`` each tilt is drawn by the linear Gaussian model;
+    with ``multislice`` by abTEM, tile by tile (:mod:`hpcaet.phantom.dynamical`), and
+    the same distortions and noise are added.
 
     Parameters
     ----------
@@ -126,7 +132,10 @@ def simulate_tilt_series(model: xr.Dataset, config: Config, *, client=None) -> x
     config : Config
         Uses ``imaging``, ``species`` and ``seed``.
     client : distributed.Client, optional
-        Spread the tilts over this cluster; without one they run here, in turn.
+        Spread the tilts (or multislice tiles) over this cluster; without one they run
+        here, in turn.
+    checkpoints : path, optional
+        Folder where each finished multislice tile is saved; a rerun loads them.
 
     Returns
     -------
@@ -171,17 +180,28 @@ def simulate_tilt_series(model: xr.Dataset, config: Config, *, client=None) -> x
         background_scale=im.background_scale,
     )
     seeds = [np.random.SeedSequence([config.seed, _STREAM_NOISE, j]) for j in range(n_tilt)]
-    results = map_tasks(
-        simulate_tilt,
-        [
-            {"euler": euler[j], "distortions": distortions[j], "rng": seeds[j]}
-            for j in range(n_tilt)
-        ],
-        keys=[f"tilt{j:03d}-{config.seed}" for j in range(n_tilt)],
-        shared={"positions": positions, "weights": weights, "b_factors": b_factors, **kwargs},
-        executor=executor_for(client, label="simulate"),
-        label="simulate",
-    )
+    executor = executor_for(client, label="simulate")
+    if im.model == "multislice":
+        results = _dynamical_tilts(
+            model, config, euler, distortions, seeds, kwargs, executor, checkpoints
+        )
+    else:
+        results = map_tasks(
+            simulate_tilt,
+            [
+                {"euler": euler[j], "distortions": distortions[j], "rng": seeds[j]}
+                for j in range(n_tilt)
+            ],
+            keys=[f"tilt{j:03d}-{config.seed}" for j in range(n_tilt)],
+            shared={
+                "positions": positions,
+                "weights": weights,
+                "b_factors": b_factors,
+                **kwargs,
+            },
+            executor=executor,
+            label="simulate",
+        )
 
     nominal = euler + _rng(config.seed, _STREAM_NOMINAL).uniform(
         -im.nominal_error, im.nominal_error, euler.shape
@@ -205,4 +225,46 @@ def simulate_tilt_series(model: xr.Dataset, config: Config, *, client=None) -> x
         true_vibration_width=np.array([d.vibration_width for d in distortions]),
         true_background=np.stack([r.background for r in results]),
         clean_images=np.stack([r.clean for r in results]),
+        attrs={"image_model": im.model},
+    )
+
+
+def _dynamical_tilts(model, config, euler, distortions, seeds, kwargs, executor, checkpoints):
+    """The tilts drawn by multislice: pictures tile by tile, then the distortions."""
+    from hpcaet.phantom.dynamical import dynamical_pictures
+
+    im = config.imaging
+    species = model["species"].values.astype(str)
+    atoms = species != VACANCY
+    canvases = [
+        tilt_canvas(d, shape=tuple(im.shape), pixel_size=im.pixel_size, frames=im.frames)
+        for d in distortions
+    ]
+    pictures = dynamical_pictures(
+        model["position"].values[atoms],
+        species[atoms],
+        euler,
+        canvases,
+        optics=im.optics(),
+        settings=im.multislice.settings(),
+        incoherent_sigma=im.multislice.incoherent_sigma,
+        executor=executor,
+        store_dir=checkpoints,
+    )
+    record = {k: v for k, v in kwargs.items() if k not in ("shape", "pixel_size", "probe_fwhm")}
+    return map_tasks(
+        record_tilt,
+        [
+            {
+                "specimen": pictures[j],
+                "distortions": distortions[j],
+                "canvas": canvases[j],
+                "rng": seeds[j],
+            }
+            for j in range(len(euler))
+        ],
+        keys=[f"record{j:03d}-{config.seed}" for j in range(len(euler))],
+        shared=record,
+        executor=executor,
+        label="record tilts",
     )
