@@ -177,7 +177,7 @@ def _md_replica(
         frac = np.linalg.solve(np.asarray(cell).T, d.T).T
         d = (frac - np.rint(frac)) @ np.asarray(cell)  # nearest image
         disp.append(d)
-        forces.append(atoms.get_forces())
+        forces.append(atoms.get_forces(apply_constraint=False))  # the potential's own
     return {"displacements": np.asarray(disp), "forces": np.asarray(forces)}
 
 
