@@ -156,9 +156,10 @@ def stitch_supercell(
     lengths = np.linalg.norm(interface.segments[:, 1] - interface.segments[:, 0], axis=1)
     if zigzag.size == 0:
         raise InputError(
-            f"the model's interface has no zigzag segment (segments: {list(interface.kind)}, "
-            f"lengths {np.round(lengths, 1).tolist()} Å); the stitched supercell needs a "
-            "zigzag interface. Use a model with one, or build the crystallographic reference."
+            f"the model's interface has no zigzag segment (segments: "
+            f"{[str(k) for k in interface.kind]}, lengths {np.round(lengths, 1).tolist()} Å); "
+            "the stitched supercell needs a zigzag interface. Use a model with one (a "
+            "boundary within 15° of a metal–metal bond), or skip the phonon stage."
         )
     k = zigzag[np.argmax(lengths[zigzag])]
     if lengths[k] < width * a:
@@ -346,7 +347,8 @@ def check_distances(atoms: Atoms, *, min_distance: float) -> None:
         return
     k = int(np.argmin(d))
     symbols = atoms.get_chemical_symbols()
-    where = "across the periodic seam" if np.any(shift[k] != 0) else "inside the strip"
+    axes = [name for name, step in zip(("x", "y", "z"), shift[k], strict=True) if step]
+    where = f"across the periodic seam along {'/'.join(axes)}" if axes else "inside the strip"
     raise InputError(
         f"atoms {i[k]} ({symbols[i[k]]}) and {j[k]} ({symbols[j[k]]}) of the stitched cell are "
         f"{d[k]:.2f} Å apart {where}; the least allowed is {min_distance} Å "
