@@ -79,7 +79,7 @@ class PhononSettings:
     repeat: tuple[int, int, int] = (2, 1, 1)
     cutoff: float | None = 5.0
     md: dict = field(default_factory=dict)
-    energy: tuple[float, float, float] = (-10.0, 65.0, 0.1)
+    energy: tuple[float, float, float] = (-50.0, 80.0, 0.1)
     sigma: float = 1.0
     mesh: tuple[int, int, int] = (6, 2, 1)
     path_points: int = 60
@@ -206,6 +206,15 @@ def analyse_cell(
         groups=groups,
     )
 
+    outside = 3.0 - float(np.trapezoid(dos, grid))
+    if outside > 0.01:
+        log.warning(
+            "phonons: %.1f %% of the modes lie outside the energy grid [%g, %g] meV; widen "
+            "phonons.energy",
+            100 * outside / 3.0,
+            grid[0],
+            grid[-1],
+        )
     lattice = virtual_lattice(cell)
     qpoints, distance, labels = hexagonal_path(lattice.primitive, points=settings.path_points)
     energies, unfold_weights = unfold(phonon, lattice, qpoints)
