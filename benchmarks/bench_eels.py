@@ -253,14 +253,15 @@ def synthetic_background(*, seeds: int = 20) -> None:
         print(f"  {name:<14} mean {100 * r.mean():+6.1f} %, std {100 * r.std():5.1f} %")
 
 
-def match_peaks(fitted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Fitted centres reordered to the true peaks they are nearest to (optimal assignment).
+def match_peaks(fitted: np.ndarray, truth: np.ndarray, tolerance: np.ndarray) -> np.ndarray:
+    """Fitted centres reordered to the true peaks they belong to (optimal assignment).
 
     A fit may put its Gaussians in another order than the truth (e.g. one on a spurious
     feature while two near-degenerate true peaks share one): each true peak gets the
-    fitted peak that minimises the sum of |differences| over all pairs.
+    fitted peak that minimises the sum of squared differences in units of the peak's
+    tolerance (max(0.5 meV, 2 CRLB)), as targets are assigned by statistical distance.
     """
-    cost = np.abs(fitted[:, None] - truth[None, :])
+    cost = ((fitted[:, None] - truth[None, :]) / tolerance[None, :]) ** 2
     cost = np.where(np.isfinite(cost), cost, 1e6)
     rows, cols = linear_sum_assignment(cost)
     order = np.empty(truth.size, int)
@@ -287,6 +288,7 @@ def accuracy(args) -> None:
         ]
         truth = scans[0]
         crlb = truth_crlb(truth, options["fit_range"])
+        tol = np.maximum(0.5, 2 * crlb)
         n_g, n_p = truth.peak_centre.shape
         centres = np.full((args.seeds, n_g, n_p), np.nan)
         errors = np.full_like(centres, np.nan)
@@ -297,11 +299,12 @@ def accuracy(args) -> None:
             times.append(time.perf_counter() - start)
             bounds.append(int(np.abs(result.regions.starts - scan.starts).max()))
             for g, fit in enumerate(result.fits):
-                order = match_peaks(fit.centre, scan.peak_centre[g])
+                order = match_peaks(fit.centre, scan.peak_centre[g], tol[g])
                 centres[seed, g] = fit.centre[order]
                 errors[seed, g] = fit.centre_error[order]
         err = centres - truth.peak_centre[None]
-        tol = np.maximum(0.5, 2 * crlb)
+        if args.save:
+            np.savez(f"{args.save}_snr{snr:g}.npz", centres=centres, errors=errors, crlb=crlb)
         inside = np.abs(err) <= tol[None]
         covered = np.abs(err) <= errors
         scatter = np.nanstd(centres, axis=0, ddof=1)
@@ -343,6 +346,7 @@ def main() -> None:
     p.add_argument("--delocalisation", type=float, default=1.6, help="[nm]")
     p.add_argument("--peak-fwhm", type=float, default=5.7, help="phonon peak FWHM [meV]")
     p.add_argument("--starts", type=int, default=160, help="LM starts per group")
+    p.add_argument("--save", metavar="PREFIX", help="also save the fitted centres (.npz)")
     p.add_argument(
         "--misassignment",
         action="store_true",

@@ -99,10 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=_cmd_simulate)
 
     from hpcaet.cli_import import import_parser
+    from hpcaet.cli_precision import precision_parser
     from hpcaet.cli_scaling import scaling_parser
 
     import_parser(sub)
     scaling_parser(sub)
+    precision_parser(sub)
     report = sub.add_parser(
         "report",
         help="write RUN/report.html: the figures and numbers of every stage that ran",
@@ -235,7 +237,15 @@ def _eels_parser(sub) -> None:
         "--seed",
         type=int,
         default=None,
-        help="seed of k-means and peak-fit starts (default: the config's seed)",
+        help="seed of the k-means starts (default: the config's seed); the peak fit is "
+        "deterministic",
+    )
+    eels.add_argument(
+        "--background",
+        default=None,
+        choices=("poisson", "loglog", "two_area", "least_squares"),
+        help="power-law estimator (default: poisson maximum likelihood, or loglog with "
+        "eels.refine_background: false); docs/eels.md compares them",
     )
     _cluster_options(eels)
     eels.set_defaults(func=_cmd_eels, stage="eels")
@@ -259,7 +269,7 @@ def _cmd_eels(args) -> int:
     config = load_config(args.config)
     seed = config.seed if args.seed is None else args.seed
     spectra = read_spectra(args.spectra_file)
-    result = analyse_eels(spectra, config.eels, rng=seed)
+    result = analyse_eels(spectra, config.eels, background_estimator=args.background, rng=seed)
     result.attrs["stage"] = "eels"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -268,10 +278,18 @@ def _cmd_eels(args) -> int:
     _print_outputs(args.out, {"eels.nc": path})
     names = [str(n) for n in result["group_name"].values]
     print("\nPeak centres [meV] (± standard error), highest first:")
+    lo, hi = (float(v) for v in result.attrs["fit_range"])
+    loose = False
     for g, name in enumerate(names):
         pairs = zip(result.peak_centre.values[g], result.peak_centre_error.values[g], strict=True)
-        row = ", ".join(f"{c:.1f} ± {e:.1f}" for c, e in pairs)
-        print(f"  {name:<12} {row}")
+        cells = []
+        for c, e in pairs:
+            wide = not e <= hi - lo
+            loose |= wide
+            cells.append(f"{c:.1f} ± {e:.1f}" + (" (!)" if wide else ""))
+        print(f"  {name:<12} {', '.join(cells)}")
+    if loose:
+        print(f"  (!) error bar wider than the fit range {lo:g}-{hi:g} meV: not determined")
     log.info("wrote %d figures", len(figures))
     return 0
 
@@ -340,7 +358,7 @@ def _cmd_stage(args) -> int:
     if args.config is None and not Path(config_path).exists():
         raise HpcaetError(
             f"{config_path} not found; make the run directory first with "
-            f"'hpcaet simulate --config CONFIG --out {args.out}' or pass --config."
+            f"'hpcaet simulate --config CONFIG --run {args.out}' or pass --config."
         )
     config = _load(config_path, args)
     outputs = _run(config, args, (args.stage,))

@@ -9,9 +9,16 @@ group's mean (:func:`fit_gaussians`); :func:`analyse_spectra` chains these on ar
 known answer.
 """
 
+from hpcaet.eels._checks import EelsWarning
 from hpcaet.eels.align import ZeroLossAlignment, align_zero_loss, locate_zero_loss
 from hpcaet.eels.analysis import EelsAnalysis, analyse_spectra
-from hpcaet.eels.background import PAPER_WINDOWS, PowerLawBackground, fit_power_law, power_law
+from hpcaet.eels.background import (
+    BACKGROUND_ESTIMATORS,
+    PAPER_WINDOWS,
+    PowerLawBackground,
+    fit_power_law,
+    power_law,
+)
 from hpcaet.eels.bounds import centre_crlb
 from hpcaet.eels.cluster import (
     KMeansResult,
@@ -23,9 +30,12 @@ from hpcaet.eels.cluster import (
 from hpcaet.eels.delocalisation import (
     Delocalisation,
     estimate_delocalisation,
+    image_distances,
+    line_distances,
     region_weights,
     unmix_regions,
 )
+from hpcaet.eels.maps import PixelPeaks, fit_pixel_peaks, image_regions
 from hpcaet.eels.peaks import GaussianFit, fit_gaussians, gaussian, initial_centres
 from hpcaet.eels.readers import read_spectra
 from hpcaet.eels.stage import analyse_eels, run_eels_stage, synthetic_eels, write_eels_figures
@@ -39,10 +49,12 @@ from hpcaet.eels.synthetic import (
 
 __all__ = [
     "read_spectra",
+    "EelsWarning",
     "ZeroLossAlignment",
     "align_zero_loss",
     "locate_zero_loss",
     "PAPER_WINDOWS",
+    "BACKGROUND_ESTIMATORS",
     "PowerLawBackground",
     "fit_power_law",
     "power_law",
@@ -55,6 +67,11 @@ __all__ = [
     "Delocalisation",
     "estimate_delocalisation",
     "region_weights",
+    "line_distances",
+    "image_distances",
+    "PixelPeaks",
+    "fit_pixel_peaks",
+    "image_regions",
     "unmix_regions",
     "GaussianFit",
     "fit_gaussians",

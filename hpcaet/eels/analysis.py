@@ -11,13 +11,14 @@ with its group's peaks for maps. A line scan is the special case of one scan axi
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from hpcaet.eels._checks import check_low_loss, check_spectra, window_mask
+from hpcaet.eels._checks import EelsWarning, check_low_loss, check_spectra, window_mask
 from hpcaet.eels.align import align_zero_loss
 from hpcaet.eels.background import PAPER_WINDOWS, PowerLawBackground, fit_power_law
 from hpcaet.eels.cluster import KMeansResult, Regions, contiguous_regions, correlation_kmeans
@@ -288,6 +289,7 @@ def analyse_spectra(
                 f"{c:.1f}±{e:.1f}" for c, e in zip(fit.centre, fit.centre_error, strict=False)
             ),
         )
+    _warn_loose_peaks(fits, fit_range)
     pixels = None
     if pixel_maps:
         pixels = fit_pixel_peaks(signal, energy, group, fits, counts=spectra)
@@ -343,3 +345,22 @@ def _delocalisation(
     )
     log.info("eels: delocalisation decay length %.3g %s", est.length, unit)
     return replace(deloc, cost_local=est.cost_local)
+
+
+def _warn_loose_peaks(fits: list[GaussianFit], fit_range: tuple[float, float]) -> None:
+    """Warn about centres whose error bar is wider than the fit range (or undefined)."""
+    width = float(fit_range[1] - fit_range[0])
+    loose = [
+        f"group {g} peak {k + 1}: {c:.1f} ± {e:.1f} meV"
+        for g, f in enumerate(fits)
+        for k, (c, e) in enumerate(zip(f.centre, f.centre_error, strict=True))
+        if not e <= width
+    ]
+    if loose:
+        warnings.warn(
+            f"{len(loose)} peak centre(s) have an error bar wider than the fit range "
+            f"{fit_range[0]:g}–{fit_range[1]:g} meV (or none): {'; '.join(loose)}. The data do "
+            "not determine them; fit fewer peaks or a narrower range, or read them as absent.",
+            EelsWarning,
+            stacklevel=3,
+        )

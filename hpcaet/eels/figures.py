@@ -1,8 +1,10 @@
-"""Figures of an analysed EELS line scan (PNG, no global matplotlib state).
+"""Figures of an analysed EELS line scan or spectrum image (PNG, no global matplotlib state).
 
-Like the paper's Fig. S5 (background fit), Fig. 4C (spectra along the scan),
-Fig. S6B (cluster index along the scan) and Figs. 4D / S7 (group means with the
-fitted Gaussians).
+Like the paper's Fig. S5 (background fit, with the windows used), Fig. 4C (spectra along
+the scan; for a spectrum image the map of the subtracted intensity), Fig. S6B (cluster
+index along the scan; for a spectrum image the cluster map with its region boundaries)
+and Figs. 4D / S7 (group means with the fitted Gaussians); for a spectrum image also the
+maps of each fitted peak (intensity, centre, width) with axes in nm.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from matplotlib.figure import Figure
 from hpcaet.eels.background import power_law
 from hpcaet.eels.peaks import gaussian
 
-__all__ = ["plot_background", "plot_line_scan", "plot_clusters", "plot_group_fits"]
+__all__ = [
+    "plot_background",
+    "plot_line_scan",
+    "plot_clusters",
+    "plot_group_fits",
+    "plot_peak_maps",
+]
 
 _COLOURS = ("tab:green", "tab:orange", "tab:red", "tab:blue", "tab:purple", "tab:brown")
 
@@ -32,6 +40,42 @@ def _names(ds: xr.Dataset) -> list[str]:
     if "group_name" in ds.coords:
         return [str(v) for v in ds["group_name"].values]
     return [f"group {g}" for g in range(ds.sizes["group"])]
+
+
+def _position_label(ds: xr.Dataset) -> str:
+    return "position [nm]" if ds.attrs.get("position_calibrated", 1) else "position [scan index]"
+
+
+def _extent(ds: xr.Dataset) -> tuple[list[float], str]:
+    """imshow extent (pixel edges) of the (y, x) maps and the axis unit."""
+    y, x = ds["y"].values, ds["x"].values
+    dy = float(y[1] - y[0]) if y.size > 1 else 1.0
+    dx = float(x[1] - x[0]) if x.size > 1 else 1.0
+    extent = [x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2]
+    return extent, ds["x"].attrs.get("units", "pixel")
+
+
+def _region_edges(ax, ds: xr.Dataset, colour: str) -> None:
+    """Draw the pixel edges between different regions of ``region_map``."""
+    from matplotlib.collections import LineCollection
+
+    r = ds["region_map"].values
+    extent, _ = _extent(ds)
+    x0, y0 = extent[0], extent[3]
+    dx = (extent[1] - extent[0]) / r.shape[1]
+    dy = (extent[2] - extent[3]) / r.shape[0]
+    segments = []
+    for i, j in zip(*np.nonzero(r[:, 1:] != r[:, :-1]), strict=True):
+        x = x0 + (j + 1) * dx
+        segments.append([(x, y0 + i * dy), (x, y0 + (i + 1) * dy)])
+    for i, j in zip(*np.nonzero(r[1:, :] != r[:-1, :]), strict=True):
+        y = y0 + (i + 1) * dy
+        segments.append([(x0 + j * dx, y), (x0 + (j + 1) * dx, y)])
+    ax.add_collection(LineCollection(segments, colors=colour, linewidths=0.6))
+
+
+def _map_axes(ax, unit: str) -> None:
+    ax.set(xlabel=f"x [{unit}]", ylabel=f"y [{unit}]", aspect="equal")
 
 
 def _boundaries(ax, ds: xr.Dataset) -> None:
@@ -77,22 +121,40 @@ def plot_background(ds: xr.Dataset, path: str | Path, *, index: int | None = Non
     ax.plot(
         e[show], 10 * (y[show] - law), lw=1, color="tab:orange", label="background-subtracted ×10"
     )
-    for lo, hi in windows:
-        ax.axvspan(lo, hi, color="tab:blue", alpha=0.12)
+    text = ", ".join(f"{lo:g}–{hi:g}" for lo, hi in windows)
+    for i, (lo, hi) in enumerate(windows):
+        label = f"fit windows {text} meV" if i == 0 else None
+        ax.axvspan(lo, hi, color="tab:blue", alpha=0.15, label=label)
     above = e[show] >= windows.min()
     top = 1.3 * float(np.max(y[show][above]))
     ax.set_ylim(max(float(np.min(10 * (y[show] - law)[above])), -0.3 * top), top)
+    estimator = ds.attrs.get("background_estimator", "poisson")
     ax.set(
         xlabel="energy loss [meV]",
         ylabel="counts",
-        title="power-law background from two windows (cf. Fig. S5)",
+        title=f"power-law background from {len(windows)} windows, {estimator} fit (cf. Fig. S5)",
     )
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
 def plot_line_scan(ds: xr.Dataset, path: str | Path) -> Path:
-    """Background-subtracted spectra against position (image), cf. Fig. 4C."""
+    """Background-subtracted spectra against position (image), cf. Fig. 4C.
+
+    For a spectrum image: the map of the background-subtracted intensity over the fit
+    range, with the region boundaries.
+    """
+    if "signal_map" in ds:
+        extent, unit = _extent(ds)
+        fig = Figure(figsize=(5.8, 4.8), layout="constrained")
+        ax = fig.subplots()
+        im = ax.imshow(ds["signal_map"].values, extent=extent, cmap="magma")
+        lo, hi = np.asarray(ds.attrs["fit_range"], float)
+        fig.colorbar(im, ax=ax, label=f"subtracted intensity {lo:g}–{hi:g} meV [counts·meV]")
+        _region_edges(ax, ds, "w")
+        _map_axes(ax, unit)
+        ax.set_title("background-subtracted phonon intensity (cf. Fig. 4C)")
+        return _save(fig, path)
     e, sel = _fit_window(ds)
     signal = (ds["spectra"] - ds["background"]).values[:, sel]
     pos = ds["position"].values
@@ -103,7 +165,7 @@ def plot_line_scan(ds: xr.Dataset, path: str | Path) -> Path:
     fig.colorbar(mesh, ax=ax, label="counts")
     _boundaries(ax, ds)
     ax.set(
-        xlabel="position [nm]",
+        xlabel=_position_label(ds),
         ylabel="energy loss [meV]",
         title="background-subtracted spectra along the scan (cf. Fig. 4C)",
     )
@@ -111,7 +173,32 @@ def plot_line_scan(ds: xr.Dataset, path: str | Path) -> Path:
 
 
 def plot_clusters(ds: xr.Dataset, path: str | Path) -> Path:
-    """Cluster index of each spectrum along the scan with the region boundaries, cf. Fig. S6B."""
+    """Cluster index of each spectrum along the scan with the region boundaries, cf. Fig. S6B.
+
+    For a spectrum image: the cluster map, with the boundaries of its connected regions.
+    """
+    if "cluster_map" in ds:
+        from matplotlib.colors import BoundaryNorm, ListedColormap
+
+        extent, unit = _extent(ds)
+        names = _names(ds)
+        k = len(names)
+        cmap = ListedColormap([_COLOURS[g % len(_COLOURS)] for g in range(k)])
+        fig = Figure(figsize=(5.8, 4.8), layout="constrained")
+        ax = fig.subplots()
+        im = ax.imshow(
+            ds["cluster_map"].values,
+            extent=extent,
+            cmap=cmap,
+            norm=BoundaryNorm(np.arange(k + 1) - 0.5, k),
+        )
+        bar = fig.colorbar(im, ax=ax, ticks=np.arange(k), label="k-means cluster")
+        bar.ax.set_yticklabels(names)
+        _region_edges(ax, ds, "k")
+        _map_axes(ax, unit)
+        n_regions = int(ds["region_map"].max()) + 1
+        ax.set_title(f"clusters; {n_regions} connected regions outlined (cf. Fig. S6B)")
+        return _save(fig, path)
     pos = ds["position"].values
     fig = Figure(figsize=(6.5, 3.2), layout="constrained")
     ax = fig.subplots()
@@ -121,7 +208,7 @@ def plot_clusters(ds: xr.Dataset, path: str | Path) -> Path:
     _boundaries(ax, ds)
     names = _names(ds)
     ax.set_yticks(np.arange(1, len(names) + 1), [f"{i + 1} ({n})" for i, n in enumerate(names)])
-    ax.set(xlabel="position [nm]", title="cluster index along the scan (cf. Fig. S6B)")
+    ax.set(xlabel=_position_label(ds), title="cluster index along the scan (cf. Fig. S6B)")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -172,4 +259,39 @@ def plot_group_fits(ds: xr.Dataset, path: str | Path) -> Path:
         ax.set(xlabel="energy loss [meV]", title=names[g])
     axes[0].set_ylabel("counts (background removed)")
     axes[0].legend(fontsize=8, loc="upper left")
+    return _save(fig, path)
+
+
+def plot_peak_maps(ds: xr.Dataset, path: str | Path) -> Path:
+    """Maps of every fitted peak of a spectrum image: intensity, centre and width (σ).
+
+    Row k shows peak k of each pixel's group (its own fit, started from the group's);
+    pixels where the fit does not determine the peak are blank (grey). Each map has
+    its colour bar with quantity and unit; axes in nm.
+    """
+    extent, unit = _extent(ds)
+    n = ds.sizes["peak"]
+    quantities = (
+        ("peak_intensity_map", "intensity [counts·meV]", "magma"),
+        ("peak_centre_map", "centre [meV]", "viridis"),
+        ("peak_width_map", "σ [meV]", "cividis"),
+    )
+    fig = Figure(figsize=(11.0, 3.2 * n), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n, 3))
+    centres = ds["peak_centre"].values
+    for k in range(n):
+        for col, (name, label, cmap) in enumerate(quantities):
+            ax = axes[k, col]
+            values = ds[name].values[k]
+            ax.set_facecolor("0.8")
+            finite = values[np.isfinite(values)]
+            vmin, vmax = np.percentile(finite, [2, 98]) if finite.size else (0, 1)
+            im = ax.imshow(values, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax)
+            fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+            _map_axes(ax, unit)
+            mean = np.nanmean(centres[:, k]) if np.isfinite(centres[:, k]).any() else np.nan
+            ax.set_title(
+                f"peak {k + 1} (groups' mean {mean:.1f} meV): {int(finite.size)} pixels",
+                fontsize=9,
+            )
     return _save(fig, path)

@@ -185,7 +185,7 @@ def _lm(e, y, p, *, n_peaks, joint, weight, max_evaluations):
     return least_squares(fun, p, jac=jac, method="lm", max_nfev=max_evaluations)
 
 
-def _swap_moves(e, y, best, *, n_peaks, joint, width, weight, max_evaluations, rounds=3):
+def _swap_moves(e, y, best, *, n_peaks, joint, width, weight, max_evaluations, minima, rounds=3):
     """Move each peak in turn to the largest residual of the others and refit; keep gains.
 
     A deterministic local search over arrangements of the peaks: it escapes minima where
@@ -212,12 +212,20 @@ def _swap_moves(e, y, best, *, n_peaks, joint, width, weight, max_evaluations, r
                 weight=weight,
                 max_evaluations=max_evaluations,
             )
-            if _acceptable(res, e, n_peaks) and float(np.sum(res.fun**2)) < best[0] * (1 - 1e-9):
-                best = (float(np.sum(res.fun**2)), res)
+            if not _acceptable(res, e, n_peaks):
+                continue
+            cost = float(np.sum(res.fun**2))
+            minima.append((cost, _sorted_centres(res.x, n_peaks)))
+            if cost < best[0] * (1 - 1e-9):
+                best = (cost, res)
                 improved = True
         if not improved:
             break
     return best
+
+
+def _sorted_centres(p: np.ndarray, n_peaks: int) -> np.ndarray:
+    return np.sort(p[: 3 * n_peaks : 3])[::-1]
 
 
 def _acceptable(res, e, n_peaks) -> bool:
@@ -231,8 +239,9 @@ def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, wei
     """Run LM from each start of ``p0s``, then from fixed perturbations of them in turn
     (``starts`` runs in all, at least one per start), then swap moves from the best;
     keep the best plausible run (positive heights, centres inside the range), else the
-    best run."""
-    best, best_plausible = None, None
+    best run. Also returns every plausible local minimum as (cost, centres highest
+    first)."""
+    best, best_plausible, minima = None, None, []
     n_runs = max(starts, len(p0s))
     shifts = _perturbations(n_runs - len(p0s), n_peaks)
     for run in range(n_runs):
@@ -253,7 +262,10 @@ def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, wei
         cost = float(np.sum(res.fun**2))
         if best is None or cost < best[0]:
             best = (cost, res)
-        if _acceptable(res, e, n_peaks) and (best_plausible is None or cost < best_plausible[0]):
+        if not _acceptable(res, e, n_peaks):
+            continue
+        minima.append((cost, _sorted_centres(res.x, n_peaks)))
+        if best_plausible is None or cost < best_plausible[0]:
             best_plausible = (cost, res)
     if best_plausible is not None:
         best_plausible = _swap_moves(
@@ -265,9 +277,10 @@ def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, wei
             width=width,
             weight=weight,
             max_evaluations=max_evaluations,
+            minima=minima,
         )
     chosen = best_plausible or best
-    return None if chosen is None else chosen[1]
+    return (None if chosen is None else chosen[1]), minima
 
 
 def fit_gaussians(
@@ -400,7 +413,7 @@ def fit_gaussians(
                 f"got shape {noise.shape}. Pass the square root of the summed counts."
             )
         weight = 1.0 / noise[mask]
-    res = _best_run(
+    res, minima = _best_run(
         e,
         y,
         p0s,
@@ -432,6 +445,13 @@ def fit_gaussians(
     qe = err[: 3 * n_peaks].reshape(n_peaks, 3)
     order = np.argsort(q[:, 0])[::-1]
     q, qe = q[order], qe[order]
+    # Local minima within Δχ² <= 1 (χ² in units of s²) of the best lie inside its 1σ
+    # confidence region: a centre's error is at least its distance to theirs.
+    spread = np.zeros(n_peaks)
+    for cost, centres in minima:
+        if (cost - rss) / s2 <= 1.0:
+            spread = np.maximum(spread, np.abs(centres - q[:, 0]))
+    qe[:, 0] = np.fmax(qe[:, 0], np.where(spread > 0, spread, np.nan))
     q[:, 1] = np.abs(q[:, 1])
     components = np.stack([gaussian(e, *row) for row in q])
     fitted_law = (float(np.exp(res.x[-2])), float(res.x[-1])) if joint else None

@@ -365,16 +365,26 @@ def add_maps(
 
 def write_eels_figures(ds: xr.Dataset, folder: str | Path) -> list[Path]:
     """Write the figures of an analysed EELS Dataset into ``folder``; return their paths."""
-    from hpcaet.eels.figures import plot_background, plot_clusters, plot_group_fits, plot_line_scan
+    from hpcaet.eels.figures import (
+        plot_background,
+        plot_clusters,
+        plot_group_fits,
+        plot_line_scan,
+        plot_peak_maps,
+    )
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return [
+    image = "cluster_map" in ds
+    paths = [
         plot_background(ds, folder / "eels_background.png"),
-        plot_line_scan(ds, folder / "eels_line_scan.png"),
-        plot_clusters(ds, folder / "eels_clusters.png"),
+        plot_line_scan(ds, folder / ("eels_signal_map.png" if image else "eels_line_scan.png")),
+        plot_clusters(ds, folder / ("eels_cluster_map.png" if image else "eels_clusters.png")),
         plot_group_fits(ds, folder / "eels_peaks.png"),
     ]
+    if image and "peak_centre_map" in ds:
+        paths.append(plot_peak_maps(ds, folder / "eels_peak_maps.png"))
+    return paths
 
 
 def run_eels_stage(config: Config, run, client=None) -> dict[str, xr.Dataset]:

@@ -65,3 +65,56 @@ def test_no_zero_loss_peak_is_an_error():
     core_loss = np.exp(-np.arange(E.size) / 50.0)[None, :] * 1e4
     with pytest.raises(InputError, match="no zero-loss peak"):
         align_zero_loss(core_loss, E)
+
+
+@pytest.mark.parametrize("estimator", ["poisson", "loglog", "two_area", "least_squares"])
+def test_every_estimator_recovers_an_exact_power_law(estimator):
+    # noise-free counts: every estimator must return the law that made them
+    spectra = power_law(E[E > 1], [2e8, 5e7], [3.0, 2.4])
+    fit = fit_power_law(spectra, E[E > 1], estimator=estimator)
+    np.testing.assert_allclose(fit.exponent, [3.0, 2.4], rtol=1e-6)
+    np.testing.assert_allclose(fit.amplitude, [2e8, 5e7], rtol=1e-5)
+
+
+def test_poisson_estimator_is_unbiased_where_loglog_is_not():
+    # ~10 counts per channel in the 60-70 meV window: E[log y] < log E[y] biases the
+    # log-log line (exponent too high); the Poisson likelihood is unbiased. 400 spectra:
+    # the standard error of the mean exponent is ~0.05 / 20 = 0.0025.
+    e = E[E > 1]
+    rng = np.random.default_rng(4)
+    counts = rng.poisson(np.tile(3e6 * e**-3.0, (400, 1))).astype(float)
+    poisson = fit_power_law(counts, e, estimator="poisson").exponent.mean()
+    loglog = fit_power_law(counts, e, estimator="loglog").exponent.mean()
+    assert abs(poisson - 3.0) < 0.01
+    assert loglog - 3.0 > 0.02
+
+
+def test_unknown_estimator():
+    with pytest.raises(InputError, match="unknown background estimator 'median'"):
+        fit_power_law(np.ones(E.size), E, estimator="median")
+
+
+def test_one_channel_window_warns_and_fits():
+    from hpcaet.eels import EelsWarning
+
+    e = np.arange(-20, 130, 0.5)
+    spectra = np.where(e > 1, 1e6 * np.maximum(e, 1) ** -2.0, 1e4)
+    with pytest.warns(EelsWarning, match=r"8.5–8.9 meV holds 1 channel at a dispersion of 0.5"):
+        fit = fit_power_law(spectra, e, windows=[(8.5, 8.9), (72, 78), (105, 120)])
+    np.testing.assert_allclose(fit.exponent, 2.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_core_loss_axis_is_named_for_every_shape(shape):
+    from hpcaet.eels import analyse_spectra
+
+    # 350-860 eV at 0.25 eV/channel (the real STO file): no zero-loss peak can be on it,
+    # even though its Ti-L edge makes a maximum inside the axis
+    e = 350e3 + 250.0 * np.arange(2048)
+    edge = 1e3 * np.exp(-0.5 * ((e - 459e3) / 2e3) ** 2) + 1e4 * (e / 350e3) ** -3
+    spectra = np.broadcast_to(edge, (*shape, e.size)).reshape(-1, e.size)
+    with pytest.raises(InputError, match=r"350000 to 861750 meV.*core-loss data"):
+        align_zero_loss(spectra, e)
+    scan_shape = shape if len(shape) == 2 else None
+    with pytest.raises(InputError, match=r"core-loss data"):
+        analyse_spectra(spectra, e, clusters=1, zero_loss="none", scan_shape=scan_shape)
