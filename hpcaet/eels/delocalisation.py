@@ -110,9 +110,10 @@ def image_distances(
 ) -> np.ndarray:
     """Distance of every pixel of a spectrum image to each group, along the boundary normal.
 
-    The distance of a pixel outside group j is its Euclidean distance to the nearest pixel
-    of j (the foot of the normal to j's boundary) less half a pixel, so that an edge lies
-    half-way between pixels as in :func:`line_distances`.
+    The distance of a pixel outside group j is measured from its centre to the edge of
+    the nearest pixel of j (the foot of the normal to j's boundary), pixels being
+    rectangles of ``pixel_size``: so an edge lies half-way between pixel centres, as in
+    :func:`line_distances`, along any direction.
 
     Parameters
     ----------
@@ -138,11 +139,18 @@ def image_distances(
         raise InputError(f"pixel_size must be positive [nm]; got {list(pixel_size)}.")
     n_group = int(g.max()) + 1 if n_group is None else int(n_group)
     out = np.full((g.size, n_group), np.inf)
+    yy, xx = np.indices(g.shape)
     for j in range(n_group):
         inside = g == j
-        if inside.any():
-            d = distance_transform_edt(~inside, sampling=(dy, dx))
-            out[:, j] = np.where(inside, 0.0, np.maximum(d - 0.5 * min(dy, dx), 0.0)).ravel()
+        if not inside.any():
+            continue
+        _, (iy, ix) = distance_transform_edt(~inside, sampling=(dy, dx), return_indices=True)
+        vy, vx = (yy - iy) * dy, (xx - ix) * dx
+        d = np.hypot(vy, vx)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # leave the nearest pixel's rectangle along the normal: half a pixel of travel
+            exit_ = np.fmin(0.5 * dx * d / np.abs(vx), 0.5 * dy * d / np.abs(vy))
+        out[:, j] = np.where(inside, 0.0, d - exit_).ravel()
     return out
 
 
