@@ -1,0 +1,84 @@
+"""The precision estimate: the run's model drawn by multislice, the chain run again."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hpcaet.config import load_config, packaged_config
+from hpcaet.errors import InputError
+from hpcaet.phantom.stage import make_phantom, simulate_tilt_series
+from hpcaet.precision import precision_config, run_precision
+
+SERIES = {
+    "seed": 5,
+    "phantom": {"field": [16.0, 16.0], "vacancies": 1, "substitutions": 0},
+    "imaging": {
+        "shape": [64, 48],
+        "frames": 3,
+        "read_noise": 6.0,
+        "angles": [[0.0, -20.0, 0.0], [0.0, 0.0, 0.0], [0.0, 20.0, 2.0]],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def recorded():
+    config = load_config(overrides=SERIES)
+    series = simulate_tilt_series(make_phantom(config), config)
+    # a processed series carries the calibrated angles the model belongs to
+    processed = series[["euler"]].copy()
+    processed["euler"] = series["true_euler"]
+    return config, series, processed
+
+
+def test_the_precision_run_records_what_the_run_recorded(recorded):
+    config, series, processed = recorded
+    sub = precision_config(
+        config,
+        series,
+        processed,
+        overrides={"imaging": {"multislice": {"engine": "prism"}}, "seed": 9},
+    )
+    im = sub.imaging
+    assert im.model == "multislice"
+    np.testing.assert_allclose(np.array(im.angles), series["true_euler"].values)
+    assert tuple(im.shape) == (64, 48) and im.frames == 3 and im.nominal_error == 0.0
+    assert im.dose == config.imaging.dose and im.pixel_size == config.imaging.pixel_size
+    # the detector noise comes from the run's frames (6 counts simulated, gain 1)
+    assert im.read_noise == pytest.approx(6.0, rel=0.2)
+    # overrides merge into a section and leave its other settings
+    assert im.multislice.engine == "prism" and im.multislice.tile == config.imaging.multislice.tile
+    assert sub.seed == 9 and sub.name.endswith("-precision")
+
+
+def test_a_run_without_a_model_is_refused_naming_the_command(tmp_path):
+    (tmp_path / "config.yaml").write_text("name: x\n")
+    with pytest.raises(InputError, match=r"tilt_series.nc.*hpcaet simulate or hpcaet import"):
+        run_precision(tmp_path)
+
+
+@pytest.mark.slow
+def test_precision_of_a_small_run(tmp_path):
+    # a 24 Å flake at 6 tilts through the linear chain, then its model drawn by PRISM
+    from hpcaet.pipeline import run_stages
+
+    overrides = {
+        "phantom": {"field": [24.0, 24.0], "vacancies": 2, "substitutions": 1},
+        "imaging": {"shape": [96, 96], "frames": 3},
+        "reconstruct": {"iterations": 50, "window": 40, "step": 20, "support_z": 27},
+        "atoms": {"refine_iterations": 30, "flip_cycles": 1},
+    }
+    config = load_config(packaged_config("demo"), overrides=overrides)
+    run_stages(config, tmp_path, stages=("simulate", "preprocess", "reconstruct", "atoms"))
+    table = run_precision(
+        tmp_path,
+        overrides={"imaging": {"multislice": {"engine": "prism", "prism_interpolation": 2}}},
+    )
+    written = json.loads((tmp_path / "precision.json").read_text())
+    assert written["scores"] == table["scores"]
+    scores = table["scores"]
+    # the chain finds the model it was drawn from: every metal within 20 pm rms
+    for metal in ("Mo", "W"):
+        assert scores["species"][metal]["rmsd_pm"] < 20.0, scores["species"][metal]
+        assert scores["species"][metal]["species_accuracy"] > 0.95
