@@ -34,6 +34,12 @@ def phonons_parser(sub) -> argparse.ArgumentParser:
         "--mpi", action="store_true", help="spread the force calls over MPI.COMM_WORLD's ranks"
     )
     p.add_argument(
+        "--rows", type=int, default=None, help="metal rows across the interface (phonons.rows)"
+    )
+    p.add_argument(
+        "--width", type=int, default=None, help="periods along the interface (phonons.width)"
+    )
+    p.add_argument(
         "--no-reference",
         action="store_true",
         help="skip the relaxed crystallographic interface (phonons.reference: false)",
@@ -53,12 +59,13 @@ def _cmd_phonons(args) -> int:
             f"'hpcaet simulate --config CONFIG --out {args.run}' or pass --config."
         )
     config = _load(config_path, args)
+    changes = {k: v for k, v in (("rows", args.rows), ("width", args.width)) if v is not None}
     if args.no_reference:
+        changes["reference"] = False
+    if changes:
         import dataclasses
 
-        config = dataclasses.replace(
-            config, phonons=dataclasses.replace(config.phonons, reference=False)
-        )
+        config = dataclasses.replace(config, phonons=dataclasses.replace(config.phonons, **changes))
     comm = None
     if args.mpi:
         try:

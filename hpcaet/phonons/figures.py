@@ -83,7 +83,8 @@ def plot_dispersion(ds: xr.Dataset, path) -> Path:
     if "reference_dos" in ds:
         dos_ax.plot(ds["reference_dos"].values, energy, color="0.3", label="crystallographic")
     for k, name in enumerate(ds["material"].values):
-        dos_ax.plot(ds["bulk_dos"].values[k], energy, lw=0.8, label=f"bulk {name}")
+        colour = ("tab:green", "tab:red", "tab:purple")[k % 3]  # as in Fig. S4
+        dos_ax.plot(ds["bulk_dos"].values[k], energy, lw=0.8, color=colour, label=f"bulk {name}")
     dos_ax.set(xlabel="DOS [1/meV]")
     dos_ax.legend(fontsize=7)
     return save_figure(fig, path)
