@@ -23,7 +23,7 @@ def import_parser(sub) -> None:
         description="Read the frames of a measured tilt series (DM3/DM4, Velox EMD, TIFF, "
         "MRC or netCDF; one file per tilt or one stack) and its nominal angles (a CSV or "
         "YAML table of stage alpha/beta or Euler triples), fit the detector noise, and "
-        "write RUN/tilt_series.nc and RUN/config.yaml; then run 'hpcaet run --out RUN' "
+        "write RUN/tilt_series.nc and RUN/config.yaml; then run 'hpcaet run --run RUN' "
         "(or the stages one by one). Microscope settings come "
         "from the files unless given here or in --config. See docs/real-data.md.",
     )
@@ -143,7 +143,7 @@ def cmd_import(args) -> int:
             series.attrs["dose"],
         )
     _print_outputs(args.out, outputs)
-    print(f"Next: hpcaet run --out {args.out}")
+    print(f"Next: hpcaet run --run {args.out}")
     return 0
 
 

@@ -272,11 +272,10 @@ def check_stages(
                 _check_fresh(run_dir, name, group, config)
             if not any(f in made or (Path(run_dir) / f).exists() for f in group):
                 maker = next(s.name for s in STAGES.values() if group[0] in s.outputs)
-                option = "--out" if maker == "simulate" else "--run"
                 raise HpcaetError(
                     f"stage {name} needs {' or '.join(group)} in {run_dir}, which is not "
                     f"there and no earlier stage of this run makes it; run 'hpcaet {maker} "
-                    f"{option} {run_dir}' first (or 'hpcaet import' for measured frames), or "
+                    f"--run {run_dir}' first (or 'hpcaet import' for measured frames), or "
                     f"add {maker} to --stages."
                 )
         made.update(stage.outputs)
@@ -294,7 +293,7 @@ def _check_fresh(run_dir, name: str, group: tuple[str, ...], config: Config) -> 
             raise HpcaetError(
                 f"{path} was made by stage {maker.name} under another config than this "
                 f"run's, so stage {name} would read a stale input. Rebuild it with this "
-                f"config ('hpcaet run --config CONFIG --out {run_dir} --stages "
+                f"config ('hpcaet run --config CONFIG --run {run_dir} --stages "
                 f"{maker.name},{name}'), or run {name} with the config it was made with "
                 f"({Path(run_dir) / 'config.yaml'})."
             )

@@ -144,8 +144,7 @@ def test_bad_runs_are_refused_before_anything_starts(argv, message, tmp_path, ca
     bad.write_text("imaging:\n  angles: []\n")
     run = tmp_path / "run"
     argv = [str(bad) if a == "BAD" else a for a in argv]
-    option = "--run" if argv[0] == "reconstruct" else "--out"
-    assert main([*argv, option, str(run)]) == 2
+    assert main([*argv, "--run", str(run)]) == 2
     assert message in caplog.text
     assert not run.exists()
 

@@ -55,7 +55,7 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
     top.set_title(f"atom model (R1 {r1:.3f}, R {r:.3f})")
     # below the panel, so that it covers no atom
     top.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=4, fontsize=8)
-    side.set_title("side view")
+    side.set_title("side view (z axis stretched)")
     return save_figure(fig, path)
 
 

@@ -94,7 +94,7 @@ def load_projections(
         if not path.exists():
             raise DatasetNotFoundError(
                 f"{path} does not exist; reconstruct.inputs: truth needs a simulated run "
-                f"(hpcaet simulate --out {run.root})."
+                f"(hpcaet simulate --run {run.root})."
             )
         ds = read_dataset(path)
         missing = [v for v in ("clean_images", "true_offset", "true_euler") if v not in ds]

@@ -88,7 +88,7 @@ def read_atom_model(run) -> tuple[xr.Dataset, str]:
             return read_dataset(path, kind="AtomModel"), name
     raise InputError(
         f"{run.root} has neither atoms.nc nor truth_atoms.nc; run 'hpcaet atoms --run "
-        f"{run.root}' (or 'hpcaet simulate --out {run.root}') first."
+        f"{run.root}' (or 'hpcaet simulate --run {run.root}') first."
     )
 
 
