@@ -125,6 +125,19 @@ def _parser() -> argparse.ArgumentParser:
         "--config", default=None, help="YAML config, or a packaged one by name (demo, paper)"
     )
     config.set_defaults(func=_cmd_config)
+    jobs = sub.add_parser(
+        "jobs",
+        help="write the SLURM job scripts of a config (sizes from its parallel section)",
+        description="Write local_workers.sbatch and pipeline.sbatch for a config: CPUs and "
+        "memory from its parallel section (workers, threads_per_worker, memory_limit), "
+        "and the activation of this Python environment (or of the cluster profile's "
+        "job_script_prologue). See docs/cluster.md.",
+    )
+    jobs.add_argument(
+        "--config", required=True, help="YAML config, or a packaged one by name (demo, paper)"
+    )
+    jobs.add_argument("--out", required=True, help="folder of the job scripts, e.g. jobs/mine")
+    jobs.set_defaults(func=_cmd_jobs)
 
     from hpcaet.pipeline import STAGES
 
@@ -414,6 +427,14 @@ def _cmd_info(args) -> int:
         if var.attrs:
             text = "; ".join(f"{k}: {v}" for k, v in var.attrs.items())
             print(f"  {name} -> {text}")
+    return 0
+
+
+def _cmd_jobs(args) -> int:
+    from hpcaet.parallel.jobs import write_jobs
+
+    for path in write_jobs(_load(args.config, args), args.out):
+        print(path)
     return 0
 
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hpcaet.config import load_config
+from hpcaet.parallel.jobs import JOB_TEMPLATES, render_job, write_jobs
+
 REPO = Path(__file__).resolve().parents[2]
 JOBS = REPO / "jobs"
 TEMPLATES = ["pipeline.sbatch", "local_workers.sbatch", "mpi.sbatch", "scaling.sbatch"]
@@ -46,7 +49,7 @@ def test_templates_are_bash_with_their_directives_first(name):
 
 def test_template_resources():
     assert _directives(JOBS / "pipeline.sbatch")["--cpus-per-task"] == "2"
-    assert _directives(JOBS / "local_workers.sbatch")["--mem"] == "64G"
+    assert _directives(JOBS / "local_workers.sbatch")["--mem-per-cpu"] == "5G"  # 4 GB + 1
     mpi = _directives(JOBS / "mpi.sbatch")
     assert mpi["--ntasks"] == "4" and mpi["--output"] == "hpcaet-mpi-%j.log"
     scaling = _directives(JOBS / "scaling.sbatch")
@@ -135,3 +138,59 @@ def test_slurm_script_documents_slurm_conf():
     assert "export SLURM_CONF=DIR/slurm.conf" in text
     assert "pkill" not in text and "killall" not in text
     assert ".ci/slurm.sh down DIR" in text
+
+
+@pytest.mark.parametrize("name", JOB_TEMPLATES)
+def test_the_job_templates_are_rendered_from_the_defaults(name):
+    # consistent by construction: jobs/ holds what `hpcaet jobs` writes for the defaults
+    assert (JOBS / name).read_text() == render_job(name, load_config(), environment=None)
+
+
+@pytest.mark.parametrize(
+    ("workers", "threads", "limit"), [(2, 1, "4GB"), (32, 1, "4GB"), (8, 4, "6GB"), (3, 2, "1GB")]
+)
+def test_a_local_workers_job_holds_the_memory_of_its_workers(workers, threads, limit, tmp_path):
+    config = load_config(
+        overrides={
+            "parallel": {"workers": workers, "threads_per_worker": threads, "memory_limit": limit}
+        }
+    )
+    (path,) = [p for p in write_jobs(config, tmp_path) if p.name == "local_workers.sbatch"]
+    directives = _directives(path)
+    cpus = int(directives["--cpus-per-task"])
+    assert cpus == workers * threads
+    per_cpu = float(directives["--mem-per-cpu"].removesuffix("G"))
+    for asked in (cpus, 32, 64):  # also when sbatch --cpus-per-task=N changes the size
+        n_workers = asked // threads
+        assert asked * per_cpu >= n_workers * float(limit.removesuffix("GB")), asked
+    assert f"WORKERS=$(( ${{SLURM_CPUS_PER_TASK:-{threads}}} / {threads} ))" in path.read_text()
+    subprocess.run(["bash", "-n", str(path)], check=True)
+
+
+def test_rendered_jobs_activate_the_environment(monkeypatch, tmp_path):
+    config = load_config()
+    monkeypatch.setattr(sys, "prefix", "/opt/venvs/hpcaet")  # as in a virtual environment
+    text = render_job("pipeline.sbatch", config)
+    assert "source /opt/venvs/hpcaet/bin/activate" in text
+    assert text.index("activate") < text.index('python -c "import hpcaet"')
+    assert text.index('python -c "import hpcaet"') < text.index("python -m hpcaet.cli run")
+    # a cluster profile's prologue: the driver runs what its worker jobs run
+    profile = tmp_path / "site.yaml"
+    profile.write_text(
+        "job_script_prologue: [module load python/3.11, source ~/env/bin/activate]\n"
+    )
+    config = load_config(overrides={"parallel": {"slurm": {"profile": str(profile)}}})
+    text = render_job("local_workers.sbatch", config)
+    assert "module load python/3.11\nsource ~/env/bin/activate\n" in text
+
+
+def test_jobs_command_writes_executable_scripts(tmp_path, capsys):
+    from hpcaet.cli import main
+
+    assert main(["jobs", "--config", "demo", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    for name in JOB_TEMPLATES:
+        path = tmp_path / name
+        assert str(path) in printed
+        assert os.access(path, os.X_OK)
+        subprocess.run(["bash", "-n", str(path)], check=True)
