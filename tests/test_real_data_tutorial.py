@@ -102,7 +102,7 @@ def test_the_tutorial_imports_files_without_truth(tutorial):
 
 def test_imported_chain_scores_like_the_native_chain(tutorial):
     truth = read_dataset(tutorial / "sim" / "truth_atoms.nc", kind="AtomModel")
-    _run(f"hpcaet run --out sim --stages {CHAIN}", tutorial)
+    _run(f"hpcaet run --run sim --stages {CHAIN}", tutorial)
     native = _scores(tutorial / "sim", truth)
     imported = _scores(tutorial / "runs" / "flake", truth)
     _assert_scores_alike(native, imported)
@@ -122,13 +122,13 @@ def test_paper_scale_round_trip(tmp_path):
         "export_frames(read_dataset('sim/tilt_series.nc'), 'files', gain=2.5, offset=10)"
     )
     for command in (
-        "hpcaet simulate --config paper200.yaml --out sim --no-cluster",
+        "hpcaet simulate --config paper200.yaml --run sim --no-cluster",
         f'python -c "{export}"',
         "hpcaet import --angles files/angles.csv --run imported --config paper200.yaml "
         "--voltage 60 "
         "--convergence-angle 38 --detector-angles 50 210 --offset 10",
-        f"hpcaet run --out imported --stages {CHAIN}",
-        f"hpcaet run --out sim --stages {CHAIN}",
+        f"hpcaet run --run imported --stages {CHAIN}",
+        f"hpcaet run --run sim --stages {CHAIN}",
     ):
         _run(command, tmp_path, timeout=2 * 3600)
     truth = read_dataset(tmp_path / "sim" / "truth_atoms.nc", kind="AtomModel")
