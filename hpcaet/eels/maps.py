@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike
 from scipy.ndimage import label
 from scipy.optimize import least_squares
 
-from hpcaet.eels.peaks import GaussianFit
+from hpcaet.eels.peaks import GaussianFit, _jacobian, _model
 from hpcaet.errors import InputError
 
 __all__ = ["PixelPeaks", "image_regions", "fit_pixel_peaks"]
@@ -134,11 +134,12 @@ def fit_pixel_peaks(
         p0 = np.column_stack([f.centre, f.width, f.height]).ravel()
 
         def resid(p, e=e, y=y, w=w, m=m):
-            q = p.reshape(m, 3)
-            model = np.sum(q[:, 2:3] * np.exp(-0.5 * ((e - q[:, 0:1]) / q[:, 1:2]) ** 2), 0)
-            return (model - y) * w
+            return (_model(p, e, m, False) - y) * w
 
-        res = least_squares(resid, p0, method="lm", max_nfev=max_evaluations)
+        def jac(p, e=e, w=w, m=m):
+            return _jacobian(p, e, m, False) * w[:, None]
+
+        res = least_squares(resid, p0, jac=jac, method="lm", max_nfev=max_evaluations)
         if res.status <= 0 or not np.all(np.isfinite(res.x)):
             continue
         dof = max(e.size - p0.size, 1)

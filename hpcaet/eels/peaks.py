@@ -38,7 +38,10 @@ class GaussianFit:
     Attributes
     ----------
     centre, centre_error : ndarray of shape (n_peaks,)
-        Peak centre and its standard error [meV].
+        Peak centre and its standard error [meV]: the larger of ``s (JᵀJ)⁻¹ᐟ²`` (``s²``
+        at least 1 when the noise is given) and the distance to the same peak of any
+        other local minimum found within Δχ² ≤ 1 (in units of ``s²``), which lies inside
+        the 1σ confidence region too.
     width, width_error : ndarray of shape (n_peaks,)
         Standard deviation σ of each Gaussian and its error [meV] (FWHM = 2.355 σ).
     height, height_error : ndarray of shape (n_peaks,)
@@ -434,6 +437,11 @@ def fit_gaussians(
     dof = e.size - n_par
     rss = float(np.sum(res.fun**2))
     s2 = rss / dof
+    if noise is not None:
+        # With the Poisson noise given, χ²/dof below 1 means channels whose noise was
+        # smoothed (the sub-channel shifts of the ZLP alignment interpolate neighbours)
+        # and made correlated, not a better measurement: never claim less than Poisson.
+        s2 = max(s2, 1.0)
     jtj = res.jac.T @ res.jac
     try:
         cov = np.linalg.inv(jtj) * s2
