@@ -41,12 +41,11 @@ from hpcaet.phonons.participation import (
     interface_weights,
     participation_ratio,
 )
-from hpcaet.phonons.reference import crystallographic_cell
+from hpcaet.phonons.reference import crystallographic_cell, ideal_strip
 from hpcaet.phonons.supercell import (
     StitchedCell,
     VirtualLattice,
     check_distances,
-    ideal_strip,
     interface_distances,
     stitch_supercell,
     virtual_lattice,

@@ -12,13 +12,14 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from ase import Atoms
 
-from hpcaet.errors import ConvergenceError
+from hpcaet.errors import ConvergenceError, InputError
 from hpcaet.phonons.calculators import CalculatorSpec
 from hpcaet.phonons.driver import _calculator
-from hpcaet.phonons.supercell import StitchedCell, ideal_strip
+from hpcaet.phonons.supercell import StitchedCell
 
-__all__ = ["crystallographic_cell"]
+__all__ = ["crystallographic_cell", "ideal_strip"]
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +79,61 @@ def crystallographic_cell(
         opt.nsteps,
     )
     return ideal
+
+
+def ideal_strip(
+    parts: list[tuple[str, str, float, float, int]],
+    *,
+    lattice_constant: float,
+    width: int,
+    vacuum: float = 20.0,
+) -> StitchedCell:
+    """A perfect 2H strip, periodic, of one material or of materials side by side.
+
+    Parameters
+    ----------
+    parts : list of (metal, chalcogen, row_spacing, chalcogen_height, rows)
+        Each material in turn along ``y``: its metal rows' spacing and the height of
+        its chalcogens above and below the metal plane [Å].
+    lattice_constant : float
+        Period along the zigzag direction ``x``, common to all parts (coherent) [Å].
+    width : int
+        Periods along ``x``.
+    vacuum : float, default 20
+        [Å].
+
+    Returns
+    -------
+    StitchedCell
+        With an interface at every change of material (and at the seam when the last
+        part differs from the first).
+    """
+    a = float(lattice_constant)
+    symbols, xyz, row, interfaces = [], [], [], []
+    y, r = 0.0, 0
+    for p, (metal, chalcogen, h, t, n_rows) in enumerate(parts):
+        if p > 0 or (len(parts) > 1 and parts[-1][:2] != parts[0][:2]):
+            interfaces.append(y - h / 6.0)
+        for _ in range(n_rows):
+            for k in range(width):
+                x = (r * a / 2.0 + k * a) % (width * a)
+                symbols += [metal, chalcogen, chalcogen]
+                xyz += [[x, y, 0.0], [x + a / 2.0, y + h / 3.0, t], [x + a / 2.0, y + h / 3.0, -t]]
+                row += [r, r, r]
+            y += h
+            r += 1
+    if r % 2:
+        raise InputError(f"an ideal strip needs an even number of rows; got {r}.")
+    height = 2 * max(part[3] for part in parts) + vacuum
+    xyz = np.asarray(xyz) + [0.0, parts[0][2] / 6.0, height / 2.0]
+    atoms = Atoms(symbols=symbols, positions=xyz, cell=np.diag([width * a, y, height]), pbc=True)
+    atoms.wrap()
+    return StitchedCell(
+        atoms=atoms,
+        source_index=np.full(len(atoms), -1),
+        row=np.asarray(row),
+        interfaces=np.asarray(interfaces) + parts[0][2] / 6.0 if interfaces else np.zeros(0),
+        width=width,
+        rows=r,
+        lattice_constant=a,
+    )

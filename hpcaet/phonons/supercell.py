@@ -39,7 +39,6 @@ __all__ = [
     "check_distances",
     "virtual_lattice",
     "interface_distances",
-    "ideal_strip",
 ]
 
 log = logging.getLogger(__name__)
@@ -172,11 +171,99 @@ def stitch_supercell(
     su, sn = rel @ u, rel @ n
     h = a * np.sqrt(3.0) / 2.0
     is_metal = np.isin(species, METALS)
-    near = is_metal & (np.abs(sn) < 2 * h)
-    centre = su[near][np.argmin(np.abs(su[near]))]
-    lo_u = centre - a / 4.0
-    band = (su >= lo_u) & (su < lo_u + width * a)
-    a = _period_along(su, sn, band & is_metal, is_metal, a)
+    is_site = np.isin(species, METALS + CHALCOGENS + (VACANCY,))
+    # strip positions: metals next to the interface, nearest the segment's middle first
+    near = is_metal & (np.abs(sn) < 2 * h) & (np.abs(su) <= lengths[k] / 2)
+    order = np.argsort(np.abs(su[near]))
+    candidates = np.column_stack([su[near][order], sn[near][order]])
+    failures = []
+    for centre, centre_n in candidates:
+        try:
+            idx, unit, cut_lo, cut_hi, lo_u, a = _strip_at(
+                centre,
+                centre_n,
+                su,
+                sn,
+                species,
+                is_metal,
+                is_site,
+                interface.spacing,
+                rows,
+                width,
+            )
+            keep = species[idx] != VACANCY
+            kept, unit = idx[keep], unit[keep]
+            z, tilt, shear = _level(pos, su, sn, kept, unit, is_metal, (lo_u, width * a), h)
+            height = float(np.ptp(z)) + vacuum
+            xyz = np.column_stack([su[kept] - lo_u, sn[kept] - cut_lo, z + height / 2.0])
+            atoms = Atoms(
+                symbols=species[kept].tolist(),
+                positions=xyz,
+                cell=np.diag([width * a, cut_hi - cut_lo, height]),
+                pbc=True,
+            )
+            check_distances(atoms, min_distance=min_distance)
+            break
+        except InputError as exc:
+            failures.append(str(exc))
+    else:
+        raise InputError(
+            f"no position along the zigzag segment ({len(candidates)} tried) gives a usable "
+            f"strip; nearest its middle: {failures[0] if failures else 'no metal near it'}"
+        )
+    if failures:
+        log.warning(
+            "phonons: strip placed %.1f Å from the segment's middle; %d nearer positions "
+            "failed, e.g.: %s",
+            abs(centre),
+            len(failures),
+            failures[0],
+        )
+    log.info(
+        "phonons: stitched cell of %d atoms (%d vacancies dropped), %.2f x %.2f Å, zigzag "
+        "segment %.1f Å long; the sheet's tilt along the interface (up to %.1f deg per row) "
+        "and a shear of %.1f deg across it removed, so the cell is periodic",
+        len(atoms),
+        len(idx) - len(kept),
+        width * a,
+        cut_hi - cut_lo,
+        lengths[k],
+        tilt,
+        shear,
+    )
+    return StitchedCell(
+        atoms=atoms,
+        source_index=kept,
+        row=unit,
+        interfaces=np.array([0.0, -cut_lo]),
+        width=width,
+        rows=rows,
+        lattice_constant=a,
+    )
+
+
+def _strip_at(centre, centre_n, su, sn, species, is_metal, is_site, spacing, rows, width):
+    """The strip whose first metal column runs through the metal at ``(centre, centre_n)``.
+
+    Each unit (a metal row and its chalcogen layer) is cut between the widest atom-free
+    gaps below its metal row and the next, and takes the ``width`` periods along ``u``
+    starting a quarter period before its own column, which is followed from row to row:
+    a lattice that turns or strains along the strip keeps whole periods in every row.
+
+    Returns
+    -------
+    idx, unit : ndarray of int
+        Sites of the strip and their unit, 0 at the lower cut.
+    cut_lo, cut_hi : float
+        The cuts along ``n`` [Å].
+    lo_u : float
+        Start of unit 0's window along ``u`` [Å].
+    period : float
+        Metal spacing along ``u`` at the strip [Å].
+    """
+    a = spacing
+    h = a * np.sqrt(3.0) / 2.0
+    band = np.abs(su - centre - width * a / 2.0) < width * a / 2.0 + a / 2.0
     row_n = _metal_rows(sn[band & is_metal], h)
     half = rows // 2
     below, above = row_n[row_n < 0], row_n[row_n >= 0]
@@ -187,45 +274,29 @@ def stitch_supercell(
             f"{half + 1} on each (phonons.rows = {rows}, plus one to cut at). Lower "
             "phonons.rows or use a larger field."
         )
-    first, after = below[-half], above[half]
-    is_site = np.isin(species, METALS + CHALCOGENS + (VACANCY,))
-    cut_lo = _cut(sn[band & is_site], first, h)
-    cut_hi = _cut(sn[band & is_site], after, h)
-    take = band & is_site & (sn >= cut_lo) & (sn < cut_hi)
-    idx = np.flatnonzero(take)
-    _check_rows(sn[idx], species[idx], cut_lo, h, rows, width)
-    kept = idx[species[idx] != VACANCY]
-    length = cut_hi - cut_lo
-    unit = _unit_rows(sn[kept] - cut_lo, species[kept], h, rows)
-    z = _level(pos, su, sn, kept, unit, is_metal, (lo_u, width * a), h)
-    height = float(np.ptp(z)) + vacuum
-    xyz = np.column_stack([su[kept] - lo_u, sn[kept] - cut_lo, z + height / 2.0])
-    atoms = Atoms(
-        symbols=species[kept].tolist(),
-        positions=xyz,
-        cell=np.diag([width * a, length, height]),
-        pbc=True,
-    )
-    cell = StitchedCell(
-        atoms=atoms,
-        source_index=kept,
-        row=unit,
-        interfaces=np.array([0.0, -cut_lo]),
-        width=width,
-        rows=rows,
-        lattice_constant=a,
-    )
-    log.info(
-        "phonons: stitched cell of %d atoms (%d vacancies dropped), %.2f x %.2f Å, "
-        "zigzag segment %.1f Å long",
-        len(atoms),
-        len(idx) - len(kept),
-        width * a,
-        length,
-        lengths[k],
-    )
-    check_distances(atoms, min_distance=min_distance)
-    return cell
+    chosen = np.concatenate([below[-half:], above[: half + 1]])
+    cuts = [_cut(sn[band & is_site], r, h) for r in chosen]
+    a = _period_along(su, sn, band & is_metal, is_metal, a)
+    start = int(np.argmin(np.abs(chosen[:-1] - centre_n)))  # the row of the centre metal
+    column = {start: centre}
+    for r in list(range(start + 1, rows)) + list(range(start - 1, -1, -1)):
+        prev = r - 1 if r > start else r + 1
+        in_row = band & is_metal & (np.abs(sn - chosen[r]) < 0.5 * h)
+        expected = column[prev] + a / 2.0
+        shift = np.mod(su[in_row] - expected + a / 2.0, a) - a / 2.0  # nearest column
+        column[r] = expected + (shift[np.argmin(np.abs(shift))] if shift.size else 0.0)
+    idx, unit = [], []
+    for r in range(rows):
+        lo = column[r] - a / 4.0 - (r - start) % 2 * a / 2.0
+        lo += np.round((centre - a / 4.0 - lo) / a) * a  # the same periods as unit 0's
+        sel = np.flatnonzero(
+            is_site & (sn >= cuts[r]) & (sn < cuts[r + 1]) & (su >= lo) & (su < lo + width * a)
+        )
+        idx.append(sel)
+        unit.append(np.full(sel.size, r))
+    idx, unit = np.concatenate(idx), np.concatenate(unit)
+    _check_rows(species[idx], unit, rows, width)
+    return idx, unit, cuts[0], cuts[-1], centre - a / 4.0, a
 
 
 def _frame(interface, k, pos, species, inside):
@@ -275,8 +346,8 @@ def _cut(sn: np.ndarray, row: float, h: float) -> float:
     return float(0.5 * (values[i] + values[i + 1]))
 
 
-def _level(pos, su, sn, kept, unit, is_metal, span, h) -> np.ndarray:
-    """Heights of the kept atoms, sheared so the cell is periodic [Å].
+def _level(pos, su, sn, kept, unit, is_metal, span, h):
+    """Heights of the kept atoms, sheared so the cell is periodic [Å]; tilt, shear [deg].
 
     Per metal row, the sheet's tilt along ``u`` (fitted to the row's metals over the
     strip and one period beyond) is removed; then a linear shear along ``n`` makes the
@@ -298,30 +369,21 @@ def _level(pos, su, sn, kept, unit, is_metal, span, h) -> np.ndarray:
         ys.append(centre)
     shear = (means[-1] - means[0]) / (ys[-1] - ys[0])
     z -= shear * (sn[kept] - ys[0])
-    log.info(
-        "phonons: removed the sheet's tilt along the interface (up to %.1f deg per row) and "
-        "a shear of %.1f deg across it, so the cell is periodic",
-        np.max(np.abs(tilts)),
-        np.degrees(np.arctan(shear)),
-    )
-    return z - z.mean()
+    return z - z.mean(), float(np.max(np.abs(tilts))), float(np.degrees(np.arctan(shear)))
 
 
-def _unit_rows(y: np.ndarray, species: np.ndarray, h: float, rows: int) -> np.ndarray:
+def _check_rows(species, unit, rows, width) -> None:
     metal = np.isin(species, METALS)
-    offset = np.median(np.mod(y[metal], h))
-    return np.clip(np.floor((y - offset + 0.5 * h) / h).astype(int), 0, rows - 1)
-
-
-def _check_rows(sn, species, cut_lo, h, rows, width) -> None:
-    metal = np.isin(species, METALS)
-    n_metal, n_chalc = int(metal.sum()), int((~metal).sum())
-    if n_metal != rows * width or n_chalc != 2 * rows * width:
+    n_metal = np.bincount(unit[metal], minlength=rows)
+    n_other = np.bincount(unit[~metal], minlength=rows)
+    bad = np.flatnonzero((n_metal != width) | (n_other != 2 * width))
+    if bad.size:
+        r = int(bad[0])
         raise InputError(
-            f"the strip across the zigzag interface holds {n_metal} metal and {n_chalc} "
-            f"chalcogen/vacancy sites; a strip of {rows} rows x {width} periods needs "
-            f"{rows * width} and {2 * rows * width}. The lattice bends too much along the "
-            "strip, or sites are missing from the model: lower phonons.rows or phonons.width."
+            f"the strip across the zigzag interface has {n_metal[r]} metal and {n_other[r]} "
+            f"chalcogen/vacancy sites in row {r} (of {rows}); each row of {width} periods needs "
+            f"{width} and {2 * width}. Sites are missing from the model there, or the lattice "
+            "is too distorted: lower phonons.rows or phonons.width."
         )
 
 
@@ -423,62 +485,4 @@ def virtual_lattice(cell: StitchedCell) -> VirtualLattice:
     primitive = np.array([[a, 0.0, 0.0], [a / 2.0, h, 0.0], [0.0, 0.0, c]])
     return VirtualLattice(
         supercell_matrix=smat, primitive=primitive, ideal_positions=frac, atom_mapping=mapping
-    )
-
-
-def ideal_strip(
-    parts: list[tuple[str, str, float, float, int]],
-    *,
-    lattice_constant: float,
-    width: int,
-    vacuum: float = 20.0,
-) -> StitchedCell:
-    """A perfect 2H strip, periodic, of one material or of materials side by side.
-
-    Parameters
-    ----------
-    parts : list of (metal, chalcogen, row_spacing, chalcogen_height, rows)
-        Each material in turn along ``y``: its metal rows' spacing and the height of
-        its chalcogens above and below the metal plane [Å].
-    lattice_constant : float
-        Period along the zigzag direction ``x``, common to all parts (coherent) [Å].
-    width : int
-        Periods along ``x``.
-    vacuum : float, default 20
-        [Å].
-
-    Returns
-    -------
-    StitchedCell
-        With an interface at every change of material (and at the seam when the last
-        part differs from the first).
-    """
-    a = float(lattice_constant)
-    symbols, xyz, row, interfaces = [], [], [], []
-    y, r = 0.0, 0
-    for p, (metal, chalcogen, h, t, n_rows) in enumerate(parts):
-        if p > 0 or (len(parts) > 1 and parts[-1][:2] != parts[0][:2]):
-            interfaces.append(y - h / 6.0)
-        for _ in range(n_rows):
-            for k in range(width):
-                x = (r * a / 2.0 + k * a) % (width * a)
-                symbols += [metal, chalcogen, chalcogen]
-                xyz += [[x, y, 0.0], [x + a / 2.0, y + h / 3.0, t], [x + a / 2.0, y + h / 3.0, -t]]
-                row += [r, r, r]
-            y += h
-            r += 1
-    if r % 2:
-        raise InputError(f"an ideal strip needs an even number of rows; got {r}.")
-    height = 2 * max(part[3] for part in parts) + vacuum
-    xyz = np.asarray(xyz) + [0.0, parts[0][2] / 6.0, height / 2.0]
-    atoms = Atoms(symbols=symbols, positions=xyz, cell=np.diag([width * a, y, height]), pbc=True)
-    atoms.wrap()
-    return StitchedCell(
-        atoms=atoms,
-        source_index=np.full(len(atoms), -1),
-        row=np.asarray(row),
-        interfaces=np.asarray(interfaces) + parts[0][2] / 6.0 if interfaces else np.zeros(0),
-        width=width,
-        rows=r,
-        lattice_constant=a,
     )
