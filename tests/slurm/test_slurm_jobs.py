@@ -134,7 +134,14 @@ def test_local_workers_job_runs_a_local_cluster_of_its_cpus(slurm, tmp_path):
         str(tmp_path / "run"),
         "--stages",
         "simulate",
-        options=[*SMALL, "--cpus-per-task=2", f"--chdir={tmp_path}", "--output=node-%j.log"],
+        # the template asks memory per CPU (sbatch takes one of --mem and --mem-per-cpu)
+        options=[
+            "--mem-per-cpu=500M",
+            "--time=10",
+            "--cpus-per-task=2",
+            f"--chdir={tmp_path}",
+            "--output=node-%j.log",
+        ],
     )
     (record,) = slurm.wait(job)
     log = (tmp_path / f"node-{job}.log").read_text()
