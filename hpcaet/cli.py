@@ -114,30 +114,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--run", required=True, help="run directory")
     report.set_defaults(func=_cmd_report)
-    config = sub.add_parser(
-        "config",
-        help="print the resolved config of a run directory (or of --config), every setting",
-        description="Print the config a command would use, as YAML with every setting "
-        "(the defaults filled in): the run directory's config.yaml, or --config.",
-    )
-    config.add_argument("--run", default=None, help="run directory (its config.yaml)")
-    config.add_argument(
-        "--config", default=None, help="YAML config, or a packaged one by name (demo, paper)"
-    )
-    config.set_defaults(func=_cmd_config)
-    jobs = sub.add_parser(
-        "jobs",
-        help="write the SLURM job scripts of a config (sizes from its parallel section)",
-        description="Write local_workers.sbatch and pipeline.sbatch for a config: CPUs and "
-        "memory from its parallel section (workers, threads_per_worker, memory_limit), "
-        "and the activation of this Python environment (or of the cluster profile's "
-        "job_script_prologue). See docs/cluster.md.",
-    )
-    jobs.add_argument(
-        "--config", required=True, help="YAML config, or a packaged one by name (demo, paper)"
-    )
-    jobs.add_argument("--out", required=True, help="folder of the job scripts, e.g. jobs/mine")
-    jobs.set_defaults(func=_cmd_jobs)
+    from hpcaet.cli_tools import tools_parser
+
+    tools_parser(sub)  # hpcaet config, hpcaet jobs
 
     from hpcaet.pipeline import STAGES
 
@@ -427,33 +406,6 @@ def _cmd_info(args) -> int:
         if var.attrs:
             text = "; ".join(f"{k}: {v}" for k, v in var.attrs.items())
             print(f"  {name} -> {text}")
-    return 0
-
-
-def _cmd_jobs(args) -> int:
-    from hpcaet.parallel.jobs import write_jobs
-
-    for path in write_jobs(_load(args.config, args), args.out):
-        print(path)
-    return 0
-
-
-def _cmd_config(args) -> int:
-    import yaml
-
-    from hpcaet.config import config_to_dict
-
-    if args.config is None and args.run is None:
-        raise HpcaetError("hpcaet config needs --run RUN or --config CONFIG; got neither.")
-    path = args.config or Path(args.run) / "config.yaml"
-    if args.config is None and not Path(path).exists():
-        raise HpcaetError(
-            f"{path} not found: {args.run} is not a run directory (no config.yaml); give "
-            "the folder of a run, or --config CONFIG."
-        )
-    config = _load(path, args)
-    text = yaml.safe_dump(config_to_dict(config), sort_keys=False, default_flow_style=None)
-    print(text, end="")
     return 0
 
 
