@@ -193,13 +193,16 @@ def stitch_supercell(
             )
             keep = species[idx] != VACANCY
             kept, unit = idx[keep], unit[keep]
-            z, tilt, shear = _level(pos, su, sn, kept, unit, is_metal, (lo_u, width * a), h)
+            x, y, z, scale, tilt, shear = _flatten(
+                pos, su, sn, kept, unit, is_metal, (lo_u, width * a), h
+            )
             height = float(np.ptp(z)) + vacuum
-            xyz = np.column_stack([su[kept] - lo_u, sn[kept] - cut_lo, z + height / 2.0])
+            xyz = np.column_stack([x - lo_u, y - cut_lo, z - z.mean() + height / 2.0])
+            period = width * a * scale[0]
             atoms = Atoms(
                 symbols=species[kept].tolist(),
                 positions=xyz,
-                cell=np.diag([width * a, cut_hi - cut_lo, height]),
+                cell=np.diag([period, (cut_hi - cut_lo) * scale[1], height]),
                 pbc=True,
             )
             check_distances(atoms, min_distance=min_distance)
@@ -221,12 +224,12 @@ def stitch_supercell(
         )
     log.info(
         "phonons: stitched cell of %d atoms (%d vacancies dropped), %.2f x %.2f Å, zigzag "
-        "segment %.1f Å long; the sheet's tilt along the interface (up to %.1f deg per row) "
-        "and a shear of %.1f deg across it removed, so the cell is periodic",
+        "segment %.1f Å long; rows turned by their tilt along the interface (up to %.1f deg) "
+        "and the strip by %.1f deg across it, so the cell is periodic",
         len(atoms),
         len(idx) - len(kept),
-        width * a,
-        cut_hi - cut_lo,
+        atoms.cell[0, 0],
+        atoms.cell[1, 1],
         lengths[k],
         tilt,
         shear,
@@ -238,7 +241,7 @@ def stitch_supercell(
         interfaces=np.array([0.0, -cut_lo]),
         width=width,
         rows=rows,
-        lattice_constant=a,
+        lattice_constant=float(atoms.cell[0, 0]) / width,
     )
 
 
@@ -346,30 +349,52 @@ def _cut(sn: np.ndarray, row: float, h: float) -> float:
     return float(0.5 * (values[i] + values[i + 1]))
 
 
-def _level(pos, su, sn, kept, unit, is_metal, span, h):
-    """Heights of the kept atoms, sheared so the cell is periodic [Å]; tilt, shear [deg].
+def _flatten(pos, su, sn, kept, unit, is_metal, span, h):
+    """The kept atoms turned so that the cell is periodic, every row rigidly.
 
-    Per metal row, the sheet's tilt along ``u`` (fitted to the row's metals over the
-    strip and one period beyond) is removed; then a linear shear along ``n`` makes the
-    mean heights of the first and last metal rows equal. The ripple's curvature stays.
+    A periodic cell cannot follow the sheet's tilt. Each unit (metal row and its
+    chalcogens) is turned about the interface direction's normal in the ``(u, z)``
+    plane by its own tilt (fitted to the row's metals over the strip and one period
+    beyond), then the whole strip about ``u`` in the ``(n, z)`` plane so that its first
+    and last metal rows lie at one height. Rotations keep every distance within a row;
+    bonds between rows change only by the difference of neighbouring rows' tilts.
+
+    Returns
+    -------
+    x, y, z : ndarray of shape (n_kept,)
+        Turned coordinates along ``u``, ``n`` and out of plane [Å].
+    scale : tuple of 2 float
+        Factors of the period along ``u`` (the projected spacing over cos tilt) and of
+        the length along ``n`` (over cos of the turn across).
+    tilt, turn : float
+        Largest tilt of a row, and the turn across [deg].
     """
     lo, w = span
     mid = lo + w / 2.0
-    z = pos[kept, 2].copy()
+    x, y, z = su[kept].copy(), sn[kept].copy(), pos[kept, 2].copy()
     metal_kept = is_metal[kept]
-    tilts, means, ys = [], [], []
-    for r in np.unique(unit):
-        in_row = unit == r
-        centre = sn[kept][in_row & metal_kept].mean()
+    rows = np.unique(unit)
+    centres = np.array([y[(unit == r) & metal_kept].mean() for r in rows])
+    slopes = []
+    for centre in centres:
         near = is_metal & (np.abs(sn - centre) < 0.25 * h) & (np.abs(su - mid) < w / 2 + w)
-        slope = np.polyfit(su[near] - mid, pos[near, 2], 1)[0] if near.sum() >= 2 else 0.0
-        z[in_row] -= slope * (su[kept][in_row] - mid)
-        tilts.append(np.degrees(np.arctan(slope)))
-        means.append(z[in_row & metal_kept].mean())
-        ys.append(centre)
-    shear = (means[-1] - means[0]) / (ys[-1] - ys[0])
-    z -= shear * (sn[kept] - ys[0])
-    return z - z.mean(), float(np.max(np.abs(tilts))), float(np.degrees(np.arctan(shear)))
+        slopes.append(np.polyfit(su[near] - mid, pos[near, 2], 1)[0] if near.sum() >= 2 else 0)
+    smooth = np.arctan(slopes)
+    tilts, heights = [], []
+    for r, theta in zip(rows, smooth, strict=True):
+        in_row = unit == r
+        z0 = z[in_row & metal_kept].mean()
+        du, dz = x[in_row] - mid, z[in_row] - z0
+        x[in_row] = mid + du * np.cos(theta) + dz * np.sin(theta)
+        z[in_row] = z0 - du * np.sin(theta) + dz * np.cos(theta)
+        tilts.append(theta)
+        heights.append(z[in_row & metal_kept].mean())
+    phi = np.arctan2(heights[-1] - heights[0], centres[-1] - centres[0])
+    dn, dz = y - centres[0], z - heights[0]
+    y = centres[0] + dn * np.cos(phi) + dz * np.sin(phi)
+    z = heights[0] - dn * np.sin(phi) + dz * np.cos(phi)
+    scale = (float(np.mean(1.0 / np.cos(tilts))), float(1.0 / np.cos(phi)))
+    return x, y, z, scale, float(np.degrees(np.max(np.abs(tilts)))), float(np.degrees(phi))
 
 
 def _check_rows(species, unit, rows, width) -> None:
