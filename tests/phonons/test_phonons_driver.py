@@ -112,7 +112,8 @@ MPI_SCRIPT = textwrap.dedent(
 
 @pytest.mark.mpi
 def test_mpi_run_equals_serial_run(tmp_path):
-    pytest.importorskip("mpi4py")
+    for name in ("mpi4py", "lammps"):
+        pytest.importorskip(name)
     mpiexec = shutil.which("mpiexec")
     if mpiexec is None:
         pytest.skip("no mpiexec on PATH (pip install mpich)")

