@@ -1,10 +1,13 @@
 """Spatially resolved vibrational EELS (the paper's Methods and Table S3).
 
 Read spectra (:func:`read_spectra`), align their zero-loss peaks
-(:func:`align_zero_loss`), subtract a two-window power-law background
-(:func:`fit_power_law`), cluster them by k-means with the correlation distance
-(:func:`correlation_kmeans`, :func:`contiguous_regions`) and fit Gaussians to each
-group's mean (:func:`fit_gaussians`); :func:`analyse_spectra` chains these on arrays and
+(:func:`align_zero_loss`), subtract a power-law background fitted on two or more windows
+(:func:`fit_power_law`; Poisson maximum likelihood by default, log-log, two-area or
+least squares), cluster them by k-means with the correlation distance
+(:func:`correlation_kmeans`; regions by :func:`contiguous_regions` along a line scan or
+:func:`image_regions` in a spectrum image), fit Gaussians to each group's mean
+(:func:`fit_gaussians`, deterministic starts, calibrated errors) and each spectrum
+(:func:`fit_pixel_peaks`, for maps); :func:`analyse_spectra` chains these on arrays and
 :func:`analyse_eels` on Datasets. :func:`synthetic_line_scan` makes test scans with a
 known answer.
 """
