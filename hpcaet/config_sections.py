@@ -79,6 +79,7 @@ class MultisliceConfig:
     prism_interpolation: int
     projection: str
     incoherent_sigma: float
+    compare_crop: int
 
     def settings(self):
         """The numerics as :class:`hpcaet.forward.adf.ADFSettings`."""
@@ -172,10 +173,11 @@ class ImagingConfig:
             from hpcaet.errors import InputError
             from hpcaet.forward.adf import check_adf
 
-            if self.multislice.incoherent_sigma < 0:
+            if self.multislice.incoherent_sigma < 0 or self.multislice.compare_crop < 0:
                 raise ConfigError(
-                    "imaging.multislice.incoherent_sigma must be >= 0 [Å]; got "
-                    f"{self.multislice.incoherent_sigma}."
+                    "imaging.multislice.incoherent_sigma [Å] and compare_crop [pixel] must "
+                    f"be >= 0; got {self.multislice.incoherent_sigma} and "
+                    f"{self.multislice.compare_crop}."
                 )
             try:
                 check_adf(self.optics(), self.multislice.settings(), step=self.pixel_size)

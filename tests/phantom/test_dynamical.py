@@ -104,3 +104,16 @@ def test_a_killed_run_resumes_from_its_tiles(series):
     # new folder, gives the same series bit for bit
     fresh = simulate_tilt_series(model, config, checkpoints=store.parent / "fresh")
     np.testing.assert_array_equal(fresh["frames"].values, dynamical["frames"].values)
+
+
+def test_the_demo_check_draws_one_crop_both_ways(series, tmp_path):
+    from hpcaet.phantom.compare import compare_image_models, plot_comparison
+
+    config, model, *_ = series
+    result = compare_image_models(model, config, crop=16, euler=np.array([0.0, 20.0, 5.0]))
+    assert result.linear.shape == result.dynamical.shape == (16, 16)
+    # the same atoms in the same places, the multislice total within 20 % of the
+    # linear one (its cross-sections are single-atom multislice values)
+    assert result.correlation > 0.9 and 0.8 < result.signal_ratio < 1.2
+    assert 0 < result.difference < 0.6
+    assert plot_comparison(result, tmp_path / "check.png").stat().st_size > 10_000
