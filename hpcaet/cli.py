@@ -137,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
             help="config to use instead of the run directory's config.yaml",
         )
         _cluster_options(sp)
+        if name == "dynamic":
+            sp.add_argument(
+                "--atoms",
+                default=None,
+                help="comma-separated sites to scan, each a flagged outlier (sets "
+                "dynamic.atoms; default: every flagged outlier)",
+            )
         sp.set_defaults(func=_cmd_stage, stage=name)
 
     _eels_parser(sub)
@@ -313,7 +320,20 @@ def _load(config_path, args):
     overrides = {}
     if getattr(args, "workers", None) is not None:
         overrides["parallel"] = {"workers": args.workers}
+    if getattr(args, "stage", None) == "dynamic":  # asked for by name: it runs
+        overrides["dynamic"] = {"enabled": True}
+        if args.atoms:
+            overrides["dynamic"]["atoms"] = _atom_list(args.atoms)
     return load_config(config_path, overrides=overrides)
+
+
+def _atom_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise HpcaetError(
+            f"--atoms must be comma-separated site indices, e.g. 12,40; got {text!r}."
+        ) from None
 
 
 def _run(config, args, stages):

@@ -27,6 +27,7 @@ import yaml
 
 from hpcaet.config_analysis import (
     AtomsConfig,
+    DynamicConfig,
     EelsConfig,
     EelsSyntheticConfig,
     StructureConfig,
@@ -55,6 +56,7 @@ __all__ = [
     "PreprocessConfig",
     "ReconstructConfig",
     "AtomsConfig",
+    "DynamicConfig",
     "StructureConfig",
     "EelsConfig",
     "EelsSyntheticConfig",
@@ -83,6 +85,7 @@ class Config:
     preprocess: PreprocessConfig
     reconstruct: ReconstructConfig
     atoms: AtomsConfig
+    dynamic: DynamicConfig
     structure: StructureConfig
     eels: EelsConfig
     phonons: PhononsConfig

@@ -101,6 +101,36 @@ class AtomsConfig:
 
 
 @dataclass(frozen=True)
+class DynamicConfig:
+    """Dynamic refinement of outlier atoms by multislice R1 scans (hpcaet.atoms.dynamic)."""
+
+    enabled: bool
+    species: tuple[str, ...]
+    atoms: tuple[int, ...]
+    half_width: tuple[float, float, float]
+    step: tuple[float, float, float]
+    crop: int
+    patch_radius: float
+
+    def __post_init__(self):
+        _positive(self, "crop", "patch_radius")
+        if any(not h >= 0 for h in self.half_width) or any(not s > 0 for s in self.step):
+            raise ConfigError(
+                f"dynamic.half_width must be >= 0 and dynamic.step > 0 [Å] (x, y, z); got "
+                f"{list(self.half_width)} and {list(self.step)}."
+            )
+        for h, s in zip(self.half_width, self.step, strict=True):
+            if abs(h / s - round(h / s)) > 1e-6:
+                raise ConfigError(
+                    f"dynamic.half_width must be whole numbers of dynamic.step; got "
+                    f"{list(self.half_width)} and {list(self.step)} (paper: [0.4, 0.4, 1.2] "
+                    "by [0.2, 0.2, 0.3])."
+                )
+        if not self.species:
+            raise ConfigError("dynamic.species must name at least one species (paper: [S]).")
+
+
+@dataclass(frozen=True)
 class StructureConfig:
     """Structure analysis (hpcaet.structure)."""
 

@@ -129,6 +129,12 @@ def _atoms(config: Config, run: RunDirectory, client) -> dict:
     return run_atoms(config, run, client)
 
 
+def _dynamic(config: Config, run: RunDirectory, client) -> dict:
+    from hpcaet.atoms.dynamic_stage import run_dynamic
+
+    return run_dynamic(config, run, client)
+
+
 def _structure(config: Config, run: RunDirectory, client) -> dict:
     from hpcaet.structure.stage import run_structure
 
@@ -170,6 +176,16 @@ STAGES: dict[str, Stage] = {
         outputs=("atoms.nc",),
         run=_atoms,
         required=(("volume.nc",), ("processed.nc",)),
+    ),
+    "dynamic": Stage(
+        name="dynamic",
+        help="move outlier S atoms to the least R1 of multislice scans (off by default: "
+        "dynamic.enabled)",
+        sections=("materials", "atoms", "species", "dynamic", "imaging"),
+        inputs=("atoms.nc", "processed.nc"),
+        outputs=("atoms_dynamic.nc",),
+        run=_dynamic,
+        required=(("atoms.nc",), ("processed.nc",)),
     ),
     "structure": Stage(
         name="structure",

@@ -18,7 +18,7 @@ def test_a_change_reaches_every_stage_downstream_and_no_other():
     for name in ("preprocess", "reconstruct", "atoms", "structure"):
         assert changed[name] != base[name], name
     atoms = _hashes(atoms={"threshold": 0.1})
-    assert [n for n in base if atoms[n] != base[n]] == ["atoms", "structure"]
+    assert [n for n in base if atoms[n] != base[n]] == ["atoms", "dynamic", "structure"]
 
 
 def test_materials_are_science():

@@ -425,4 +425,7 @@ def _to_model(sites, species, refined: RefineResult, weights, b_factors, series,
         R=float(refined.R),
         image_scale=np.asarray(refined.scale, dtype=float),
         image_offset=np.asarray(refined.offset, dtype=float),
+        # per-image shift (x, y) [Å] of the projections, flattened: the dynamic stage
+        # puts the crops where the refinement saw the atoms
+        image_shift=np.asarray(refined.shifts, dtype=float).ravel(),
     )
