@@ -29,7 +29,8 @@ import numpy as np
 from ase import Atoms
 
 from hpcaet.errors import InputError
-from hpcaet.materials import CHALCOGENS, METALS, VACANCY
+from hpcaet.materials import METALS
+from hpcaet.phonons._strips import _frame, cut_strip
 from hpcaet.structure.interface import find_interface
 
 __all__ = [
@@ -166,250 +167,130 @@ def stitch_supercell(
             f"the longest zigzag segment is {lengths[k]:.1f} Å, shorter than the strip width "
             f"{width} x {a:.2f} Å; lower phonons.width."
         )
-    origin, u, n = _frame(interface, k, pos, species, inside)
-    rel = pos[:, :2] - origin
-    su, sn = rel @ u, rel @ n
-    h = a * np.sqrt(3.0) / 2.0
-    is_metal = np.isin(species, METALS)
-    is_site = np.isin(species, METALS + CHALCOGENS + (VACANCY,))
-    # strip positions: metals next to the interface, nearest the segment's middle first
-    near = is_metal & (np.abs(sn) < 2 * h) & (np.abs(su) <= lengths[k] / 2)
-    order = np.argsort(np.abs(su[near]))
-    candidates = np.column_stack([su[near][order], sn[near][order]])
-    failures = []
-    for centre, centre_n in candidates:
-        try:
-            idx, unit, cut_lo, cut_hi, lo_u, a = _strip_at(
-                centre,
-                centre_n,
-                su,
-                sn,
+    frame = _frame(interface, k, pos, species, inside)
+    other = _facing_segment(interface, k, frame, pos, species, inside, width * a)
+    options = dict(spacing=a, width=width, min_distance=min_distance)
+    if other is None or rows % 4:
+        strips = [
+            cut_strip(
+                pos,
                 species,
-                is_metal,
-                is_site,
-                interface.spacing,
-                rows,
-                width,
+                frame,
+                segment_length=lengths[k],
+                sides=(rows // 2, rows // 2),
+                **options,
             )
-            keep = species[idx] != VACANCY
-            kept, unit = idx[keep], unit[keep]
-            x, y, z, scale, tilt, shear = _flatten(
-                pos, su, sn, kept, unit, is_metal, (lo_u, width * a), h
-            )
-            height = float(np.ptp(z)) + vacuum
-            xyz = np.column_stack([x - lo_u, y - cut_lo, z - z.mean() + height / 2.0])
-            period = width * a * scale[0]
-            atoms = Atoms(
-                symbols=species[kept].tolist(),
-                positions=xyz,
-                cell=np.diag([period, (cut_hi - cut_lo) * scale[1], height]),
-                pbc=True,
-            )
-            check_distances(atoms, min_distance=min_distance)
-            break
-        except InputError as exc:
-            failures.append(str(exc))
-    else:
-        raise InputError(
-            f"no position along the zigzag segment ({len(candidates)} tried) gives a usable "
-            f"strip; nearest its middle: {failures[0] if failures else 'no metal near it'}"
-        )
-    if failures:
-        log.warning(
-            "phonons: strip placed %.1f Å from the segment's middle; %d nearer positions "
-            "failed, e.g.: %s",
-            abs(centre),
-            len(failures),
-            failures[0],
-        )
+        ]
+    else:  # the paper's: across one interface, then back across the facing one
+        quarter = (rows // 4, rows // 4)
+        origin = interface.segments[other].mean(axis=0)
+        strips = [
+            cut_strip(pos, species, frame, segment_length=lengths[k], sides=quarter, **options),
+            cut_strip(
+                pos,
+                species,
+                (origin, frame[1], frame[2]),
+                segment_length=lengths[other],
+                sides=quarter,
+                **options,
+            ),
+        ]
+    atoms, source, row, interfaces = _join(strips, species, vacuum, width)
+    check_distances(atoms, min_distance=min_distance)
     log.info(
-        "phonons: stitched cell of %d atoms (%d vacancies dropped), %.2f x %.2f Å, zigzag "
-        "segment %.1f Å long; rows turned by their tilt along the interface (up to %.1f deg) "
-        "and the strip by %.1f deg across it, so the cell is periodic",
+        "phonons: stitched cell of %d atoms from %d strip(s) (%d vacancies dropped), "
+        "%.2f x %.2f Å; rows turned by their tilt along the interface (up to %.1f deg) and "
+        "the strips by up to %.1f deg across it, so the cell is periodic",
         len(atoms),
-        len(idx) - len(kept),
+        len(strips),
+        sum(s.dropped for s in strips),
         atoms.cell[0, 0],
         atoms.cell[1, 1],
-        lengths[k],
-        tilt,
-        shear,
+        max(s.tilt for s in strips),
+        max(abs(s.turn) for s in strips),
     )
     return StitchedCell(
         atoms=atoms,
-        source_index=kept,
-        row=unit,
-        interfaces=np.array([0.0, -cut_lo]),
+        source_index=source,
+        row=row,
+        interfaces=interfaces,
         width=width,
         rows=rows,
         lattice_constant=float(atoms.cell[0, 0]) / width,
     )
 
 
-def _strip_at(centre, centre_n, su, sn, species, is_metal, is_site, spacing, rows, width):
-    """The strip whose first metal column runs through the metal at ``(centre, centre_n)``.
+def _facing_segment(interface, k, frame, pos, species, inside, min_length):
+    """Another zigzag segment parallel to ``k`` with the second material on its far side."""
+    _, u, n = frame
+    best, best_length = None, min_length
+    for j in np.flatnonzero(interface.kind == "zigzag"):
+        seg = interface.segments[j]
+        d = seg[1] - seg[0]
+        length = float(np.linalg.norm(d))
+        if j == k or abs(d @ u) < np.cos(np.radians(10.0)) * length or length < best_length:
+            continue
+        mid = seg.mean(axis=0)
+        rel = pos[:, :2] - mid
+        close = np.isin(species, METALS) & (np.linalg.norm(rel, axis=1) < 4 * interface.spacing)
+        side = np.mean(np.where(species[close] == inside, 1.0, -1.0) * (rel[close] @ n))
+        if side < 0 and (mid - frame[0]) @ n > 0:  # faces back, further along n
+            best, best_length = j, length
+    return best
 
-    Each unit (a metal row and its chalcogen layer) is cut between the widest atom-free
-    gaps below its metal row and the next, and takes the ``width`` periods along ``u``
-    starting a quarter period before its own column, which is followed from row to row:
-    a lattice that turns or strains along the strip keeps whole periods in every row.
 
-    Returns
-    -------
-    idx, unit : ndarray of int
-        Sites of the strip and their unit, 0 at the lower cut.
-    cut_lo, cut_hi : float
-        The cuts along ``n`` [Å].
-    lo_u : float
-        Start of unit 0's window along ``u`` [Å].
-    period : float
-        Metal spacing along ``u`` at the strip [Å].
+def _join(strips, species, vacuum, width):
+    """One periodic cell of the strips end to end along ``y``.
+
+    Each strip after the first is moved along ``x`` so that its first metal row sits half
+    a metal spacing off the previous strip's last row (the zigzag alternation), and along
+    ``z`` so that the two rows lie at one height.
     """
-    a = spacing
-    h = a * np.sqrt(3.0) / 2.0
-    band = np.abs(su - centre - width * a / 2.0) < width * a / 2.0 + a / 2.0
-    row_n = _metal_rows(sn[band & is_metal], h)
-    half = rows // 2
-    below, above = row_n[row_n < 0], row_n[row_n >= 0]
-    if len(below) < half + 1 or len(above) < half + 1:
-        raise InputError(
-            f"the zigzag interface has {len(below)} metal rows on the first material's side "
-            f"and {len(above)} on the second's within the model; the strip needs "
-            f"{half + 1} on each (phonons.rows = {rows}, plus one to cut at). Lower "
-            "phonons.rows or use a larger field."
-        )
-    chosen = np.concatenate([below[-half:], above[: half + 1]])
-    cuts = [_cut(sn[band & is_site], r, h) for r in chosen]
-    a = _period_along(su, sn, band & is_metal, is_metal, a)
-    start = int(np.argmin(np.abs(chosen[:-1] - centre_n)))  # the row of the centre metal
-    column = {start: centre}
-    for r in list(range(start + 1, rows)) + list(range(start - 1, -1, -1)):
-        prev = r - 1 if r > start else r + 1
-        in_row = band & is_metal & (np.abs(sn - chosen[r]) < 0.5 * h)
-        expected = column[prev] + a / 2.0
-        shift = np.mod(su[in_row] - expected + a / 2.0, a) - a / 2.0  # nearest column
-        column[r] = expected + (shift[np.argmin(np.abs(shift))] if shift.size else 0.0)
-    idx, unit = [], []
-    for r in range(rows):
-        lo = column[r] - a / 4.0 - (r - start) % 2 * a / 2.0
-        lo += np.round((centre - a / 4.0 - lo) / a) * a  # the same periods as unit 0's
-        sel = np.flatnonzero(
-            is_site & (sn >= cuts[r]) & (sn < cuts[r + 1]) & (su >= lo) & (su < lo + width * a)
-        )
-        idx.append(sel)
-        unit.append(np.full(sel.size, r))
-    idx, unit = np.concatenate(idx), np.concatenate(unit)
-    _check_rows(species[idx], unit, rows, width)
-    return idx, unit, cuts[0], cuts[-1], centre - a / 4.0, a
-
-
-def _frame(interface, k, pos, species, inside):
-    """Origin (segment midpoint), zigzag direction u and normal n into ``inside``."""
-    seg = interface.segments[k]
-    d = seg[1] - seg[0]
-    theta = np.radians(interface.zigzag_angle)
-    options = theta + np.arange(6) * np.pi / 3.0
-    phi = np.arctan2(d[1], d[0])
-    best = options[np.argmin(np.abs(np.angle(np.exp(1j * (options - phi)))))]
-    u = np.array([np.cos(best), np.sin(best)])
-    n = np.array([-u[1], u[0]])
-    origin = seg.mean(axis=0)
-    rel = pos[:, :2] - origin
-    close = np.linalg.norm(rel, axis=1) < 4 * interface.spacing
-    metal = np.isin(species, METALS) & close
-    side = np.mean(np.where(species[metal] == inside, 1.0, -1.0) * (rel[metal] @ n))
-    if side < 0:  # the mirror x -> -x is a symmetry of the 2H lattice: flip u too
-        u, n = -u, -n
-    return origin, u, n
-
-
-def _period_along(su, sn, chosen, is_metal, a) -> float:
-    """Mean metal spacing along ``u`` at the strip's metals (the cell's period / width)."""
-    du = su[is_metal][None, :] - su[chosen][:, None]
-    dn = sn[is_metal][None, :] - sn[chosen][:, None]
-    ok = (np.abs(dn) < 0.25 * a) & (du > 0.5 * a) & (du < 1.5 * a)
-    steps = np.where(ok, du, np.inf).min(axis=1)
-    steps = steps[np.isfinite(steps)]
-    return float(steps.mean()) if steps.size else a
-
-
-def _metal_rows(sn: np.ndarray, h: float) -> np.ndarray:
-    """Mean ``n`` of each row of metals (split at gaps over half a row spacing)."""
-    order = np.sort(sn)
-    breaks = np.flatnonzero(np.diff(order) > 0.5 * h) + 1
-    return np.array([g.mean() for g in np.split(order, breaks)])
-
-
-def _cut(sn: np.ndarray, row: float, h: float) -> float:
-    """Middle of the widest atom-free gap below the metal row at ``row``."""
-    values = np.sort(sn[(sn > row - 1.2 * h) & (sn <= row + 0.1 * h)])
-    gaps = np.diff(values)
-    if gaps.size == 0:  # pragma: no cover - a row without neighbours below
-        return row - 0.5 * h
-    i = int(np.argmax(gaps))
-    return float(0.5 * (values[i] + values[i + 1]))
-
-
-def _flatten(pos, su, sn, kept, unit, is_metal, span, h):
-    """The kept atoms turned so that the cell is periodic, every row rigidly.
-
-    A periodic cell cannot follow the sheet's tilt. Each unit (metal row and its
-    chalcogens) is turned about the interface direction's normal in the ``(u, z)``
-    plane by its own tilt (fitted to the row's metals over the strip and one period
-    beyond), then the whole strip about ``u`` in the ``(n, z)`` plane so that its first
-    and last metal rows lie at one height. Rotations keep every distance within a row;
-    bonds between rows change only by the difference of neighbouring rows' tilts.
-
-    Returns
-    -------
-    x, y, z : ndarray of shape (n_kept,)
-        Turned coordinates along ``u``, ``n`` and out of plane [Å].
-    scale : tuple of 2 float
-        Factors of the period along ``u`` (the projected spacing over cos tilt) and of
-        the length along ``n`` (over cos of the turn across).
-    tilt, turn : float
-        Largest tilt of a row, and the turn across [deg].
-    """
-    lo, w = span
-    mid = lo + w / 2.0
-    x, y, z = su[kept].copy(), sn[kept].copy(), pos[kept, 2].copy()
-    metal_kept = is_metal[kept]
-    rows = np.unique(unit)
-    centres = np.array([y[(unit == r) & metal_kept].mean() for r in rows])
-    slopes = []
-    for centre in centres:
-        near = is_metal & (np.abs(sn - centre) < 0.25 * h) & (np.abs(su - mid) < w / 2 + w)
-        slopes.append(np.polyfit(su[near] - mid, pos[near, 2], 1)[0] if near.sum() >= 2 else 0)
-    smooth = np.arctan(slopes)
-    tilts, heights = [], []
-    for r, theta in zip(rows, smooth, strict=True):
-        in_row = unit == r
-        z0 = z[in_row & metal_kept].mean()
-        du, dz = x[in_row] - mid, z[in_row] - z0
-        x[in_row] = mid + du * np.cos(theta) + dz * np.sin(theta)
-        z[in_row] = z0 - du * np.sin(theta) + dz * np.cos(theta)
-        tilts.append(theta)
-        heights.append(z[in_row & metal_kept].mean())
-    phi = np.arctan2(heights[-1] - heights[0], centres[-1] - centres[0])
-    dn, dz = y - centres[0], z - heights[0]
-    y = centres[0] + dn * np.cos(phi) + dz * np.sin(phi)
-    z = heights[0] - dn * np.sin(phi) + dz * np.cos(phi)
-    scale = (float(np.mean(1.0 / np.cos(tilts))), float(1.0 / np.cos(phi)))
-    return x, y, z, scale, float(np.degrees(np.max(np.abs(tilts)))), float(np.degrees(phi))
-
-
-def _check_rows(species, unit, rows, width) -> None:
+    period = float(np.mean([s.period for s in strips]))
+    a = period / width  # the metal spacing along x
     metal = np.isin(species, METALS)
-    n_metal = np.bincount(unit[metal], minlength=rows)
-    n_other = np.bincount(unit[~metal], minlength=rows)
-    bad = np.flatnonzero((n_metal != width) | (n_other != 2 * width))
-    if bad.size:
-        r = int(bad[0])
-        raise InputError(
-            f"the strip across the zigzag interface has {n_metal[r]} metal and {n_other[r]} "
-            f"chalcogen/vacancy sites in row {r} (of {rows}); each row of {width} periods needs "
-            f"{width} and {2 * width}. Sites are missing from the model there, or the lattice "
-            "is too distorted: lower phonons.rows or phonons.width."
-        )
+    parts, source, row, interfaces = [], [], [], []
+    y0, r0, last = 0.0, 0, None
+    for s in strips:
+        pos = s.xyz.copy()
+        first = metal[s.source] & (s.unit == 0)
+        if last is not None:
+            dx = _phase(last[0], a) + a / 2.0 - _phase(pos[first, 0], a)
+            pos[:, 0] += np.mod(dx + a / 2.0, a) - a / 2.0
+            pos[:, 2] += last[1] - pos[first, 2].mean()
+        pos[:, 1] += y0
+        interfaces.append(y0 + s.interface)
+        end = metal[s.source] & (s.unit == s.rows - 1)
+        last = (pos[end, 0], pos[end, 2].mean())
+        parts.append(pos)
+        source.append(s.source)
+        row.append(s.unit + r0)
+        y0 += s.length
+        r0 += s.rows
+    xyz = np.concatenate(parts)
+    height = float(np.ptp(xyz[:, 2])) + vacuum
+    xyz[:, 2] += height / 2.0 - xyz[:, 2].mean()
+    source = np.concatenate(source)
+    # the cell vector across leans so that the first row continues the last one's
+    # alternation across the periodic seam: no atom is moved
+    first = metal[strips[0].source] & (strips[0].unit == 0)
+    lean = _phase(parts[0][first, 0], a) - (_phase(last[0], a) + a / 2.0)
+    lean = float(np.mod(lean + a / 2.0, a) - a / 2.0)
+    atoms = Atoms(
+        symbols=species[source].tolist(),
+        positions=xyz,
+        cell=[[period, 0.0, 0.0], [lean, y0, 0.0], [0.0, 0.0, height]],
+        pbc=True,
+    )
+    atoms.wrap()
+    if len(strips) == 1:
+        interfaces = [0.0, *interfaces]  # the periodic seam joins the two materials
+    return atoms, source, np.concatenate(row), np.asarray(interfaces)
+
+
+def _phase(x: np.ndarray, a: float) -> float:
+    """Circular mean of ``x`` modulo ``a`` [Å]."""
+    return float(a / (2 * np.pi) * np.angle(np.mean(np.exp(2j * np.pi * np.asarray(x) / a))))
 
 
 def check_distances(atoms: Atoms, *, min_distance: float) -> None:
@@ -472,6 +353,7 @@ def virtual_lattice(cell: StitchedCell) -> VirtualLattice:
     atoms = cell.atoms
     w, length, c = np.diag(atoms.cell.array)
     a, h = w / cell.width, length / cell.rows
+    step = a / 2.0 + atoms.cell[1, 0] / cell.rows  # x offset of each row (cell shear)
     species = np.array(atoms.get_chemical_symbols())
     xyz = atoms.positions
     metal = np.isin(species, METALS)
@@ -485,7 +367,7 @@ def virtual_lattice(cell: StitchedCell) -> VirtualLattice:
         sel = np.flatnonzero(kinds == kind)
         if sel.size == 0:
             continue
-        xs = xyz[sel, 0] - r[sel] * a / 2.0
+        xs = xyz[sel, 0] - r[sel] * step
         x0 = a / (2 * np.pi) * np.angle(np.mean(np.exp(2j * np.pi * xs / a)))
         y0 = float(np.mean(xyz[sel, 1] - r[sel] * h))
         z0 = float(np.median(xyz[sel, 2]))
@@ -501,13 +383,12 @@ def virtual_lattice(cell: StitchedCell) -> VirtualLattice:
             sites[key] = int(atom)
         for rr in range(cell.rows):
             for cc in range(cell.width):
-                x = x0 + rr * a / 2.0 + cc * a
-                fractional.append([x / w, (y0 + rr * h) / length, z0 / c])
+                fractional.append([x0 + rr * step + cc * a, y0 + rr * h, z0])
                 mapping.append(sites.get((kind, rr, cc)))
-    frac = np.mod(np.asarray(fractional), 1.0)
+    frac = np.mod(np.asarray(fractional) @ np.linalg.inv(atoms.cell.array), 1.0)
     half = cell.rows // 2
     smat = np.array([[cell.width, -half, 0], [0, cell.rows, 0], [0, 0, 1]])
-    primitive = np.array([[a, 0.0, 0.0], [a / 2.0, h, 0.0], [0.0, 0.0, c]])
+    primitive = np.array([[a, 0.0, 0.0], [step, h, 0.0], [0.0, 0.0, c]])
     return VirtualLattice(
         supercell_matrix=smat, primitive=primitive, ideal_positions=frac, atom_mapping=mapping
     )

@@ -109,3 +109,26 @@ def test_bad_strip_sizes(paper_cell, options, match):
     pos, species, _ = paper_cell
     with pytest.raises(InputError, match=match):
         stitch_supercell(pos, species, **options)
+
+
+def test_two_facing_zigzag_interfaces_give_the_papers_two_strips():
+    # a WSe2 band in MoS2: two zigzag interfaces facing each other (a gentle ripple)
+    pos, species = phantom(
+        region_polygon=((-1, -0.15), (-1, 0.15), (1, 0.15), (1, -0.15)), ripple_amplitude=0.5
+    )
+    cell = stitch_supercell(pos, species, rows=16, width=3)
+    symbols = np.array(cell.atoms.get_chemical_symbols())
+    metal = np.isin(symbols, ["Mo", "W"])
+    order = "".join(
+        "M" if set(symbols[metal & (cell.row == r)]) == {"Mo"} else "W" for r in range(16)
+    )
+    # across the first interface into WSe2, then back across the second into MoS2:
+    # both seams join like to like (the paper's W atoms, and MoS2 deep on both sides)
+    assert order == "MMMMWWWWWWWWMMMM"
+    length = cell.atoms.cell[1, 1]
+    assert len(cell.interfaces) == 2 and 0.0 not in cell.interfaces
+    np.testing.assert_allclose(cell.interfaces / length, [0.25, 0.75], atol=0.05)
+    from ase.neighborlist import neighbor_list
+
+    d, shift = neighbor_list("dS", cell.atoms, 3.0)
+    assert d[shift[:, 1] != 0].min() > 2.2  # bonds across the seams are ordinary bonds
