@@ -1,20 +1,22 @@
-"""A periodic supercell cut from measured atoms across a zigzag interface, unrelaxed.
+"""A periodic supercell cut from measured atoms across zigzag interfaces, unrelaxed.
 
 Tian et al. (2024), supplementary "Stitched supercell construction": starting deep in
-MoS2, walk perpendicular to a zigzag interface into WSe2 and stop at a W row; the
-supercell is made periodic by joining the measured strip end to end. The cell here is
-rectangular, ``x`` along the zigzag direction ``u`` (``width`` metal periods, the
-lattice constant found in the data), ``y`` along the normal ``n`` (pointing into the
-second material), ``z`` out of plane with vacuum.
+MoS2, walk perpendicular to a zigzag interface into WSe2 and stop at a W row; continue
+from another W atom across a second zigzag interface back into MoS2, and join the two
+strips into a periodic cell. The cell has ``x`` along the zigzag direction ``u``
+(``width`` metal periods, the spacing found in the data), ``y`` along the normal ``n``
+(pointing into the second material; the cell vector leans along ``x`` by a fraction of
+a spacing so that the zigzag rows continue across the seam), ``z`` out of plane.
 
-With one zigzag interface in the model (the phantom's), the strip holds ``rows / 2``
-metal rows on each side of it and the cell's periodic seam joins deep WSe2 to deep
-MoS2: a second, abrupt interface built of measured atoms only. Each end of the strip is
-cut in the widest atom-free gap next to a metal row, so the seam repeats the spacing
-of the lattice, and an even number of rows keeps the zigzag rows' alternation across
-it. Every site keeps its measured coordinates; vacancy sites are dropped (the atom is
-missing). The cell is then checked: no two atoms may be nearer than ``min_distance``,
-across the seams or anywhere (:func:`check_distances`).
+A zigzag interface has a polarity, so the second strip needs a zigzag interface facing
+the other way. With one in the model the cell is the paper's two strips, ``rows / 4``
+metal rows on each side of each interface, and both seams join like to like. Without
+(the phantom's single interface) it is one strip, ``rows / 2`` rows on each side, whose
+periodic seam joins deep WSe2 to deep MoS2: a second, abrupt interface of measured
+atoms. Strips are cut between metal rows in the widest atom-free gaps, each row whole
+(:mod:`hpcaet.phonons._strips`), each row turned rigidly by the sheet's tilt along the
+interface; vacancy sites are dropped. The cell is then checked: no two atoms may be
+nearer than ``min_distance``, across the seams or anywhere (:func:`check_distances`).
 
 The *virtual lattice* (:class:`VirtualLattice`) maps each atom to a site of a uniform
 2H lattice filling the cell, for the band unfolding (:mod:`hpcaet.phonons.unfold`).
@@ -110,7 +112,7 @@ def stitch_supercell(
     inside: str = "W",
     interface=None,
 ) -> StitchedCell:
-    """Cut a strip across the longest zigzag interface and make it periodic.
+    """Cut strips across the longest zigzag interface (and a facing one) into a cell.
 
     Parameters
     ----------
@@ -119,7 +121,8 @@ def stitch_supercell(
     species : ndarray of str, shape (n,)
         Chemical symbols, ``"vac"`` for vacancy sites.
     rows : int, default 16
-        Metal rows across the interface, half on each side; even.
+        Metal rows of the cell, half on each side of the interface(s); even (a
+        multiple of 4 for two strips).
     width : int, default 3
         Metal periods along the interface (the cell holds ``3 * rows * width`` sites).
     vacuum : float, default 20
