@@ -189,7 +189,9 @@ def _lm(e, y, p, *, n_peaks, joint, weight, max_evaluations):
     return least_squares(fun, p, jac=jac, method="lm", max_nfev=max_evaluations)
 
 
-def _swap_moves(e, y, best, *, n_peaks, joint, width, weight, max_evaluations, minima, rounds=3):
+def _swap_moves(
+    e, y, best, *, n_peaks, joint, width, weight, max_evaluations, minima, min_width, rounds=3
+):
     """Move each peak in turn to the largest residual of the others and refit; keep gains.
 
     A deterministic local search over arrangements of the peaks: it escapes minima where
@@ -216,7 +218,7 @@ def _swap_moves(e, y, best, *, n_peaks, joint, width, weight, max_evaluations, m
                 weight=weight,
                 max_evaluations=max_evaluations,
             )
-            if not _acceptable(res, e, n_peaks):
+            if not _acceptable(res, e, n_peaks, min_width):
                 continue
             cost = float(np.sum(res.fun**2))
             minima.append((cost, _sorted_centres(res.x, n_peaks)))
@@ -232,14 +234,20 @@ def _sorted_centres(p: np.ndarray, n_peaks: int) -> np.ndarray:
     return np.sort(p[: 3 * n_peaks : 3])[::-1]
 
 
-def _acceptable(res, e, n_peaks) -> bool:
+def _acceptable(res, e, n_peaks, min_width=0.0) -> bool:
     if res.status <= 0 or not np.all(np.isfinite(res.x)):
         return False
     q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
-    return bool(np.all(q[:, 2] > 0) and np.all((q[:, 0] > e[0]) & (q[:, 0] < e[-1])))
+    return bool(
+        np.all(q[:, 2] > 0)
+        and np.all((q[:, 0] > e[0]) & (q[:, 0] < e[-1]))
+        and np.all(np.abs(q[:, 1]) >= min_width)
+    )
 
 
-def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, weight=1.0, width):
+def _best_run(
+    e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, weight=1.0, width, min_width
+):
     """Run LM from each start of ``p0s``, then from fixed perturbations of them in turn
     (``starts`` runs in all, at least one per start), then swap moves from the best;
     keep the best plausible run (positive heights, centres inside the range), else the
@@ -266,7 +274,7 @@ def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, wei
         cost = float(np.sum(res.fun**2))
         if best is None or cost < best[0]:
             best = (cost, res)
-        if not _acceptable(res, e, n_peaks):
+        if not _acceptable(res, e, n_peaks, min_width):
             continue
         minima.append((cost, _sorted_centres(res.x, n_peaks)))
         if best_plausible is None or cost < best_plausible[0]:
@@ -282,6 +290,7 @@ def _best_run(e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, wei
             weight=weight,
             max_evaluations=max_evaluations,
             minima=minima,
+            min_width=min_width,
         )
     chosen = best_plausible or best
     return (None if chosen is None else chosen[1]), minima
@@ -348,6 +357,7 @@ def fit_gaussians(
     noise: ArrayLike | None = None,
     second_derivative_start: bool = False,
     profile: bool = True,
+    min_width: float | None = None,
 ) -> GaussianFit:
     """Fit a sum of ``n_peaks`` Gaussians (and optionally a power law) by Levenberg–Marquardt.
 
@@ -376,8 +386,9 @@ def fit_gaussians(
         numbers: the result depends on the data alone). The best run is then improved by
         swap moves (each peak in turn moved to the largest residual of the others and
         all refitted, kept when χ² drops). The kept run has the smallest residual among
-        those whose peaks all have positive heights and centres inside the fit range,
-        else the smallest residual overall. The fit itself stays unbounded.
+        those whose peaks all have positive heights, centres inside the fit range and σ
+        of at least ``min_width``, else the smallest residual overall. The fit itself
+        stays unbounded.
     jitter : float
         Largest move of a starting centre [meV].
     max_evaluations : int
@@ -391,6 +402,10 @@ def fit_gaussians(
         Without ``initial``, also start from the minima of the smoothed second derivative
         (:func:`initial_centres`, smoothing σ = ``initial_width`` / 2) besides the greedy
         centres; the perturbed starts then alternate between the two.
+    min_width : float, optional
+        Smallest σ of a plausible peak [meV]; default two channels. A Gaussian narrower
+        than that fits noise in a channel or two, not a phonon (whose width is at least
+        the energy resolution); runs with one are kept only if no run is plausible.
     profile : bool
         Widen each centre's error to the half-width of its profile-likelihood interval
         (Δχ² = 1 in units of ``s²``, every other parameter refitted), which holds its
@@ -479,6 +494,7 @@ def fit_gaussians(
         max_evaluations=max_evaluations,
         weight=weight,
         width=float(initial_width),
+        min_width=2.0 * float(np.median(np.diff(e))) if min_width is None else float(min_width),
     )
     if res is None:
         raise ConvergenceError(
