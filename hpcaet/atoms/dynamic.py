@@ -40,7 +40,14 @@ from hpcaet.forward.adf import ADFOptics, ADFSettings, adf_tile, check_adf
 from hpcaet.geometry import euler_to_matrix
 from hpcaet.parallel.tasks import ARRAY, ARRAYS, Executor, TaskStore, content_key, map_tasks
 
-__all__ = ["DynamicResult", "refine_outliers", "crop_margin"]
+__all__ = [
+    "DynamicResult",
+    "refine_outliers",
+    "scan_context",
+    "plan_atom",
+    "assemble_scan",
+    "crop_margin",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +108,59 @@ def _pack_kernels(kernels, m: int) -> np.ndarray:
             a, b = (q - k.shape[0]) // 2, (q - k.shape[1]) // 2
             out[j, a : a + k.shape[0], b : b + k.shape[1]] = k
     return out
+
+
+def scan_context(
+    shape: tuple[int, int, int],
+    euler: np.ndarray,
+    *,
+    pixel_size: float,
+    optics: ADFOptics,
+    settings: ADFSettings,
+    grid: ScanGrid,
+    crop: int,
+    patch_radius: float,
+    incoherent_sigma: float,
+    shifts: np.ndarray | None,
+    kernels,
+) -> dict:
+    """The settings of a scan, checked, as one dict (see :func:`refine_outliers`).
+
+    Raises
+    ------
+    InputError
+        Before any work: a crop larger than the images, a detector angle beyond the
+        sampling's limit, mismatched inputs.
+    """
+    m, ny, nx = shape
+    euler = np.atleast_2d(np.asarray(euler, float))
+    if len(euler) != m:
+        raise InputError(f"one Euler triple per image is needed; got {len(euler)} for {m}.")
+    if int(crop) != crop or not 1 <= crop <= min(ny, nx):
+        raise InputError(
+            f"the dynamic refinement crop of {crop} pixels does not fit the {ny} × {nx} "
+            f"images; set dynamic.crop to at most {min(ny, nx)}."
+        )
+    if not patch_radius > 0:
+        raise InputError(f"patch_radius must be positive [Å]; got {patch_radius}.")
+    check_adf(optics, settings, step=pixel_size)
+    shifts = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)
+    packed = _pack_kernels(kernels, m)
+    sigma = float(incoherent_sigma) / pixel_size
+    return {
+        "pixel": float(pixel_size),
+        "crop": int(crop),
+        "margin": crop_margin(sigma, packed),
+        "sigma": sigma,
+        "patch_radius": float(patch_radius),
+        "grid": grid,
+        "rotation": np.array([euler_to_matrix(e) for e in euler]),
+        "shifts": shifts,
+        "kernels": packed,
+        "reach": projected_reach(grid, euler),
+        "optics": optics,
+        "settings": settings,
+    }
 
 
 def refine_outliers(
@@ -176,34 +236,19 @@ def refine_outliers(
     euler = np.atleast_2d(np.asarray(euler, float))
     position = np.asarray(position, float).copy()
     species = np.asarray(species).astype(str)
-    m, ny, nx = images.shape
-    if len(euler) != m:
-        raise InputError(f"one Euler triple per image is needed; got {len(euler)} for {m}.")
-    if int(crop) != crop or not 1 <= crop <= min(ny, nx):
-        raise InputError(
-            f"the dynamic refinement crop of {crop} pixels does not fit the {ny} × {nx} "
-            f"images; set dynamic.crop to at most {min(ny, nx)}."
-        )
-    if not patch_radius > 0:
-        raise InputError(f"patch_radius must be positive [Å]; got {patch_radius}.")
-    check_adf(optics, settings, step=pixel_size)
-    shifts = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)
-    packed = _pack_kernels(kernels, m)
-    sigma = float(incoherent_sigma) / pixel_size
-    context = {
-        "pixel": float(pixel_size),
-        "crop": int(crop),
-        "margin": crop_margin(sigma, packed),
-        "sigma": sigma,
-        "patch_radius": float(patch_radius),
-        "grid": grid,
-        "rotation": np.array([euler_to_matrix(e) for e in euler]),
-        "shifts": shifts,
-        "kernels": packed,
-        "reach": projected_reach(grid, euler),
-        "optics": optics,
-        "settings": settings,
-    }
+    context = scan_context(
+        images.shape,
+        euler,
+        pixel_size=pixel_size,
+        optics=optics,
+        settings=settings,
+        grid=grid,
+        crop=crop,
+        patch_radius=patch_radius,
+        incoherent_sigma=incoherent_sigma,
+        shifts=shifts,
+        kernels=kernels,
+    )
     offsets = grid.offsets()
     r1, best, edge, counts = [], [], [], {"computed": 0, "loaded": 0}
     for a in np.asarray(atoms, int):
@@ -239,8 +284,27 @@ def refine_outliers(
     )
 
 
-def _scan_atom(images, euler, position, species, a, ctx, executor, store_dir, counts):
-    """R1 of every grid point of atom ``a`` (the three maps of the module docstring)."""
+def plan_atom(images, euler, position, species, a: int, ctx: dict) -> dict:
+    """The jobs of one atom's scan: baseline tiles, patch cells, and the crop geometry.
+
+    Parameters
+    ----------
+    images, euler, position, species
+        As in :func:`refine_outliers`.
+    a : int
+        The scanned site.
+    ctx : dict
+        :func:`scan_context`.
+
+    Returns
+    -------
+    dict
+        ``tile_jobs`` (of :func:`~hpcaet.forward.adf.adf_tile`), ``patch_jobs`` (of
+        :func:`~hpcaet.atoms.dynamic_patch.patch_setup`), ``patch_pixels`` (flat
+        indices in each window), ``starts``, ``depths``, ``measured`` crops,
+        ``extent`` of the patch cells [Å], window side ``w`` [pixel], ``salt`` (the
+        hash of everything a result depends on).
+    """
     m, ny, nx = images.shape
     pixel, crop, margin = ctx["pixel"], ctx["crop"], ctx["margin"]
     settings: ADFSettings = ctx["settings"]
@@ -320,7 +384,65 @@ def _scan_atom(images, euler, position, species, a, ctx, executor, store_dir, co
         },
         repr(ctx["optics"]) + repr(settings),
     )
-    optics = ctx["optics"]
+    return {
+        "tile_jobs": tile_jobs,
+        "patch_jobs": patch_jobs,
+        "patch_pixels": patch_pixels,
+        "starts": np.asarray(starts),
+        "depths": np.asarray(depths),
+        "measured": np.asarray(measured),
+        "extent": extent,
+        "w": w,
+        "salt": salt,
+    }
+
+
+def assemble_scan(plan: dict, tiles: list, patches: list, ctx: dict, symbol: str) -> dict:
+    """The shared inputs of :func:`~hpcaet.atoms.dynamic_patch.scan_point` from the
+    finished baseline tiles and patch cells of :func:`plan_atom`."""
+    settings: ADFSettings = ctx["settings"]
+    tile_jobs, w = plan["tile_jobs"], plan["w"]
+    m = len(plan["patch_jobs"])
+    baselines = np.zeros((m, w, w))
+    per_image = len(tile_jobs) // m
+    for t, (job, tile) in enumerate(zip(tile_jobs, tiles, strict=True)):
+        j, k = divmod(t, per_image)
+        r, c = divmod(k, -(-w // settings.tile))
+        r, c = r * settings.tile, c * settings.tile
+        baselines[j, r : r + job["shape"][0], c : c + job["shape"][1]] = tile
+    n_slices = np.array([len(p["potential"]) for p in patches])
+    g = patches[0]["potential"].shape[-1]
+    potentials = np.zeros((m, n_slices.max(), g, g), np.float32)
+    for j, p in enumerate(patches):
+        potentials[j, : n_slices[j]] = p["potential"]
+    shared = {
+        "symbol": str(symbol),
+        "start": plan["starts"],
+        "rotation": ctx["rotation"],
+        "potentials": potentials,
+        "n_slices": n_slices,
+        "depth": plan["depths"],
+        "extent": plan["extent"],
+        "probes": np.concatenate([job["probes"] for job in plan["patch_jobs"]]),
+        "patch_index": np.concatenate(plan["patch_pixels"]),
+        "patch_count": np.array([len(p) for p in plan["patch_pixels"]]),
+        "without": np.concatenate([p["without"] for p in patches]),
+        "baselines": baselines,
+        "measured": plan["measured"],
+        "kernels": ctx["kernels"],
+        "sigma": ctx["sigma"],
+        "margin": ctx["margin"],
+        "optics": ctx["optics"],
+        "settings": settings,
+    }
+    return shared
+
+
+def _scan_atom(images, euler, position, species, a, ctx, executor, store_dir, counts):
+    """R1 of every grid point of atom ``a`` (the three maps of the module docstring)."""
+    plan = plan_atom(images, euler, position, species, a, ctx)
+    salt, settings, optics = plan["salt"], ctx["settings"], ctx["optics"]
+    m = len(plan["patch_jobs"])
 
     def run(func, jobs, shared, name, codec):
         report: dict = {}
@@ -340,58 +462,27 @@ def _scan_atom(images, euler, position, species, a, ctx, executor, store_dir, co
 
     tiles = run(
         adf_tile,
-        tile_jobs,
-        {"step": pixel, "optics": optics, "settings": settings},
+        plan["tile_jobs"],
+        {"step": ctx["pixel"], "optics": optics, "settings": settings},
         "baseline",
         ARRAY,
     )
-    baselines = np.zeros((m, w, w))
-    per_image = len(tile_jobs) // m
-    for t, (job, tile) in enumerate(zip(tile_jobs, tiles, strict=True)):
-        j, k = divmod(t, per_image)
-        r, c = divmod(k, -(-w // settings.tile))
-        r, c = r * settings.tile, c * settings.tile
-        baselines[j, r : r + job["shape"][0], c : c + job["shape"][1]] = tile
     patches = run(
         patch_setup,
-        patch_jobs,
-        {"extent": extent, "optics": optics, "settings": settings},
+        plan["patch_jobs"],
+        {"extent": plan["extent"], "optics": optics, "settings": settings},
         "patch",
         ARRAYS,
     )
-    n_slices = np.array([len(p["potential"]) for p in patches])
-    g = patches[0]["potential"].shape[-1]
-    potentials = np.zeros((m, n_slices.max(), g, g), np.float32)
-    for j, p in enumerate(patches):
-        potentials[j, : n_slices[j]] = p["potential"]
-    shared = {
-        "symbol": str(species[a]),
-        "start": np.asarray(starts),
-        "rotation": ctx["rotation"],
-        "potentials": potentials,
-        "n_slices": n_slices,
-        "depth": np.asarray(depths),
-        "extent": extent,
-        "probes": np.concatenate([job["probes"] for job in patch_jobs]),
-        "patch_index": np.concatenate(patch_pixels),
-        "patch_count": np.array([len(p) for p in patch_pixels]),
-        "without": np.concatenate([p["without"] for p in patches]),
-        "baselines": baselines,
-        "measured": np.asarray(measured),
-        "kernels": ctx["kernels"],
-        "sigma": ctx["sigma"],
-        "margin": margin,
-        "optics": optics,
-        "settings": settings,
-    }
+    shared = assemble_scan(plan, tiles, patches, ctx, str(species[a]))
     log.info(
         "dynamic: atom %d: %d images, %d patch probe positions per point, cells of %.1f Å "
         "with %d slices at most",
         a,
         m,
         int(shared["patch_count"].sum()),
-        extent,
-        int(n_slices.max()),
+        plan["extent"],
+        int(shared["n_slices"].max()),
     )
     points = run(scan_point, [{"offset": o} for o in ctx["grid"].offsets()], shared, "scan", ARRAYS)
     return np.array([p["residual"].sum() / max(p["measured"].sum(), 1e-300) for p in points])
