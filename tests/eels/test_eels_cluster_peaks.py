@@ -1,10 +1,13 @@
 """k-means with the correlation distance, contiguous regions and Gaussian fits."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from hpcaet.eels import (
     TABLE_S3_EELS,
+    GaussianFit,
     contiguous_regions,
     correlation_kmeans,
     fit_gaussians,
@@ -112,3 +115,35 @@ def test_bad_noise_is_rejected():
     y = gaussian(E, 35.0, 3.0, 100.0)
     with pytest.raises(InputError, match="noise must be finite and positive"):
         fit_gaussians(y, E, n_peaks=1, fit_range=(16, 69), initial=[35.0], noise=np.zeros(E.size))
+
+
+def test_a_centre_with_an_error_bar_wider_than_the_fit_range_warns():
+    from hpcaet.eels import EelsWarning
+    from hpcaet.eels.analysis import _warn_loose_peaks
+
+    def fit(errors):
+        n = len(errors)
+        empty = np.zeros(0)
+        return GaussianFit(
+            centre=np.array([45.0, 30.0][:n]),
+            centre_error=np.array(errors, float),
+            width=np.ones(n),
+            width_error=np.ones(n),
+            height=np.ones(n),
+            height_error=np.ones(n),
+            energy=empty,
+            model=empty,
+            components=np.zeros((n, 0)),
+            background=empty,
+            power_law=None,
+            residual_std=1.0,
+            evaluations=1,
+        )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_loose_peaks([fit([0.2, 53.9])], (16.0, 70.0))  # within the 54-meV range
+    with pytest.warns(EelsWarning, match=r"group 1 peak 2: 30.0 ± 123.2 meV"):
+        _warn_loose_peaks([fit([0.2, 0.3]), fit([0.2, 123.2])], (16.0, 70.0))
+    with pytest.warns(EelsWarning, match=r"group 0 peak 1: 45.0 ± nan meV"):
+        _warn_loose_peaks([fit([np.nan])], (16.0, 70.0))

@@ -73,6 +73,9 @@ def test_fewer_spectra_than_clusters():
         analyse_spectra(scan.spectra[:2], scan.energy)
 
 
+# one start at SNR 7: a near-degenerate peak may be undetermined, which the stage warns
+# about (tested in test_eels_seeds.py and test_eels_cluster_peaks.py); here the files count
+@pytest.mark.filterwarnings("ignore::hpcaet.eels._checks.EelsWarning")
 def test_stage_writes_valid_datasets_and_figures(tmp_path):
     config = load_config(overrides={"eels": {"fit_starts": 1, "restarts": 3}})
     run = RunDirectory(tmp_path)
@@ -91,6 +94,7 @@ def test_stage_writes_valid_datasets_and_figures(tmp_path):
     ]
 
 
+@pytest.mark.filterwarnings("ignore::hpcaet.eels._checks.EelsWarning")
 def test_cli_on_netcdf(tmp_path):
     from hpcaet.cli import main
     from hpcaet.io import write_dataset
@@ -106,6 +110,7 @@ def test_cli_on_netcdf(tmp_path):
     assert ds.attrs["region_starts"].tolist() == [0, 16, 26]
 
 
+@pytest.mark.filterwarnings("ignore::hpcaet.eels._checks.EelsWarning")
 def test_analyse_eels_keeps_truth_on_cropped_axis():
     config = load_config(overrides={"eels": {"fit_starts": 1, "restarts": 2}})
     scan = synthetic_eels(config)
