@@ -232,3 +232,73 @@ def test_the_paper_grid_recovers_the_atom_in_x_y_and_z(scene, tmp_path):
     )
     error = result.position[atom] - truth[atom]
     assert np.all(np.abs(error) <= np.array(grid.step) + 1e-9), error
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory: atoms.nc with a top S lifted 1.2 Å off its layer (flagged), and
+    processed.nc whose linear_images are the multislice images of the true flake."""
+    from hpcaet.atoms.stage import keep_sites
+    from hpcaet.io import make_tilt_series, write_dataset
+
+    truth = make_phantom(load_config(overrides=TINY))
+    truth = keep_sites(truth, truth["species"].values != "vac")  # pairs renumbered
+    position, species = truth["position"].values, truth["species"].values.astype(str)
+    top = np.flatnonzero((species == "S") & (truth["layer"].values == 1))
+    atom = int(top[np.argmin(np.hypot(*(position[top, :2] - 0.5).T))])
+    images, _ = _measured(position, species)
+    root = tmp_path_factory.mktemp("run")
+    model = truth.copy(deep=True)
+    model["position"].values[atom, 2] += 1.2
+    write_dataset(truth, root / "truth_atoms.nc")
+    write_dataset(model, root / "atoms.nc")
+    series = make_tilt_series(
+        images=images, euler=EULER, pixel_size=PIXEL, detector_outer_angle=100.0, dose=1e5
+    )
+    series["linear_images"] = series["images"].copy()
+    write_dataset(series, root / "processed.nc")
+    overrides = {
+        "imaging": {
+            "multislice": {
+                "sampling": SETTINGS.sampling,
+                "slice_thickness": SETTINGS.slice_thickness,
+                "padding": SETTINGS.padding,
+                "incoherent_sigma": SIGMA,
+            }
+        },
+        "dynamic": {"crop": 16, "patch_radius": 1.5, "half_width": [0.0, 0.0, 1.2]},
+    }
+    return root, atom, position, overrides
+
+
+def test_the_stage_moves_the_flagged_atom_and_nothing_else(run_dir):
+    from hpcaet.atoms.dynamic_stage import run_dynamic
+    from hpcaet.pipeline import RunDirectory
+
+    root, atom, truth, overrides = run_dir
+    off = run_dynamic(load_config(overrides=overrides), RunDirectory(root))["atoms_dynamic.nc"]
+    assert off.attrs["dynamic_grid"] == "off"  # dynamic.enabled is false by default
+    config = load_config(
+        overrides={**overrides, "dynamic": {**overrides["dynamic"], "enabled": True}}
+    )
+    out = run_dynamic(config, RunDirectory(root))["atoms_dynamic.nc"]
+    assert out["dynamic_atom"].values.tolist() == [atom]  # the only flagged S
+    moved = out["position"].values
+    assert abs(moved[atom, 2] - truth[atom, 2]) <= 0.3 + 1e-9  # one z step
+    others = np.arange(len(moved)) != atom
+    np.testing.assert_array_equal(moved[others], off["position"].values[others])
+    assert out["dynamic_r1"].shape == (1, 9)
+
+
+def test_the_command_refuses_an_atom_that_is_not_flagged(run_dir, capsys, caplog):
+    import yaml
+
+    from hpcaet.cli import main
+
+    root, atom, _, overrides = run_dir
+    (root / "config.yaml").write_text(yaml.safe_dump(overrides))
+    code = main(["dynamic", "--run", str(root), "--atoms", str(atom + 1), "--no-cluster"])
+    assert code == 2
+    said = capsys.readouterr().err + caplog.text
+    assert f"atom {atom + 1} is not a flagged outlier" in said
+    assert not (root / "atoms_dynamic.nc").exists()
