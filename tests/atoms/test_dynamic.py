@@ -302,3 +302,35 @@ def test_the_command_refuses_an_atom_that_is_not_flagged(run_dir, capsys, caplog
     said = capsys.readouterr().err + caplog.text
     assert f"atom {atom + 1} is not a flagged outlier" in said
     assert not (root / "atoms_dynamic.nc").exists()
+
+
+def test_a_dask_cluster_gives_the_serial_result(scene, tmp_path):
+    from distributed import Client, LocalCluster
+
+    from hpcaet.parallel.tasks import DaskExecutor
+
+    _, species, atom, images, kernels, model = scene
+    options = {
+        "atoms": [atom],
+        "grid": ScanGrid((0.2, 0.0, 0.3), (0.2, 0.2, 0.3)),
+        "kernels": kernels,
+        **OPTIONS,
+    }
+    serial = refine_outliers(images, EULER, model, species, store_dir=None, **options)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        spread = refine_outliers(
+            images,
+            EULER,
+            model,
+            species,
+            executor=DaskExecutor(client, "dynamic"),
+            store_dir=tmp_path,
+            **options,
+        )
+    assert len(list(tmp_path.glob("dynamic-scan-*.npz"))) == 9  # 3 x 1 x 3 points
+    np.testing.assert_array_equal(spread.r1, serial.r1)
