@@ -2,6 +2,7 @@
 k-means reaches the same partition from any seeding."""
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,11 +18,11 @@ def demo_scan():
     return config, synthetic_eels(config)
 
 
-def _table(config, scan, seed):
+def _table(config, scan, seed, **settings):
     with warnings.catch_warnings():
         # a loose peak may warn (error bar wider than the range): the same for every seed
         warnings.simplefilter("ignore", EelsWarning)
-        out = analyse_eels(scan, config.eels, rng=seed)
+        out = analyse_eels(scan, replace(config.eels, **settings), rng=seed)
     return out["peak_centre"].values, out["peak_centre_error"].values
 
 
@@ -35,8 +36,9 @@ def _assert_same(tables):
 
 def test_table_same_for_the_issues_seeds(demo_scan):
     config, scan = demo_scan
-    # the issue saw 38.6 ± 0.2 with seed 0 and 31.9 ± 123.2 with seed 7
-    _assert_same([_table(config, scan, seed) for seed in (0, 7)])
+    # the issue saw 38.6 ± 0.2 with seed 0 and 31.9 ± 123.2 with seed 7; 20 starts here
+    # for speed (the fit has no randomness at any number), the defaults in the slow test
+    _assert_same([_table(config, scan, seed, fit_starts=20) for seed in (0, 7, 2)])
 
 
 @pytest.mark.slow
