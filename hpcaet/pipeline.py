@@ -102,7 +102,37 @@ def _simulate(config: Config, run: RunDirectory, client) -> dict:
     series = simulate_tilt_series(model, config, client=client, checkpoints=run.checkpoints)
     plot_phantom(model, run.figures / "truth_atoms.png")
     plot_tilt_series(series, run.figures / "tilt_series.png")
+    if config.imaging.model == "linear" and config.imaging.multislice.compare_crop > 0:
+        _compare_image_models(config, run, client, model, series)
     return {"truth_atoms.nc": model, "tilt_series.nc": series}
+
+
+def _compare_image_models(config: Config, run: RunDirectory, client, model, series) -> None:
+    from hpcaet.io.atomic import atomic_path
+    from hpcaet.parallel.tasks import executor_for
+    from hpcaet.phantom.compare import compare_image_models, plot_comparison
+
+    euler = series["true_euler"].values
+    steepest = euler[int(abs(euler[:, 1]).argmax())]
+    result = compare_image_models(
+        model,
+        config,
+        crop=config.imaging.multislice.compare_crop,
+        euler=steepest,
+        executor=executor_for(client, label="simulate"),
+        store_dir=run.checkpoints,
+    )
+    plot_comparison(result, run.figures / "multislice_check.png")
+    with atomic_path(run.file("multislice_check.json")) as tmp:
+        tmp.write_text(json.dumps(result.numbers(), indent=2))
+    log.info(
+        "simulate: multislice check at tilt %s: correlation %.3f with the linear image, "
+        "signal x %.2f, rms difference %.0f %% of the contrast",
+        steepest.round(1).tolist(),
+        result.correlation,
+        result.signal_ratio,
+        100 * result.difference,
+    )
 
 
 def _eels(config: Config, run: RunDirectory, client) -> dict:

@@ -18,13 +18,21 @@ do, on an xarray Volume and TiltSeries (no files but the optional step checkpoin
 3. join pairs that the refinement brought onto one column, drop vacancy pairs that
    sit on no chalcogen column (spurious peaks made vacant) and flag the atoms for the
    dynamic refinement (too close, off their layer).
+
+The steps are small functions over two records: :class:`FitInputs` (the images, angles,
+blur, compared pixels and settings: fixed for the whole build) and :class:`FitState`
+(the species' cross-sections and B-factors and the last refinement: each step returns
+a new one, nothing is changed in place), so each step can be checkpointed, tested or
+rerun on its own.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -114,8 +122,6 @@ def build_model(
     times["trace"] = time.perf_counter() - start
 
     materials = config.materials
-    weights = {e: config.species.cross_section[e] for e in materials.elements}
-    b_factors = {e: config.species.b_factor[e] for e in materials.elements}
     # only pixels that see no atom beyond the volume (which the model lacks) are compared
     depth = float(np.max(np.abs(sites["position"][:, 2]))) + 0.5
     footprint = footprint_mask(
@@ -130,130 +136,225 @@ def build_model(
         100 * footprint.mean(),
         cfg.image_margin,
     )
-    refine_options = {
-        "pixel_size": pixel,
-        "iterations": cfg.refine_iterations,
-        "tolerance": cfg.refine_tolerance,
-        "fit_shifts": cfg.fit_shifts,
-        "margin": cfg.margin,
-        "noise": cfg.noise,
-        "chunk": cfg.chunk_images,
-        "kernels": kernels,
-        "footprint": footprint,
-    }
+    fit = FitInputs(
+        images=images,
+        euler=euler,
+        pixel=pixel,
+        kernels=kernels,
+        footprint=footprint,
+        chalcogens=materials.chalcogens,
+        heights=materials.heights,
+        cfg=cfg,
+    )
+    state = FitState(
+        weights={e: config.species.cross_section[e] for e in materials.elements},
+        b_factors={e: config.species.b_factor[e] for e in materials.elements},
+    )
     history: dict = {"refine": [], "flips": [], "times": times}
-
-    def refine(position, species, **changes):
-        # weights, b_factors and shifts are read as they stand at each call.
-        return refine_atoms(
-            images,
-            euler,
-            position,
-            species,
-            weights=weights,
-            b_factors=b_factors,
-            shifts=shifts,
-            **{**refine_options, **changes},
-        )
-
-    def flip(sites, species, *, seed):
-        # weights, b_factors and the last refinement are read as they stand at each call.
-        return _flip(
-            images,
-            euler,
-            sites,
-            species,
-            pixel,
-            weights,
-            b_factors,
-            refined,
-            cfg,
-            chalcogens=materials.chalcogens,
-            seed=seed,
-            kernels=kernels,
-            footprint=footprint,
-        )
-
     species = sites["species"]
-    refined: RefineResult | None = None
-    shifts = None
     pending = False  # chalcogens reset to vacancies that no flipping has decided yet
     for cycle in range(cfg.flip_cycles + 1):
         t0 = time.perf_counter()
         name = f"cycle-{cycle}"
         saved = store.load(name)
         if saved is None:
-            # Flipping comes first, also before the first refinement: a refinement with
-            # wrong species pulls the sites of a column apart or together to make up
-            # for the wrong weights, and a later flipping at those positions keeps the
-            # wrong pair (e.g. Se/S with the Se moved towards the middle for Se/Se).
-            if refined is None:
-                refined = refine(sites["position"], species, iterations=0)
-            flipped = flip(sites, species, seed=[config.seed, cycle])
-            changed = flipped.species != species
-            species, flips = flipped.species, flipped.changes
-            if cfg.snap_distance > 0 and changed.any():
-                # Pairs that changed start again from their lattice sites.
-                moved = resnap_changed(sites, species, changed, cfg, heights=materials.heights)
-                sites = {**sites, "position": moved}
-            mapper = None
-            if client is not None:  # the image chunks go to the workers once per refinement
-                executor = DaskExecutor(client, f"atoms-refine{cycle}")
-                mapper = TaskMapper(executor, label="atoms: refine", keep_jobs=True)
-            refined = refine(sites["position"], species, mapper=mapper)
-            saved = result_arrays(refined, species, flips)
+            saved = _flip_and_refine(
+                fit, state, sites, species, seed=[config.seed, cycle], client=client, cycle=cycle
+            )
             store.save(name, saved)
         refined, species = result_from_arrays(saved)
-        weights.update(refined.weights)
-        b_factors.update(refined.b_factors)
-        shifts = refined.shifts
+        state = state.after(refined)
         history["refine"].append(refined.history)
         history["flips"].append(saved["flips"])
-        position = mirror_vacancies(
-            refined.position, species, sites["pair"], smoothing=cfg.layer_smoothing
-        )
-        reset = reset_collapsed(
-            position,
-            species,
-            sites["pair"],
-            min_distance=cfg.min_distance,
-            weights=weights,
-            chalcogens=materials.chalcogens,
-        )
-        pending = bool(np.any(reset != species))
-        species = reset
-        sites = {
-            **sites,
-            "position": mirror_vacancies(
-                position, species, sites["pair"], smoothing=cfg.layer_smoothing
-            ),
-        }
+        sites, settled = _settle(fit, state, sites, species)
+        pending = bool(np.any(settled != species))
+        species = settled
         times[name] = time.perf_counter() - t0
         if cycle > 0 and not pending and len(saved["flips"]) and saved["flips"][0] == 0:
             break  # nothing changed: the next cycles would repeat this one
     if pending:  # decide the reset sites; their positions stay the mirror images
         t0 = time.perf_counter()
-        flipped = flip(sites, species, seed=[config.seed, cfg.flip_cycles + 1])
+        flipped = _flip(fit, state, sites, species, seed=[config.seed, cfg.flip_cycles + 1])
         species = flipped.species
         history["flips"].append(flipped.changes)
-        refined = refine(sites["position"], species, iterations=0)
+        state = state.with_refined(_refine(fit, state, sites["position"], species, iterations=0))
         times["final flip"] = time.perf_counter() - t0
     n_atoms = int(np.sum(species != VACANCY))
     sites, species = drop_stray(sites, species, cfg)
     if int(np.sum(species != VACANCY)) != n_atoms:  # the R factors of the final model
-        refined = refine(sites["position"], species, iterations=0)
+        state = state.with_refined(_refine(fit, state, sites["position"], species, iterations=0))
+    refined = state.refined
     log.info(
         "atoms: R1 %.4f, R %.4f; weights %s; B-factors %s",
         refined.R1,
         refined.R,
-        {k: round(v, 5) for k, v in weights.items()},
-        {k: round(v, 2) for k, v in b_factors.items()},
+        {k: round(v, 5) for k, v in state.weights.items()},
+        {k: round(v, 2) for k, v in state.b_factors.items()},
     )
-    model = _to_model(sites, species, refined, weights, b_factors, series, cfg, materials)
+    model = _to_model(
+        sites, species, refined, state.weights, state.b_factors, series, cfg, materials
+    )
     model["flag"].values[:] |= edge_flags(
         model["position"].values, volume, distance=cfg.edge_distance
     )
     return model, history
+
+
+@dataclass(frozen=True)
+class FitInputs:
+    """What every refinement and flipping of one model fits: fixed for the whole build.
+
+    Attributes
+    ----------
+    images : ndarray of shape (m, ny, nx)
+        The images fitted [counts].
+    euler : ndarray of shape (m, 3)
+        Calibrated angles [deg].
+    pixel : float
+        [Å].
+    kernels : list of ndarray or None
+        Blur of the calculated images per tilt (vibration), or None.
+    footprint : ndarray of bool, shape (m, ny, nx)
+        Pixels compared.
+    chalcogens : tuple of str
+        The materials' chalcogens (flipping's candidates).
+    heights : tuple of float
+        The materials' chalcogen heights [Å] (lattice sites of changed pairs).
+    cfg : AtomsConfig
+    """
+
+    images: np.ndarray
+    euler: np.ndarray
+    pixel: float
+    kernels: Any
+    footprint: np.ndarray
+    chalcogens: tuple[str, ...]
+    heights: tuple[float, ...]
+    cfg: Any
+
+
+@dataclass(frozen=True)
+class FitState:
+    """What the fitting has learnt so far; each step returns a new one.
+
+    Attributes
+    ----------
+    weights, b_factors : dict of str to float
+        Cross-section [model units] and B-factor [Å²] per species.
+    refined : RefineResult or None
+        The last refinement (its scale, offset and shifts are the next ones' start).
+    """
+
+    weights: dict[str, float]
+    b_factors: dict[str, float]
+    refined: RefineResult | None = None
+
+    @property
+    def shifts(self) -> np.ndarray | None:
+        return None if self.refined is None else self.refined.shifts
+
+    def with_refined(self, refined: RefineResult) -> FitState:
+        """The state with ``refined`` as the last refinement, weights unchanged."""
+        return replace(self, refined=refined)
+
+    def after(self, refined: RefineResult) -> FitState:
+        """The state after a refinement that also fitted the weights and B-factors."""
+        return FitState(
+            weights={**self.weights, **refined.weights},
+            b_factors={**self.b_factors, **refined.b_factors},
+            refined=refined,
+        )
+
+
+def _refine(fit: FitInputs, state: FitState, position, species, **changes) -> RefineResult:
+    cfg = fit.cfg
+    options = {
+        "pixel_size": fit.pixel,
+        "iterations": cfg.refine_iterations,
+        "tolerance": cfg.refine_tolerance,
+        "fit_shifts": cfg.fit_shifts,
+        "margin": cfg.margin,
+        "noise": cfg.noise,
+        "chunk": cfg.chunk_images,
+        "kernels": fit.kernels,
+        "footprint": fit.footprint,
+    }
+    return refine_atoms(
+        fit.images,
+        fit.euler,
+        position,
+        species,
+        weights=state.weights,
+        b_factors=state.b_factors,
+        shifts=state.shifts,
+        **{**options, **changes},
+    )
+
+
+def _flip(fit: FitInputs, state: FitState, sites, species, *, seed):
+    refined = state.refined
+    return flip_pairs(
+        fit.images,
+        fit.euler,
+        sites["position"],
+        species,
+        sites["pair"],
+        pixel_size=fit.pixel,
+        weights=state.weights,
+        b_factors=state.b_factors,
+        scale=refined.scale,
+        offset=refined.offset,
+        shifts=refined.shifts,
+        max_sweeps=fit.cfg.flip_sweeps,
+        kernels=fit.kernels,
+        footprint=fit.footprint,
+        chalcogens=fit.chalcogens,
+        rng=np.random.SeedSequence(seed),
+    )
+
+
+def _flip_and_refine(fit, state, sites, species, *, seed, client, cycle) -> dict:
+    """One cycle: flip the pairs, restart the changed ones on their lattice sites,
+    refine; the result as the arrays of its checkpoint."""
+    cfg = fit.cfg
+    # Flipping comes first, also before the first refinement: a refinement with wrong
+    # species pulls the sites of a column apart or together to make up for the wrong
+    # weights, and a later flipping at those positions keeps the wrong pair (e.g.
+    # Se/S with the Se moved towards the middle for Se/Se).
+    if state.refined is None:
+        state = state.with_refined(_refine(fit, state, sites["position"], species, iterations=0))
+    flipped = _flip(fit, state, sites, species, seed=seed)
+    changed = flipped.species != species
+    species = flipped.species
+    if cfg.snap_distance > 0 and changed.any():
+        # Pairs that changed start again from their lattice sites.
+        moved = resnap_changed(sites, species, changed, cfg, heights=fit.heights)
+        sites = {**sites, "position": moved}
+    mapper = None
+    if client is not None:  # the image chunks go to the workers once per refinement
+        executor = DaskExecutor(client, f"atoms-refine{cycle}")
+        mapper = TaskMapper(executor, label="atoms: refine", keep_jobs=True)
+    refined = _refine(fit, state, sites["position"], species, mapper=mapper)
+    return result_arrays(refined, species, flipped.changes)
+
+
+def _settle(fit: FitInputs, state: FitState, sites, species):
+    """After a refinement: vacancy sites to the mirror image of their partner, and a
+    chalcogen pulled too close to another atom reset to a vacancy."""
+    cfg = fit.cfg
+    position = mirror_vacancies(
+        state.refined.position, species, sites["pair"], smoothing=cfg.layer_smoothing
+    )
+    species = reset_collapsed(
+        position,
+        species,
+        sites["pair"],
+        min_distance=cfg.min_distance,
+        weights=state.weights,
+        chalcogens=fit.chalcogens,
+    )
+    position = mirror_vacancies(position, species, sites["pair"], smoothing=cfg.layer_smoothing)
+    return {**sites, "position": position}, species
 
 
 def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
@@ -352,42 +453,6 @@ def _initial_sites(model: xr.Dataset) -> dict[str, np.ndarray]:
         "region": model["region"].values.astype(np.int8),
         "pair": model["pair"].values.astype(int),
     }
-
-
-def _flip(
-    images,
-    euler,
-    sites,
-    species,
-    pixel,
-    weights,
-    b_factors,
-    refined,
-    cfg,
-    *,
-    chalcogens,
-    seed,
-    kernels,
-    footprint,
-):
-    return flip_pairs(
-        images,
-        euler,
-        sites["position"],
-        species,
-        sites["pair"],
-        pixel_size=pixel,
-        weights=weights,
-        b_factors=b_factors,
-        scale=refined.scale,
-        offset=refined.offset,
-        shifts=refined.shifts,
-        max_sweeps=cfg.flip_sweeps,
-        kernels=kernels,
-        footprint=footprint,
-        chalcogens=chalcogens,
-        rng=np.random.SeedSequence(seed),
-    )
 
 
 def _to_model(sites, species, refined: RefineResult, weights, b_factors, series, cfg, materials):

@@ -36,6 +36,7 @@ import numpy as np
 
 from hpcaet.errors import InputError
 from hpcaet.forward.multislice import _abtem, electron_wavelength
+from hpcaet.geometry import euler_to_matrix
 
 __all__ = ["ADFOptics", "ADFSettings", "adf_tile", "check_adf", "cell_gpts", "nyquist_step"]
 
@@ -200,14 +201,15 @@ def adf_tile(
     step: float,
     optics: ADFOptics,
     settings: ADFSettings,
+    euler: np.ndarray | None = None,
 ) -> np.ndarray:
     """ADF signal of one tile of probe positions, by multislice.
 
     Parameters
     ----------
     positions : ndarray of shape (n, 3)
-        Atom positions in the microscope frame (beam along +z) [Å]: the sample
-        already rotated to this tilt.
+        Atom positions [Å]: in the sample frame when ``euler`` is given, else in the
+        microscope frame (beam along +z), the sample already rotated to this tilt.
     symbols : ndarray of str, shape (n,)
         Chemical symbols.
     origin : (float, float)
@@ -218,6 +220,9 @@ def adf_tile(
         Probe step [Å].
     optics, settings
         The microscope and the numerics.
+    euler : ndarray of shape (3,), optional
+        The tilt [deg] (:mod:`hpcaet.geometry`): the atoms are rotated by it here
+        (abTEM's ``tilt=`` is a small beam tilt, not a specimen tilt).
 
     Returns
     -------
@@ -230,6 +235,8 @@ def adf_tile(
             f"tile shape must be between 1 and {settings.tile} positions per side; got {shape}."
         )
     positions = np.asarray(positions, dtype=float).reshape(-1, 3)
+    if euler is not None:
+        positions = positions @ euler_to_matrix(euler).T
     symbols = np.asarray(symbols).astype(str)
     length = settings.tile * step + 2.0 * settings.padding
     corner = np.asarray(origin, dtype=float) - settings.padding

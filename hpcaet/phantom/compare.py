@@ -23,10 +23,10 @@ from scipy import ndimage
 
 from hpcaet.config import Config
 from hpcaet.forward import project_atoms, species_table
+from hpcaet.forward.adf import adf_tile
 from hpcaet.forward.kernels import probe_b_factor
 from hpcaet.materials import VACANCY
 from hpcaet.parallel.tasks import ARRAY, Executor, TaskStore, content_key, map_tasks
-from hpcaet.phantom.dynamical import tilted_tile
 from hpcaet.plotting import colorbar, save_figure, show_image, symmetric_limit
 
 __all__ = ["ModelComparison", "compare_image_models", "plot_comparison"]
@@ -131,7 +131,7 @@ def compare_image_models(
             )
     salt = content_key({"positions": positions, "symbols": symbols.astype("U3")}, repr(settings))
     images = map_tasks(
-        tilted_tile,
+        adf_tile,
         jobs,
         keys=[content_key(job, salt) for job in jobs],
         shared={

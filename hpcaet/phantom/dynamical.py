@@ -7,11 +7,12 @@ canvas: the probe positions are the detector-spaced samples of the canvas
 ``tile × tile`` positions; each tile of each tilt is one task of the task layer
 (:func:`hpcaet.parallel.tasks.map_tasks`), saved as it finishes, so a killed worker
 loses one tile and a rerun computes only what is missing. The atoms are rotated to the
-tilt inside the task (:func:`hpcaet.forward.adf.adf_tile`: abTEM rotates nothing, its
-``tilt=`` is a small beam tilt). The tiles of a tilt are then put together, interpolated
-to the canvas' fine grid (exact for an ADF image sampled at its Nyquist step) and
-blurred by the incoherent Gaussian; :func:`hpcaet.phantom.simulate.record_tilt` adds
-vibration, background, drift, scan distortion and noise exactly as for the linear model.
+tilt inside the task (:func:`hpcaet.forward.adf.adf_tile` with ``euler``; abTEM's
+``tilt=`` is a small beam tilt, not a specimen tilt). The tiles of a tilt are then put
+together, interpolated to the canvas' fine grid (exact for an ADF image sampled at its
+Nyquist step) and blurred by the incoherent Gaussian;
+:func:`hpcaet.phantom.simulate.record_tilt` adds vibration, background, drift, scan
+distortion and noise exactly as for the linear model.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from scipy import ndimage
 
 from hpcaet.errors import InputError
 from hpcaet.forward.adf import ADFOptics, ADFSettings, adf_tile
-from hpcaet.geometry import euler_to_matrix
 from hpcaet.parallel.tasks import ARRAY, Executor, TaskStore, content_key, map_tasks
 from hpcaet.phantom.simulate import TiltCanvas, upsample_probe_image
 
-__all__ = ["TileJob", "plan_tiles", "tilted_tile", "dynamical_pictures"]
+__all__ = ["TileJob", "plan_tiles", "dynamical_pictures"]
 
 log = logging.getLogger(__name__)
 
@@ -69,30 +69,6 @@ def plan_tiles(canvases: list[TiltCanvas], tile: int) -> list[TileJob]:
                 if not np.allclose(np.diff(x[c : c + shape[1]]), step):
                     raise InputError("probe positions of a canvas must be evenly spaced.")
     return jobs
-
-
-def tilted_tile(
-    positions: np.ndarray,
-    symbols: np.ndarray,
-    euler: np.ndarray,
-    *,
-    origin: tuple[float, float],
-    shape: tuple[int, int],
-    step: float,
-    optics: ADFOptics,
-    settings: ADFSettings,
-) -> np.ndarray:
-    """:func:`hpcaet.forward.adf.adf_tile` of the sample rotated by ``euler`` [deg]."""
-    rotated = np.asarray(positions, float) @ euler_to_matrix(euler).T
-    return adf_tile(
-        rotated,
-        symbols,
-        origin=origin,
-        shape=shape,
-        step=step,
-        optics=optics,
-        settings=settings,
-    )
 
 
 def dynamical_pictures(
@@ -152,7 +128,7 @@ def dynamical_pictures(
         for t in jobs
     ]
     tiles = map_tasks(
-        tilted_tile,
+        adf_tile,
         [{"euler": euler[t.tilt], "origin": t.origin, "shape": t.shape} for t in jobs],
         keys=keys,
         shared={
