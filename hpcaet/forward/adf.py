@@ -38,7 +38,15 @@ from hpcaet.errors import InputError
 from hpcaet.forward.multislice import _abtem, electron_wavelength
 from hpcaet.geometry import euler_to_matrix
 
-__all__ = ["ADFOptics", "ADFSettings", "adf_tile", "check_adf", "cell_gpts", "nyquist_step"]
+__all__ = [
+    "ADFOptics",
+    "ADFSettings",
+    "adf_tile",
+    "adf_scan",
+    "check_adf",
+    "cell_gpts",
+    "nyquist_step",
+]
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +274,31 @@ def adf_tile(
         gpts=(cols, rows),
         endpoint=False,
     )
+    signal = adf_scan(potential, scan, optics=optics, settings=settings)
+    # abTEM orders the scan axes (x, y); images are [row = y, col = x].
+    return np.asarray(signal, dtype=float).reshape(cols, rows).T
+
+
+def adf_scan(potential, scan, *, optics: ADFOptics, settings: ADFSettings) -> np.ndarray:
+    """The annular detector's signal for each probe position of a scan, by abTEM.
+
+    Parameters
+    ----------
+    potential : abtem potential
+        A ``Potential`` (built or not) or ``PotentialArray`` of the cell.
+    scan : abtem scan
+        The probe positions (``GridScan``, ``CustomScan``), in the cell's frame [Å].
+    optics, settings
+        The microscope; ``settings.engine`` and ``prism_interpolation`` choose plain
+        multislice or PRISM.
+
+    Returns
+    -------
+    ndarray
+        Fraction of one probe electron on the detector, in abTEM's scan order.
+    """
+    _pin_threads()
+    abtem = _abtem()
     detector = abtem.AnnularDetector(inner=optics.detector[0], outer=optics.detector[1])
     energy = 1e3 * optics.voltage
     if settings.engine == "prism":
@@ -280,6 +313,4 @@ def adf_tile(
         probe = abtem.Probe(energy=energy, semiangle_cutoff=optics.convergence_angle)
         probe.grid.match(potential)
         measured = probe.scan(potential, scan=scan, detectors=detector)
-    signal = measured.compute(scheduler="synchronous", progress_bar=False).array
-    # abTEM orders the scan axes (x, y); images are [row = y, col = x].
-    return np.asarray(signal, dtype=float).reshape(cols, rows).T
+    return np.asarray(measured.compute(scheduler="synchronous", progress_bar=False).array, float)
