@@ -195,10 +195,13 @@ def _swap_moves(
     """Move each peak in turn to the largest residual of the others and refit; keep gains.
 
     A deterministic local search over arrangements of the peaks: it escapes minima where
-    one Gaussian sits on a spurious feature while a real shoulder is left unfitted.
+    one Gaussian sits on a spurious feature while a real shoulder is left unfitted. From
+    an implausible ``best`` (a collapsed or negative peak), the first plausible result is
+    kept whatever its χ², and the search goes on from it.
     """
     step = float(np.median(np.diff(e)))
     smooth = max(0.5 * width / step, 0.5)
+    plausible = _acceptable(best[1], e, n_peaks, min_width)
     for _ in range(rounds):
         improved = False
         for k in range(n_peaks):
@@ -222,12 +225,11 @@ def _swap_moves(
                 continue
             cost = float(np.sum(res.fun**2))
             minima.append((cost, _sorted_centres(res.x, n_peaks)))
-            if cost < best[0] * (1 - 1e-9):
-                best = (cost, res)
-                improved = True
+            if not plausible or cost < best[0] * (1 - 1e-9):
+                best, plausible, improved = (cost, res), True, True
         if not improved:
             break
-    return best
+    return best, plausible
 
 
 def _sorted_centres(p: np.ndarray, n_peaks: int) -> np.ndarray:
@@ -250,10 +252,10 @@ def _best_run(
 ):
     """Run LM from each start of ``p0s``, then from fixed perturbations of them in turn
     (``starts`` runs in all, at least one per start), then swap moves from the best;
-    keep the best plausible run (positive heights, centres inside the range), else the
-    best run. Also returns every plausible local minimum as (cost, centres highest
-    first)."""
-    best, best_plausible, minima = None, None, []
+    keep the best plausible run (positive heights, centres inside the range, widths of
+    at least ``min_width``), else the best with positive heights in range, else the best.
+    Also returns every plausible local minimum as (cost, centres highest first)."""
+    best, best_plausible, positive, minima = None, None, None, []
     n_runs = max(starts, len(p0s))
     shifts = _perturbations(n_runs - len(p0s), n_peaks)
     for run in range(n_runs):
@@ -274,16 +276,18 @@ def _best_run(
         cost = float(np.sum(res.fun**2))
         if best is None or cost < best[0]:
             best = (cost, res)
+        if _acceptable(res, e, n_peaks) and (positive is None or cost < positive[0]):
+            positive = (cost, res)  # positive peaks in range, whatever their width
         if not _acceptable(res, e, n_peaks, min_width):
             continue
         minima.append((cost, _sorted_centres(res.x, n_peaks)))
         if best_plausible is None or cost < best_plausible[0]:
             best_plausible = (cost, res)
-    if best_plausible is not None:
-        best_plausible = _swap_moves(
+    if best_plausible is not None or best is not None:
+        found, plausible = _swap_moves(
             e,
             y,
-            best_plausible,
+            best_plausible or best,
             n_peaks=n_peaks,
             joint=joint,
             width=width,
@@ -292,7 +296,9 @@ def _best_run(
             minima=minima,
             min_width=min_width,
         )
-    chosen = best_plausible or best
+        if plausible:
+            best_plausible = found
+    chosen = best_plausible or positive or best
     return (None if chosen is None else chosen[1]), minima
 
 
@@ -387,8 +393,8 @@ def fit_gaussians(
         swap moves (each peak in turn moved to the largest residual of the others and
         all refitted, kept when χ² drops). The kept run has the smallest residual among
         those whose peaks all have positive heights, centres inside the fit range and σ
-        of at least ``min_width``, else the smallest residual overall. The fit itself
-        stays unbounded.
+        of at least ``min_width``, else among those with positive heights and centres in
+        range, else overall. The fit itself stays unbounded.
     jitter : float
         Largest move of a starting centre [meV].
     max_evaluations : int
