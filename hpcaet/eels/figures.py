@@ -291,7 +291,7 @@ def plot_peak_maps(ds: xr.Dataset, path: str | Path) -> Path:
             _map_axes(ax, unit)
             mean = np.nanmean(centres[:, k]) if np.isfinite(centres[:, k]).any() else np.nan
             ax.set_title(
-                f"peak {k + 1} (groups' mean {mean:.1f} meV): {int(finite.size)} pixels",
-                fontsize=9,
+                f"peak {k + 1} (groups' mean {mean:.1f} meV): {int(finite.size)} px",
+                fontsize=8,
             )
     return _save(fig, path)
