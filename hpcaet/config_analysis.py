@@ -111,9 +111,10 @@ class DynamicConfig:
     step: tuple[float, float, float]
     crop: int
     patch_radius: float
+    patch_padding: float
 
     def __post_init__(self):
-        _positive(self, "crop", "patch_radius")
+        _positive(self, "crop", "patch_radius", "patch_padding")
         if any(not h >= 0 for h in self.half_width) or any(not s > 0 for s in self.step):
             raise ConfigError(
                 f"dynamic.half_width must be >= 0 and dynamic.step > 0 [Å] (x, y, z); got "

@@ -123,6 +123,7 @@ def scan_context(
     incoherent_sigma: float,
     shifts: np.ndarray | None,
     kernels,
+    patch_padding: float | None = None,
 ) -> dict:
     """The settings of a scan, checked, as one dict (see :func:`refine_outliers`).
 
@@ -143,6 +144,9 @@ def scan_context(
         )
     if not patch_radius > 0:
         raise InputError(f"patch_radius must be positive [Å]; got {patch_radius}.")
+    patch_padding = settings.padding if patch_padding is None else float(patch_padding)
+    if not patch_padding > 0:
+        raise InputError(f"patch_padding must be positive [Å]; got {patch_padding}.")
     check_adf(optics, settings, step=pixel_size)
     shifts = np.zeros((m, 2)) if shifts is None else np.asarray(shifts, float).reshape(m, 2)
     packed = _pack_kernels(kernels, m)
@@ -153,6 +157,7 @@ def scan_context(
         "margin": crop_margin(sigma, packed),
         "sigma": sigma,
         "patch_radius": float(patch_radius),
+        "patch_padding": patch_padding,
         "grid": grid,
         "rotation": np.array([euler_to_matrix(e) for e in euler]),
         "shifts": shifts,
@@ -176,6 +181,7 @@ def refine_outliers(
     grid: ScanGrid,
     crop: int = 60,
     patch_radius: float = 3.0,
+    patch_padding: float | None = None,
     incoherent_sigma: float = 0.0,
     shifts: np.ndarray | None = None,
     kernels=None,
@@ -207,8 +213,11 @@ def refine_outliers(
         Side of the crop compared per image [pixel] (the paper's 60 × 60).
     patch_radius : float, default 3.0
         Probe positions within this distance of the atom's projection at any grid
-        point are simulated at every point [Å]; the patch cell adds
-        ``settings.padding`` on every side.
+        point are simulated at every point [Å].
+    patch_padding : float, optional
+        The patch cell is the patch plus this on every side [Å]; default
+        ``settings.padding`` (the baseline tiles' padding). The cell's errors cancel
+        to first order in the patch's change ``S_g - S_0``, so it can be smaller.
     incoherent_sigma : float, default 0
         Gaussian blur of the multislice images (probe size and other incoherent
         effects) [Å].
@@ -245,6 +254,7 @@ def refine_outliers(
         grid=grid,
         crop=crop,
         patch_radius=patch_radius,
+        patch_padding=patch_padding,
         incoherent_sigma=incoherent_sigma,
         shifts=shifts,
         kernels=kernels,
@@ -310,7 +320,7 @@ def plan_atom(images, euler, position, species, a: int, ctx: dict) -> dict:
     settings: ADFSettings = ctx["settings"]
     keep = (species != "vac") & (np.arange(len(species)) != a)
     w = crop + 2 * margin
-    half = ctx["patch_radius"] + float(ctx["reach"].max()) + settings.padding
+    half = ctx["patch_radius"] + float(ctx["reach"].max()) + ctx["patch_padding"]
     extent = 2.0 * half
     windows, measured, tile_jobs, patch_jobs, patch_pixels = [], [], [], [], []
     starts, depths = [], []
@@ -379,6 +389,7 @@ def plan_atom(images, euler, position, species, a: int, ctx: dict) -> dict:
             "margin": margin,
             "sigma": ctx["sigma"],
             "radius": ctx["patch_radius"],
+            "patch_padding": ctx["patch_padding"],
             "grid": ctx["grid"].offsets(),
             "measured": np.asarray(measured),
         },

@@ -110,6 +110,7 @@ def dynamic_inputs(config: Config, model: xr.Dataset, series: xr.Dataset) -> dic
         "grid": ScanGrid(tuple(cfg.half_width), tuple(cfg.step)),
         "crop": int(cfg.crop),
         "patch_radius": float(cfg.patch_radius),
+        "patch_padding": float(cfg.patch_padding),
         "incoherent_sigma": float(config.imaging.multislice.incoherent_sigma),
         "shifts": shifts,
         "kernels": kernels,
