@@ -14,7 +14,10 @@ species and explicit vacancy sites, following the Methods of Tian et al.
 * :func:`vibration_kernels`, :func:`blur_images` – the per-image vibration blur of
   images that were not deconvolved, applied to the calculated images;
 * :func:`flip_pairs` – the nine S/Se/vacancy cases of every pair, lowest R1 kept;
-* :func:`score_atoms` – accuracy against a known truth.
+* :func:`score_atoms` – accuracy against a known truth;
+* :func:`select_outliers`, :func:`refine_outliers` – the dynamic refinement: outlier S
+  atoms moved to the least R1 of multislice scans over a :class:`ScanGrid`
+  (``hpcaet dynamic --run DIR``, :mod:`hpcaet.atoms.dynamic_stage`).
 
 :func:`hpcaet.atoms.build.build_model` chains them on a Volume and a TiltSeries; the
 stage (``hpcaet atoms --run DIR``) is :func:`hpcaet.atoms.stage.run_atoms`.
@@ -22,6 +25,8 @@ stage (``hpcaet atoms --run DIR``) is :func:`hpcaet.atoms.stage.run_atoms`.
 
 from hpcaet.atoms.blur import blur_images, blur_images_adjoint, vibration_kernels
 from hpcaet.atoms.classify import REGION_MOS2, REGION_WSE2, Classification, classify_species
+from hpcaet.atoms.dynamic import DynamicResult, refine_outliers
+from hpcaet.atoms.dynamic_grid import ScanGrid, select_outliers
 from hpcaet.atoms.flip import CASES, FlipResult, flip_pairs
 from hpcaet.atoms.layers import (
     LAYER_BOTTOM,
@@ -54,12 +59,14 @@ __all__ = [
     "REGION_WSE2",
     "Classification",
     "ChunkTerms",
+    "DynamicResult",
     "FlipResult",
     "ImageChunk",
     "LayerFit",
     "LayerSurfaces",
     "PairedSites",
     "RefineResult",
+    "ScanGrid",
     "TracedAtoms",
     "blur_images",
     "blur_images_adjoint",
@@ -79,7 +86,9 @@ __all__ = [
     "probe_b_factor",
     "r_factors",
     "refine_atoms",
+    "refine_outliers",
     "score_atoms",
+    "select_outliers",
     "snap_chalcogens",
     "support_mask",
     "trace_atoms",
