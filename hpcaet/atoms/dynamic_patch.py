@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage, signal
 
-from hpcaet.forward.adf import ADFOptics, ADFSettings, _pin_threads, cell_gpts
+from hpcaet.forward.adf import ADFOptics, ADFSettings, adf_scan, cell_gpts
 from hpcaet.forward.multislice import _abtem
 
 __all__ = ["patch_setup", "atom_potential", "patch_signal", "calculated_crops", "scan_point"]
@@ -123,7 +123,6 @@ def patch_signal(
     ndarray of shape (k,)
         Fraction of one probe electron on the detector.
     """
-    _pin_threads()
     abtem = _abtem()
     array = abtem.PotentialArray(
         np.asarray(potential, np.float32),
@@ -131,22 +130,7 @@ def patch_signal(
         extent=(extent, extent),
     )
     scan = abtem.CustomScan(np.asarray(probes, float).reshape(-1, 2))
-    detector = abtem.AnnularDetector(inner=optics.detector[0], outer=optics.detector[1])
-    energy = 1e3 * optics.voltage
-    if settings.engine == "prism":
-        smatrix = abtem.SMatrix(
-            potential=array,
-            energy=energy,
-            semiangle_cutoff=optics.convergence_angle,
-            interpolation=settings.prism_interpolation,
-        )
-        measured = smatrix.scan(scan=scan, detectors=detector)
-    else:
-        probe = abtem.Probe(energy=energy, semiangle_cutoff=optics.convergence_angle)
-        probe.grid.match(array)
-        measured = probe.scan(array, scan=scan, detectors=detector)
-    out = measured.compute(scheduler="synchronous", progress_bar=False).array
-    return np.asarray(out, dtype=float).reshape(-1)
+    return adf_scan(array, scan, optics=optics, settings=settings).reshape(-1)
 
 
 def patch_setup(
