@@ -131,7 +131,7 @@ def plot_background(ds: xr.Dataset, path: str | Path, *, index: int | None = Non
     estimator = ds.attrs.get("background_estimator", "poisson")
     ax.set(
         xlabel="energy loss [meV]",
-        ylabel="counts",
+        ylabel="intensity [counts]",
         title=f"power-law background from {len(windows)} windows, {estimator} fit (cf. Fig. S5)",
     )
     ax.legend(fontsize=8)
@@ -162,7 +162,7 @@ def plot_line_scan(ds: xr.Dataset, path: str | Path) -> Path:
     ax = fig.subplots()
     vmax = float(np.percentile(signal, 99))
     mesh = ax.pcolormesh(pos, e[sel], signal.T, shading="nearest", cmap="magma", vmin=0, vmax=vmax)
-    fig.colorbar(mesh, ax=ax, label="counts")
+    fig.colorbar(mesh, ax=ax, label="background-subtracted intensity [counts]")
     _boundaries(ax, ds)
     ax.set(
         xlabel=_position_label(ds),
@@ -192,7 +192,7 @@ def plot_clusters(ds: xr.Dataset, path: str | Path) -> Path:
             cmap=cmap,
             norm=BoundaryNorm(np.arange(k + 1) - 0.5, k),
         )
-        bar = fig.colorbar(im, ax=ax, ticks=np.arange(k), label="k-means cluster")
+        bar = fig.colorbar(im, ax=ax, ticks=np.arange(k), label="k-means cluster [index]")
         bar.ax.set_yticklabels(names)
         _region_edges(ax, ds, "k")
         _map_axes(ax, unit)
@@ -208,7 +208,11 @@ def plot_clusters(ds: xr.Dataset, path: str | Path) -> Path:
     _boundaries(ax, ds)
     names = _names(ds)
     ax.set_yticks(np.arange(1, len(names) + 1), [f"{i + 1} ({n})" for i, n in enumerate(names)])
-    ax.set(xlabel=_position_label(ds), title="cluster index along the scan (cf. Fig. S6B)")
+    ax.set(
+        xlabel=_position_label(ds),
+        ylabel="k-means cluster [index]",
+        title="cluster index along the scan (cf. Fig. S6B)",
+    )
     ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -242,13 +246,21 @@ def plot_group_fits(ds: xr.Dataset, path: str | Path) -> Path:
         label = "group mean − neighbours' share" if corrected else "group mean"
         ax.plot(e[sel], data - base, ".", ms=2.5, color=colour, label=label)
         ax.plot(e[sel], model - base, color="k", lw=1.2, label="fit")
-        for c, w, h in peaks:
-            ax.plot(e[sel], gaussian(e[sel], c, w, h), lw=0.8, color="grey")
-            ax.axvline(c, color=colour, lw=0.6, ls=":")
+        for i, (c, w, h) in enumerate(peaks):
+            first = i == 0
+            ax.plot(
+                e[sel],
+                gaussian(e[sel], c, w, h),
+                lw=0.8,
+                color="grey",
+                label="fitted Gaussians" if first else None,
+            )
+            ax.axvline(c, color=colour, lw=0.6, ls=":", label="fitted centres" if first else None)
         if "true_peak_centre" in ds and g < ds.sizes.get("region", 0):
-            for c in ds["true_peak_centre"].values[g]:
-                if np.isfinite(c):
-                    ax.axvline(c, color="tab:blue", lw=0.6, ls="--")
+            true = [c for c in ds["true_peak_centre"].values[g] if np.isfinite(c)]
+            for i, c in enumerate(true):
+                label = "true centres" if i == 0 else None
+                ax.axvline(c, color="tab:blue", lw=0.6, ls="--", label=label)
         table = "\n".join(
             f"{c:.1f} ± {ce:.1f}"
             for c, ce in zip(
@@ -256,9 +268,14 @@ def plot_group_fits(ds: xr.Dataset, path: str | Path) -> Path:
             )
         )
         ax.text(0.98, 0.97, table, transform=ax.transAxes, ha="right", va="top", fontsize=7)
-        ax.set(xlabel="energy loss [meV]", title=names[g])
-    axes[0].set_ylabel("counts (background removed)")
-    axes[0].legend(fontsize=8, loc="upper left")
+        ax.set(
+            xlabel="energy loss [meV]",
+            ylabel="intensity, background removed [counts]",
+            title=names[g],
+        )
+    # one legend below the panels, where it covers no data
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
     return _save(fig, path)
 
 
