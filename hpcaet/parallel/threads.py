@@ -16,9 +16,20 @@ one-dimensional transforms, each computed in the same order on any thread.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["pinned_threads", "call_pinned"]
+
+
+@lru_cache(maxsize=1)
+def _controller():
+    """The process's BLAS / OpenMP libraries, found once (finding them is most of the
+    cost of a limit: about a millisecond, too much for every task)."""
+    import scipy.linalg  # noqa: F401 - load scipy's own BLAS now, so that it is limited too
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def pinned_threads():
@@ -26,7 +37,7 @@ def pinned_threads():
 
     Returns
     -------
-    threadpoolctl.threadpool_limits
+    threadpoolctl limiter
         Use as ``with pinned_threads(): ...``; the previous limits come back on exit.
 
     Examples
@@ -37,12 +48,9 @@ def pinned_threads():
     >>> value
     4.0
     """
-    import scipy.linalg  # noqa: F401 - load scipy's own BLAS now, so that it is limited too
-    from threadpoolctl import threadpool_limits
-
-    # Libraries loaded later are not limited: those that start threads of their own
-    # (BM3D) are asked for one thread where they are called.
-    return threadpool_limits(limits=1)
+    # Libraries loaded after the first call are not limited: those that start threads
+    # of their own (BM3D) are asked for one thread where they are called.
+    return _controller().limit(limits=1)
 
 
 def call_pinned(func: Callable, args: tuple, kwargs: Mapping[str, Any]):
