@@ -403,25 +403,14 @@ def _cmd_run(args) -> int:
 
 def _cmd_demo(args) -> int:
     from hpcaet.config import packaged_config
+    from hpcaet.phonons.command import demo_phonons
     from hpcaet.pipeline import STAGES
 
     config = _load(packaged_config("demo"), args)
     outputs = _run(config, args, tuple(STAGES))
-    outputs.update(_demo_phonons(config, args.out))
+    outputs.update(demo_phonons(config, args.out))
     _print_outputs(args.out, outputs)
     return 0
-
-
-def _demo_phonons(config, out) -> dict[str, Path]:
-    """The phonon stage on the demo's model (a small stitched cell), then the report."""
-    from hpcaet.phonons.stage import run_phonons
-    from hpcaet.report import write_report
-
-    start = time.perf_counter()
-    written = run_phonons(config, out)
-    log.info("phonons: finished in %.1f s", time.perf_counter() - start)
-    write_report(out)
-    return written
 
 
 def _cmd_info(args) -> int:

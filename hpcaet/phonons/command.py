@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hpcaet.errors import HpcaetError
 
-__all__ = ["phonons_parser"]
+__all__ = ["phonons_parser", "demo_phonons"]
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +80,17 @@ def _cmd_phonons(args) -> int:
     if outputs:
         _print_outputs(args.run, outputs)
     return 0
+
+
+def demo_phonons(config, out) -> dict[str, Path]:
+    """The phonon stage on the demo's model (a small stitched cell), then the report."""
+    import time
+
+    from hpcaet.phonons.stage import run_phonons
+    from hpcaet.report import write_report
+
+    start = time.perf_counter()
+    written = run_phonons(config, out)
+    log.info("phonons: finished in %.1f s", time.perf_counter() - start)
+    write_report(out)
+    return written
