@@ -45,9 +45,15 @@ def plot_cell(cell, path) -> Path:
     for y in cell.interfaces:
         for ax in (top, side):
             ax.axvline(y, color="k", ls="--", lw=1)
-    top.set(ylabel="x along the interface [Å]", title=f"stitched cell, {len(atoms)} atoms")
+    top.set(
+        xlabel="y across the interface [Å]",
+        ylabel="x along the interface [Å]",
+        title=f"stitched cell, {len(atoms)} atoms",
+    )
     top.set_aspect("equal")
-    top.legend(fontsize=7, loc="upper right", ncols=4)
+    # below the panels, where it covers no atom
+    handles, labels = top.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=7)
     side.set(xlabel="y across the interface [Å]", ylabel="z [Å]")
     return save_figure(fig, path)
 
@@ -65,7 +71,12 @@ def _dispersion_panel(ax, ds, name, title):
         ax.axvline(x, color="0.5", lw=0.5)
     ax.set_xticks(list(_labels(ds).values()), [k.rstrip("'") for k in _labels(ds)])
     ax.axhline(0, color="0.5", lw=0.5)
-    ax.set(ylabel="energy [meV]", title=title, ylim=(energy[0], energy[-1]))
+    ax.set(
+        xlabel="wave vector along the path [1/Å]",
+        ylabel="energy [meV]",
+        title=title,
+        ylim=(energy[0], energy[-1]),
+    )
 
 
 def plot_dispersion(ds: xr.Dataset, path) -> Path:
@@ -85,7 +96,7 @@ def plot_dispersion(ds: xr.Dataset, path) -> Path:
     for k, name in enumerate(ds["material"].values):
         colour = ("tab:green", "tab:red", "tab:purple")[k % 3]  # as in Fig. S4
         dos_ax.plot(ds["bulk_dos"].values[k], energy, lw=0.8, color=colour, label=f"bulk {name}")
-    dos_ax.set(xlabel="DOS [1/meV]")
+    dos_ax.set(xlabel="DOS [1/meV]", ylabel="energy [meV]")
     dos_ax.legend(fontsize=7)
     return save_figure(fig, path)
 
@@ -121,9 +132,9 @@ def plot_participation(ds: xr.Dataset, path) -> Path:
     fig = Figure(figsize=(7, 6), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     top.scatter(e, ds["participation_ratio"].values, s=6)
-    top.set(ylabel="participation ratio")
+    top.set(ylabel="participation ratio (dimensionless)")
     bottom.scatter(e, ds["interface_participation"].values, s=6, color="tab:red")
     bottom.axhline(1.0 / n, color="k", ls="--", lw=1, label=f"1/N = 1/{n}")
-    bottom.set(xlabel="energy [meV]", ylabel="interface participation")
+    bottom.set(xlabel="energy [meV]", ylabel="interface participation (dimensionless)")
     bottom.legend(fontsize=7)
     return save_figure(fig, path)
