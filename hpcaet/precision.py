@@ -204,7 +204,11 @@ def run_precision(
             truth, sub_config, client=client, checkpoints=sub.checkpoints / "precision"
         )
         # recorded as the run recorded its series: its nominal angles and stage readings
-        dynamical["euler"] = (("tilt", "angle"), series["euler"].values.astype(float))
+        dynamical["euler"] = (
+            ("tilt", "angle"),
+            series["euler"].values.astype(float),
+            dict(series["euler"].attrs),
+        )
         if "stage_tilt" in series:
             dynamical["stage_tilt"] = series["stage_tilt"]
         for ds in (truth, dynamical):
