@@ -23,25 +23,16 @@ import xarray as xr
 from hpcaet.atoms.dynamic import refine_outliers
 from hpcaet.atoms.dynamic_grid import ScanGrid, check_atom_indices, select_outliers
 from hpcaet.atoms.inputs import select_images
+from hpcaet.atoms.stage import read_input
 from hpcaet.config import Config
 from hpcaet.errors import InputError
 from hpcaet.forward.adf import ADFOptics, check_adf
-from hpcaet.io import DatasetNotFoundError, read_dataset
+from hpcaet.io import read_dataset
 from hpcaet.parallel.tasks import executor_for
 
 __all__ = ["run_dynamic", "dynamic_inputs"]
 
 log = logging.getLogger(__name__)
-
-
-def _read(run, name: str, kind: str, stage: str) -> xr.Dataset:
-    path = Path(run.root) / name
-    if not path.exists():
-        raise DatasetNotFoundError(
-            f"{path} not found: the dynamic stage needs {name} from the {stage} stage. Run "
-            f"'hpcaet {stage} --run {run.root}' first."
-        )
-    return read_dataset(path, kind=kind)
 
 
 def dynamic_inputs(config: Config, model: xr.Dataset, series: xr.Dataset) -> dict:
@@ -140,7 +131,7 @@ def run_dynamic(config: Config, run, client=None) -> dict[str, xr.Dataset]:
         (R1 per scanned atom and grid point), ``dynamic_shift`` (the move [Å]) and
         ``dynamic_at_edge``.
     """
-    model = _read(run, "atoms.nc", "AtomModel", "atoms")
+    model = read_input(run, "atoms.nc", "AtomModel", "atoms", reader="dynamic")
     if not config.dynamic.enabled:
         log.info(
             "dynamic: off (dynamic.enabled: false; 'hpcaet dynamic' turns it on): "
@@ -149,7 +140,7 @@ def run_dynamic(config: Config, run, client=None) -> dict[str, xr.Dataset]:
         out = model.copy(deep=True)
         out.attrs["dynamic_grid"] = "off"
         return {"atoms_dynamic.nc": out}
-    series = _read(run, "processed.nc", "TiltSeries", "preprocess")
+    series = read_input(run, "processed.nc", "TiltSeries", "preprocess", reader="dynamic")
     inputs = dynamic_inputs(config, model, series)
     outliers = inputs.pop("outliers")
     log.info(

@@ -64,8 +64,8 @@ def run_atoms(config: Config, run, client=None) -> dict[str, xr.Dataset]:
         Mismatched voxel and pixel sizes, a series without processed images, or a
         volume without atoms.
     """
-    volume = _read_input(run, "volume.nc", "Volume", "reconstruct")
-    series = _read_input(run, "processed.nc", "TiltSeries", "preprocess")
+    volume = read_input(run, "volume.nc", "Volume", "reconstruct")
+    series = read_input(run, "processed.nc", "TiltSeries", "preprocess")
     key = _checkpoint_key(config, volume, series)
     model, history = build_model(
         volume,
@@ -139,11 +139,13 @@ def keep_sites(model: xr.Dataset, keep: np.ndarray) -> xr.Dataset:
     return out
 
 
-def _read_input(run, name: str, kind: str, stage: str) -> xr.Dataset:
+def read_input(run, name: str, kind: str, stage: str, *, reader: str = "atoms") -> xr.Dataset:
+    """``name`` of a run directory, checked as ``kind``; a missing file names the stage
+    (``stage``) that writes it and the command to run."""
     path = Path(run.root) / name
     if not path.exists():
         raise DatasetNotFoundError(
-            f"{path} not found: the atoms stage needs {name} from the {stage} stage. Run "
+            f"{path} not found: the {reader} stage needs {name} from the {stage} stage. Run "
             f"'hpcaet {stage} --run {run.root}' first (or 'hpcaet run' for the whole chain)."
         )
     return read_dataset(path, kind=kind)
