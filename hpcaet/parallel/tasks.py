@@ -195,6 +195,10 @@ class SerialExecutor:
         return list(items)
 
 
+def _kept(value):
+    return value
+
+
 class DaskExecutor:
     """Runs jobs as Dask tasks; the shared arrays are scattered to every worker once.
 
@@ -210,8 +214,15 @@ class DaskExecutor:
         self.label = label
 
     def scatter(self, items: Sequence) -> list:
-        """Futures of items, to pass in jobs (scattered once, reused across calls)."""
-        return self.client.scatter(list(items))
+        """Handles (futures) of items, to pass in jobs and reuse across calls.
+
+        Each item goes to the cluster once, as the argument of a task that returns it,
+        and stays in one worker's memory while its handle lives. Unlike data scattered
+        with ``client.scatter``, which dies with the worker holding it (every task that
+        needs it is then cancelled), the scheduler runs that task again on another
+        worker when its worker is lost.
+        """
+        return [self.client.submit(_kept, item, pure=False) for item in items]
 
     def run(self, func, jobs, shared, *, keys):
         from distributed import as_completed

@@ -2,12 +2,16 @@
 
 The tilts are simulated as one Dask task each (the atoms are scattered once); each
 task is a pure function of its inputs and its own seed, so a run gives the same
-series on any cluster.
+series on any cluster. With a checkpoint folder every finished tilt is saved under
+``simulate/`` there, keyed by the hash of everything it is drawn from (atoms, angles,
+distortions, imaging settings, seed), so a killed run resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
+from pathlib import Path
 
 import ase
 import numpy as np
@@ -18,9 +22,15 @@ from hpcaet.errors import ConfigError, InputError
 from hpcaet.forward import species_table
 from hpcaet.io import make_atom_model, make_tilt_series
 from hpcaet.materials import PAPER, VACANCY, Materials
-from hpcaet.parallel.tasks import executor_for, map_tasks
+from hpcaet.parallel.tasks import Codec, TaskStore, content_key, executor_for, map_tasks
 from hpcaet.phantom.heterojunction import HeterojunctionSpec, build_heterojunction
-from hpcaet.phantom.simulate import draw_distortions, record_tilt, simulate_tilt, tilt_canvas
+from hpcaet.phantom.simulate import (
+    TiltResult,
+    draw_distortions,
+    record_tilt,
+    simulate_tilt,
+    tilt_canvas,
+)
 from hpcaet.phantom.tables import TABLE_S2_CALIBRATED, TABLE_S2_NOMINAL
 
 __all__ = [
@@ -35,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: Seed streams of one run: phantom, distortions, per-tilt noise, nominal angles.
 _STREAM_PHANTOM, _STREAM_DISTORT, _STREAM_NOISE, _STREAM_NOMINAL = range(4)
+
+#: A finished tilt as the arrays of its checkpoint.
+_TILT = Codec(encode=asdict, decode=lambda arrays: TiltResult(**arrays))
 
 
 def _rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
@@ -135,7 +148,9 @@ def simulate_tilt_series(
         Spread the tilts (or multislice tiles) over this cluster; without one they run
         here, in turn.
     checkpoints : path, optional
-        Folder where each finished multislice tile is saved; a rerun loads them.
+        Folder where each finished tilt (and multislice tile) is saved; a rerun loads
+        them. A tilt's key hashes everything it is drawn from, so a changed setting
+        never reuses it.
 
     Returns
     -------
@@ -186,20 +201,18 @@ def simulate_tilt_series(
             model, config, euler, distortions, seeds, kwargs, executor, checkpoints
         )
     else:
+        jobs = [
+            {"euler": euler[j], "distortions": distortions[j], "rng": seeds[j]}
+            for j in range(n_tilt)
+        ]
+        shared = {"positions": positions, "weights": weights, "b_factors": b_factors, **kwargs}
         results = map_tasks(
             simulate_tilt,
-            [
-                {"euler": euler[j], "distortions": distortions[j], "rng": seeds[j]}
-                for j in range(n_tilt)
-            ],
-            keys=[f"tilt{j:03d}-{config.seed}" for j in range(n_tilt)],
-            shared={
-                "positions": positions,
-                "weights": weights,
-                "b_factors": b_factors,
-                **kwargs,
-            },
+            jobs,
+            keys=_tilt_keys("tilt", jobs, shared),
+            shared=shared,
             executor=executor,
+            store=_tilt_store(checkpoints),
             label="simulate",
         )
 
@@ -252,19 +265,55 @@ def _dynamical_tilts(model, config, euler, distortions, seeds, kwargs, executor,
         store_dir=checkpoints,
     )
     record = {k: v for k, v in kwargs.items() if k not in ("shape", "pixel_size", "probe_fwhm")}
+    jobs = [
+        {
+            "specimen": pictures[j],
+            "distortions": distortions[j],
+            "canvas": canvases[j],
+            "rng": seeds[j],
+        }
+        for j in range(len(euler))
+    ]
     return map_tasks(
         record_tilt,
-        [
-            {
-                "specimen": pictures[j],
-                "distortions": distortions[j],
-                "canvas": canvases[j],
-                "rng": seeds[j],
-            }
-            for j in range(len(euler))
-        ],
-        keys=[f"record{j:03d}-{config.seed}" for j in range(len(euler))],
+        jobs,
+        keys=_tilt_keys("record", jobs, record),
         shared=record,
         executor=executor,
+        store=_tilt_store(checkpoints),
         label="record tilts",
     )
+
+
+def _tilt_store(checkpoints) -> TaskStore | None:
+    return (
+        None
+        if checkpoints is None
+        else TaskStore(Path(checkpoints) / "simulate", "simulate", _TILT)
+    )
+
+
+def _tilt_keys(kind: str, jobs: list[dict], shared: dict) -> list[str]:
+    """``<kind><tilt>-<hash>``: the hash of a tilt's inputs (its atoms or picture, angles,
+    distortions and noise seed) and of the settings shared by every tilt."""
+    common = content_key(shared)
+
+    def plain(value):
+        if isinstance(value, np.random.SeedSequence):
+            return repr((value.entropy, value.spawn_key))
+        if hasattr(value, "__dataclass_fields__"):
+            return {k: plain(v) for k, v in asdict(value).items()}
+        return value
+
+    keys = []
+    for j, job in enumerate(jobs):
+        parts = {}
+        for name, value in job.items():
+            value = plain(value)
+            parts.update(
+                {f"{name}.{k}": v for k, v in value.items()}
+                if isinstance(value, dict)
+                else {name: value}
+            )
+        keys.append(f"{kind}{j:03d}-{content_key(parts, common)}")
+    return keys
