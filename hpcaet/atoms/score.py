@@ -95,8 +95,10 @@ def score_atoms(
         absolute orientation of a reconstruction is a convention of the angle
         calibration (e.g. the sheet's own frame), not a property of the atoms.
     field : (x_min, x_max, y_min, y_max), optional
-        Score only the true sites inside this in-plane box [Å] (the field of view of the
-        reconstruction); model sites outside it that match no true site are ignored.
+        Score only the true sites inside this in-plane box [Å] of the model's own frame
+        (the field of view of the reconstruction): the truth is moved into that frame by
+        the inverse of the alignment before the test. Model sites outside the box that
+        match no true site are ignored.
     return_match : bool, default False
         Also return the index of the true site matched to each model site (-1 none).
 
@@ -133,40 +135,20 @@ def score_atoms(
             f"position (n, 3) / species (n,) and truth_position (k, 3) / truth_species (k,) "
             f"must agree; got {p.shape}, {s.shape}, {q.shape}, {t.shape}."
         )
+    rotation, shift = _align(p, s, q, t, materials, align, max_distance)
+    frame = p  # model sites in the volume's frame, where ``field`` is given
     truth_index = np.arange(len(q))
     if field is not None:
+        # The box is the volume's: the truth is taken into the volume's frame to test it.
         x0, x1, y0, y1 = field
-        inside = (q[:, 0] >= x0) & (q[:, 0] <= x1) & (q[:, 1] >= y0) & (q[:, 1] <= y1)
+        local = (q - shift) @ rotation
+        inside = (local[:, 0] >= x0) & (local[:, 0] <= x1)
+        inside &= (local[:, 1] >= y0) & (local[:, 1] <= y1)
         truth_index, q, t = truth_index[inside], q[inside], t[inside]
         if truth_region is not None:
             truth_region = np.asarray(truth_region)[inside]
-    rotation, shift = np.eye(3), np.zeros(3)
+    p = p @ rotation.T + shift
     match = match_sites(p, q, max_distance=max_distance)
-    if align:
-        # The reconstruction's origin is a gauge (the tracked columns' centroid): first
-        # the in-plane shift that lays most model metals on true ones, then the matches.
-        # Shifts are sought within 0.8 lattice constants, where none is a lattice vector.
-        shift = _coarse_shift(
-            p[np.isin(s, materials.metals)],
-            q[np.isin(t, materials.metals)],
-            reach=0.8 * min(materials.lattice_constants),
-        )
-        moved = p + shift
-        # Metals are 3.2 Å apart, so a first match within 1.5 Å is safe even when the
-        # model is turned by a few degrees; then refit on the final matches.
-        for radius in (max(1.5, max_distance), max_distance, max_distance):
-            match = match_sites(moved, q, max_distance=radius)
-            metal = (match >= 0) & np.isin(s, materials.metals)
-            metal[metal] &= np.isin(t[match[metal]], materials.metals)
-            if metal.sum() < 4:
-                break
-            if align == "translation":
-                rotation, shift = np.eye(3), np.median(q[match[metal]] - p[metal], axis=0)
-            else:
-                rotation, shift = _kabsch(p[metal], q[match[metal]])
-            moved = p @ rotation.T + shift
-        p = moved
-        match = match_sites(p, q, max_distance=max_distance)
     match = _match_vacancies(p, s, q, t, match, max_distance)
     back = np.full(len(q), -1)  # model site on each true site
     back[match[match >= 0]] = np.flatnonzero(match >= 0)
@@ -199,7 +181,7 @@ def score_atoms(
     if field is not None:
         x0, x1, y0, y1 = field
         outside_ok = (match >= 0) | (
-            (p[:, 0] >= x0) & (p[:, 0] <= x1) & (p[:, 1] >= y0) & (p[:, 1] <= y1)
+            (frame[:, 0] >= x0) & (frame[:, 0] <= x1) & (frame[:, 1] >= y0) & (frame[:, 1] <= y1)
         )
     vac_found = int(np.sum(true_vac & (model_on == VACANCY)))
     # A false vacancy: a model vacancy on a true atom, or on no true site at all.
@@ -260,6 +242,36 @@ def score_atoms(
     if return_match:
         return out, np.where(match >= 0, truth_index[np.maximum(match, 0)], -1)
     return out
+
+
+def _align(p, s, q, t, materials: Materials, align, max_distance: float):
+    """Rotation and shift that lay the model's matched metals on the true ones."""
+    rotation, shift = np.eye(3), np.zeros(3)
+    if not align:
+        return rotation, shift
+    # The reconstruction's origin is a gauge (the tracked columns' centroid): first the
+    # in-plane shift that lays most model metals on true ones, then the matches. Shifts
+    # are sought within 0.8 lattice constants, where none is a lattice vector.
+    shift = _coarse_shift(
+        p[np.isin(s, materials.metals)],
+        q[np.isin(t, materials.metals)],
+        reach=0.8 * min(materials.lattice_constants),
+    )
+    moved = p + shift
+    # Metals are 3.2 Å apart, so a first match within 1.5 Å is safe even when the model
+    # is turned by a few degrees; then refit on the final matches.
+    for radius in (max(1.5, max_distance), max_distance, max_distance):
+        match = match_sites(moved, q, max_distance=radius)
+        metal = (match >= 0) & np.isin(s, materials.metals)
+        metal[metal] &= np.isin(t[match[metal]], materials.metals)
+        if metal.sum() < 4:
+            break
+        if align == "translation":
+            rotation, shift = np.eye(3), np.median(q[match[metal]] - p[metal], axis=0)
+        else:
+            rotation, shift = _kabsch(p[metal], q[match[metal]])
+        moved = p @ rotation.T + shift
+    return rotation, shift
 
 
 def aligned_positions(position: ArrayLike, scores: dict[str, Any]) -> np.ndarray:
