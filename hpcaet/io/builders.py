@@ -273,6 +273,13 @@ def make_phonons(
     frequency: ArrayLike | None = None,
     participation_ratio: ArrayLike | None = None,
     interface_participation: ArrayLike | None = None,
+    bulk_dos: Mapping[str, ArrayLike] | None = None,
+    nnls_weight: Mapping[str, float] | None = None,
+    nnls_fit: ArrayLike | None = None,
+    residual_peak: ArrayLike | None = None,
+    reference_dos: ArrayLike | None = None,
+    reference_spectral_function: ArrayLike | None = None,
+    reference_frequency: ArrayLike | None = None,
     **attrs: object,
 ) -> xr.Dataset:
     """Build a valid Phonons Dataset.
@@ -295,6 +302,22 @@ def make_phonons(
         Mode energies [meV]; negative for imaginary modes.
     participation_ratio, interface_participation : array_like of shape (n_mode,), optional
         Participation ratio and weight on interface atoms of each mode, in [0, 1].
+    bulk_dos : mapping of str to array_like of shape (n_energy,), optional
+        DOS per atom of each bulk monolayer [1/meV], by material name; stored as
+        ``bulk_dos(material, energy)``.
+    nnls_weight : mapping of str to float, optional
+        Non-negative least-squares weight of each bulk DOS in ``dos`` [1], by material
+        name (the same names, in the same order, as ``bulk_dos`` when both are given).
+    nnls_fit : array_like of shape (n_energy,), optional
+        The weighted sum of the bulk DOS [1/meV].
+    residual_peak : array_like of shape (n_peak,), optional
+        Energies of the peaks of ``dos - nnls_fit`` [meV], highest first; may be empty.
+    reference_dos : array_like of shape (n_energy,), optional
+        DOS of the relaxed crystallographic interface [1/meV].
+    reference_spectral_function : array_like of shape (n_q, n_energy), optional
+        Its unfolded spectral function on the same q path [1/meV].
+    reference_frequency : array_like of shape (n_reference_mode,), optional
+        Its mode energies [meV].
     **attrs
         Further attributes, stored as they are.
 
@@ -315,6 +338,24 @@ def make_phonons(
     if pdos:
         coords["species"] = list(pdos)
         variables["pdos"] = np.stack([np.asarray(v) for v in pdos.values()])
+    if bulk_dos and nnls_weight and list(bulk_dos) != list(nnls_weight):
+        raise InputError(
+            f"bulk_dos and nnls_weight must name the same materials in the same order; got "
+            f"{list(bulk_dos)} and {list(nnls_weight)}."
+        )
+    if bulk_dos or nnls_weight:
+        coords["material"] = list(bulk_dos or nnls_weight)
+    if bulk_dos:
+        variables["bulk_dos"] = np.stack([np.asarray(v) for v in bulk_dos.values()])
+    if nnls_weight:
+        variables["nnls_weight"] = np.asarray(list(nnls_weight.values()), dtype=float)
+    variables.update(
+        nnls_fit=nnls_fit,
+        residual_peak=residual_peak,
+        reference_dos=reference_dos,
+        reference_spectral_function=reference_spectral_function,
+        reference_frequency=reference_frequency,
+    )
     return _build("Phonons", variables=variables, coords=coords, attrs=attrs)
 
 

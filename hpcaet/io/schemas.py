@@ -356,6 +356,10 @@ _PHONONS = KindSpec(
                 required=False, checks=("finite",)),
         _coord("species", ("species",), "str", None, "chemical symbol",
                 checks=("symbol",)),
+        _coord("material", ("material",), "str", None,
+                "bulk monolayer of the NNLS fit (material name)"),
+        _index("peak", "residual peak index"),
+        _index("reference_mode", "mode index of the reference cell"),
     ),
     variables=(
         _var("dos", ("energy",), "float", "1/meV", "density of states", "finite",
@@ -370,8 +374,27 @@ _PHONONS = KindSpec(
              "fraction"),
         _var("interface_participation", ("mode",), "float", "1",
              "weight of the mode on interface atoms", "finite", "fraction"),
+        _var("bulk_dos", ("material", "energy"), "float", "1/meV",
+             "DOS per atom of the bulk monolayer", "finite", "nonnegative"),
+        _var("nnls_weight", ("material",), "float", "1",
+             "non-negative least-squares weight of the bulk DOS in the cell's DOS", "finite",
+             "nonnegative"),
+        _var("nnls_fit", ("energy",), "float", "1/meV",
+             "NNLS combination of the bulk DOS", "finite", "nonnegative"),
+        _var("residual_peak", ("peak",), "float", "meV",
+             "DOS peak that the bulk combination misses", "finite"),
+        _var("reference_dos", ("energy",), "float", "1/meV",
+             "DOS of the relaxed crystallographic interface", "finite", "nonnegative"),
+        _var("reference_spectral_function", ("q", "energy"), "float", "1/meV",
+             "unfolded spectral function of the crystallographic interface", "finite"),
+        _var("reference_frequency", ("reference_mode",), "float", "meV",
+             "mode energy of the crystallographic interface (negative: imaginary)",
+             "finite"),
     ),
     one_of=(("dos", "frequency"),),
+    notes=("residual_peak lists, highest first, the positive maxima of dos - nnls_fit "
+           "that stand out by over a tenth of the DOS maximum (peaks the bulk monolayers "
+           "do not explain); it may be empty.",),
 )
 
 _PEAK = ("group", "peak")

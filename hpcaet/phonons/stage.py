@@ -9,10 +9,10 @@ crystallographic zigzag interface, and writes
 
 * ``phonons.nc`` (Phonons: ``dos``, ``pdos(species, energy)``,
   ``spectral_function(q, energy)``, ``frequency``, ``participation_ratio`` and
-  ``interface_participation`` per Γ mode, plus ``nnls_weight(material)``,
-  ``nnls_fit(energy)``, ``residual_peak(peak)``, ``bulk_dos(material, energy)`` and,
-  with the reference, ``reference_dos``, ``reference_spectral_function`` and
-  ``reference_frequency``),
+  ``interface_participation`` per Γ mode, ``bulk_dos(material, energy)``,
+  ``nnls_weight(material)``, ``nnls_fit(energy)``, ``residual_peak(peak)`` and, with the
+  reference, ``reference_dos``, ``reference_spectral_function`` and
+  ``reference_frequency(reference_mode)``: all in the schema, ``describe("Phonons")``),
 * ``phonons_results.json`` (the numbers) and figures ``phonons_*.png``.
 
 Every force call goes through the task layer: snapshot batches are checkpointed under
@@ -155,8 +155,23 @@ def phonons_dataset(
     source: str = "",
     cell=None,
 ) -> xr.Dataset:
-    """The Phonons Dataset of an analysis, with the NNLS and bulk curves as extra variables."""
-    ds = make_phonons(
+    """The Phonons Dataset of an analysis: the cell's curves, the bulk DOS and NNLS fit."""
+    names = list(bulk)
+    dec = measured.decomposition
+    extra = {}
+    if dec is not None:
+        extra = {
+            "nnls_weight": {k: dec["weights"][k] for k in names},
+            "nnls_fit": np.clip(dec["fit"], 0.0, None),
+            "residual_peak": dec["residual_peaks"],
+        }
+    if reference is not None:
+        extra.update(
+            reference_dos=reference.dos,
+            reference_spectral_function=reference.spectral,
+            reference_frequency=reference.frequency,
+        )
+    return make_phonons(
         energy=measured.energy,
         dos=measured.dos,
         pdos=measured.pdos,
@@ -165,38 +180,14 @@ def phonons_dataset(
         frequency=measured.frequency,
         participation_ratio=np.clip(measured.participation, 0.0, 1.0),
         interface_participation=np.clip(measured.interface, 0.0, 1.0),
+        bulk_dos={k: bulk[k].dos for k in names},
+        **extra,
         source=source,
         q_labels=json.dumps(measured.q_labels, ensure_ascii=False),
         residual_force=measured.residual_force,
         n_force_calls=measured.n_force_calls,
         n_atom=len(measured.frequency) // 3,
     )
-    names = list(bulk)
-    ds = ds.assign_coords(material=("material", names))
-    ds["bulk_dos"] = (("material", "energy"), np.stack([bulk[k].dos for k in names]))
-    ds["bulk_dos"].attrs.update(units="1/meV", long_name="DOS per atom of the bulk monolayer")
-    if measured.decomposition is not None:
-        dec = measured.decomposition
-        ds["nnls_weight"] = ("material", [dec["weights"][k] for k in names])
-        ds["nnls_weight"].attrs.update(units="1", long_name="NNLS weight of the bulk DOS")
-        ds["nnls_fit"] = ("energy", dec["fit"])
-        ds["nnls_fit"].attrs.update(units="1/meV", long_name="NNLS combination of bulk DOS")
-        ds["residual_peak"] = ("peak", dec["residual_peaks"])
-        ds["residual_peak"].attrs.update(
-            units="meV", long_name="DOS peaks the bulk combination misses"
-        )
-    if reference is not None:
-        ds["reference_dos"] = ("energy", reference.dos)
-        ds["reference_dos"].attrs.update(
-            units="1/meV", long_name="DOS of the relaxed crystallographic interface"
-        )
-        ds["reference_spectral_function"] = (("q", "energy"), reference.spectral)
-        ds["reference_spectral_function"].attrs.update(
-            units="1/meV", long_name="unfolded spectral function of the crystallographic interface"
-        )
-        ds["reference_frequency"] = ("reference_mode", reference.frequency)
-        ds["reference_frequency"].attrs.update(units="meV", long_name="Γ modes of the reference")
-    return ds
 
 
 def _results(measured, reference, bulk, cell, source) -> dict:
