@@ -229,9 +229,10 @@ class ParallelConfig:
     slurm: SlurmConfig
 
     def __post_init__(self):
-        if self.scheduler not in ("local", "address", "slurm"):
+        if self.scheduler not in ("local", "address", "slurm", "mpi"):
             raise ConfigError(
-                f"parallel.scheduler must be 'local', 'address' or 'slurm'; got {self.scheduler!r}."
+                "parallel.scheduler must be 'local', 'address', 'slurm' or 'mpi'; got "
+                f"{self.scheduler!r}."
             )
         if self.scheduler == "address" and not self.address:
             raise ConfigError(

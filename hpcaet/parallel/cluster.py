@@ -1,8 +1,11 @@
 """Build a Dask client from the ``parallel`` config section.
 
 ``scheduler: local`` starts a :class:`distributed.LocalCluster` (the default: a
-laptop or one node), ``address`` connects to a running scheduler, and ``slurm``
-starts workers as SLURM jobs through dask-jobqueue (``pip install hpcaet[cluster]``).
+laptop or one node), ``address`` connects to a running scheduler, ``slurm``
+starts workers as SLURM jobs through dask-jobqueue (``pip install hpcaet[cluster]``),
+and ``mpi`` makes the ranks of an MPI program the cluster, through dask-mpi
+(``pip install hpcaet[mpi]``): under ``mpiexec -n N`` or ``srun``, rank 0 runs the
+scheduler, rank 1 the program (the client) and ranks 2 to N - 1 one worker each.
 Every stage that spreads work asks this one function for its client.
 
 The SLURM jobs are described by ``parallel.slurm``: queue, account, walltime, cores,
@@ -60,6 +63,8 @@ def dask_client(config: ParallelConfig) -> Iterator[object]:
         client = Client(cluster)
     elif config.scheduler == "address":
         client = Client(config.address, timeout="30s")
+    elif config.scheduler == "mpi":
+        client = _mpi_client(config)
     else:
         cluster = _slurm_cluster(config)
         cluster.scale(jobs=config.workers)
@@ -71,6 +76,58 @@ def dask_client(config: ParallelConfig) -> Iterator[object]:
         client.close()
         if cluster is not None:
             cluster.close()
+        if config.scheduler == "mpi":
+            from dask_mpi import send_close_signal
+
+            send_close_signal()  # the scheduler and worker ranks stop and exit
+
+
+def _mpi_client(config: ParallelConfig):
+    """The client of a Dask cluster made of this MPI program's ranks (dask-mpi).
+
+    Rank 1 returns the client; ranks 0 (the scheduler) and 2, 3, ... (workers with
+    ``threads_per_worker`` threads and ``memory_limit`` each) serve until the client
+    rank leaves :func:`dask_client`, then exit here (``SystemExit(0)``): none of them
+    runs the code after it.
+    """
+    try:
+        from dask_mpi import initialize
+        from dask_mpi.exceptions import WorldTooSmallException
+        from mpi4py import MPI
+    except ImportError:
+        raise ConfigError(
+            "parallel.scheduler is 'mpi' but dask-mpi or mpi4py is not installed; install "
+            "them with: pip install 'hpcaet[mpi]'"
+        ) from None
+    from distributed import Client
+
+    size = MPI.COMM_WORLD.Get_size()
+    try:
+        is_client = initialize(
+            nthreads=config.threads_per_worker,
+            memory_limit=config.memory_limit,
+            dashboard_address=":0",
+            exit=False,
+        )
+    except WorldTooSmallException:
+        raise ConfigError(
+            f"parallel.scheduler is 'mpi' but this program has {size} MPI rank(s); it needs "
+            "at least 3 (a scheduler, this program and one worker). Start it with "
+            "'mpiexec -n N' or 'srun -n N --mpi=pmi2' (jobs/dask_mpi.sbatch), N = workers + 2; "
+            "a launcher that does not match the MPI starts N programs of one rank each."
+        ) from None
+    if not is_client:
+        raise SystemExit(0)
+    if size - 2 != config.workers:
+        log.info(
+            "parallel.scheduler mpi: %d worker ranks (the MPI size less 2), not "
+            "parallel.workers = %d",
+            size - 2,
+            config.workers,
+        )
+    client = Client()  # the scheduler's address, set by initialize
+    client.wait_for_workers(size - 2, timeout=120)
+    return client
 
 
 def _slurm_cluster(config: ParallelConfig):

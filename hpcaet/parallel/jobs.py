@@ -1,6 +1,6 @@
 """SLURM job scripts of ``hpcaet run``, rendered from a config: sizes that fit by construction.
 
-Two scripts run the pipeline under SLURM (docs/cluster.md):
+Three scripts run the pipeline under SLURM (docs/cluster.md):
 
 * ``local_workers.sbatch``: one allocation, a LocalCluster of one Dask worker per
   ``parallel.threads_per_worker`` allocated CPUs. Its memory is asked *per CPU*
@@ -9,6 +9,9 @@ Two scripts run the pipeline under SLURM (docs/cluster.md):
   ``N / threads_per_worker`` workers need.
 * ``pipeline.sbatch``: a small driver job; the workers are further SLURM jobs sized by
   ``parallel.slurm`` (dask-jobqueue).
+* ``dask_mpi.sbatch``: one MPI program of ``parallel.workers + 2`` tasks started by
+  ``srun`` (``parallel.scheduler: mpi``, dask-mpi): a scheduler, the driver and one
+  worker of ``threads_per_worker`` CPUs per further task, in one allocation.
 
 Both activate the Python environment first: the lines of ``job_script_prologue`` of
 the config's cluster profile when it has them (the same lines its worker jobs run),
@@ -30,7 +33,7 @@ from hpcaet.errors import ConfigError
 __all__ = ["JOB_TEMPLATES", "render_job", "write_jobs", "environment_lines", "memory_per_cpu"]
 
 #: The job scripts :func:`render_job` writes.
-JOB_TEMPLATES = ("local_workers.sbatch", "pipeline.sbatch")
+JOB_TEMPLATES = ("local_workers.sbatch", "pipeline.sbatch", "dask_mpi.sbatch")
 
 #: Memory of the main process (scheduler, stitching, the atoms fit) beside the workers.
 _MAIN_PROCESS_GB = 2
@@ -126,7 +129,7 @@ def render_job(name: str, config, *, environment: str | None = "here") -> str:
 
     Parameters
     ----------
-    name : {"local_workers.sbatch", "pipeline.sbatch"}
+    name : {"local_workers.sbatch", "pipeline.sbatch", "dask_mpi.sbatch"}
     config : hpcaet.config.Config
     environment : {"here", None}, default "here"
         ``"here"``: activate the environment of the profile or of this process
@@ -174,6 +177,8 @@ def render_job(name: str, config, *, environment: str | None = "here") -> str:
             'python -m hpcaet.cli run --config "$CONFIG" --run "$RUN_DIR" --workers '
             '"$(( WORKERS > 0 ? WORKERS : 1 ))" "${@:3}"',
         ]
+    elif name == "dask_mpi.sbatch":
+        head, command = _dask_mpi(parallel)
     else:
         head = [
             "# Drive an hpcaet pipeline from a small SLURM job; the heavy work runs on Dask",
@@ -203,6 +208,39 @@ def render_job(name: str, config, *, environment: str | None = "here") -> str:
         *command,
     ]
     return "\n".join(["#!/bin/bash", *head, *body]) + "\n"
+
+
+def _dask_mpi(parallel) -> tuple[list[str], list[str]]:
+    """Header and command of ``dask_mpi.sbatch``."""
+    threads = parallel.threads_per_worker
+    head = [
+        "# Run an hpcaet pipeline as one MPI program (parallel.scheduler: mpi, dask-mpi):",
+        "# rank 0 is the Dask scheduler, rank 1 runs `hpcaet run`, and every further rank",
+        f"# is a Dask worker of parallel.threads_per_worker ({threads}) threads: --ntasks is",
+        f"# the number of workers plus 2 (parallel.workers = {parallel.workers} here). Memory",
+        "# is asked per CPU, as for local_workers.sbatch. Rendered by `hpcaet jobs`.",
+        "#",
+        "#   sbatch --ntasks=66 jobs/dask_mpi.sbatch configs/my-mpi.yaml runs/paper",
+        "#",
+        "# The ranks are started by `srun --mpi=pmi2` (MPICH, Intel MPI); submit with",
+        "# SRUN_MPI=pmix for an MPI built against PMIx. A launcher that does not match the",
+        "# MPI starts separate one-rank programs, which stop with a ConfigError.",
+        "#SBATCH --job-name=hpcaet-dask-mpi",
+        f"#SBATCH --ntasks={parallel.workers + 2}",
+        f"#SBATCH --cpus-per-task={threads}",
+        f"#SBATCH --mem-per-cpu={memory_per_cpu(parallel)}G",
+        "#SBATCH --time=12:00:00",
+        "#SBATCH --output=hpcaet-dask-mpi-%j.log",
+    ]
+    command = [
+        'python -c "import sys; from hpcaet.config import load_config; '
+        'sys.exit(load_config(sys.argv[1]).parallel.scheduler != \'mpi\')" "$CONFIG" '
+        '|| { echo "$0: $CONFIG must set parallel.scheduler: mpi (else every rank runs the '
+        'whole pipeline)" >&2; exit 2; }',
+        'srun --mpi="${SRUN_MPI:-pmi2}" python -m hpcaet.cli run --config "$CONFIG" '
+        '--run "$RUN_DIR" "${@:3}"',
+    ]
+    return head, command
 
 
 def write_jobs(config, folder: str | Path, *, environment: str | None = "here") -> list[Path]:
