@@ -220,12 +220,29 @@ class SlurmConfig:
 
 
 @dataclass(frozen=True)
+class AdaptConfig:
+    """Bounds of an adaptive cluster (``parallel.adapt``): workers, or SLURM jobs."""
+
+    minimum: int
+    maximum: int
+
+    def __post_init__(self):
+        if not 1 <= self.minimum <= self.maximum:
+            raise ConfigError(
+                f"parallel.adapt needs 1 <= minimum <= maximum; got minimum {self.minimum}, "
+                f"maximum {self.maximum}. Keep at least one worker (a map's shared inputs "
+                "are sent to the workers present when it starts), e.g. {minimum: 1, maximum: 8}."
+            )
+
+
+@dataclass(frozen=True)
 class ParallelConfig:
     scheduler: str
     address: str | None
     workers: int
     threads_per_worker: int
     memory_limit: str
+    adapt: AdaptConfig | None
     slurm: SlurmConfig
 
     def __post_init__(self):
@@ -240,6 +257,12 @@ class ParallelConfig:
                 "scheduler address, e.g. tcp://10.0.0.1:8786."
             )
         _positive(self, "workers", "threads_per_worker")
+        if self.adapt is not None and self.scheduler not in ("local", "slurm"):
+            raise ConfigError(
+                f"parallel.adapt resizes a LocalCluster or SLURM worker jobs; parallel.scheduler "
+                f"is {self.scheduler!r}, whose workers hpcaet does not start. Set "
+                "parallel.adapt: null, or use scheduler local or slurm."
+            )
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def test_overrides_change_only_what_they_name():
         ({"imaging": {"detector_inner_angle": 300}}, "below detector_outer_angle"),
         ({"phantom": {"field": [5.0, 5.0]}}, "four unit cells"),
         ({"phantom": {"field": [50.0]}}, "must have 2 entries"),
-        ({"parallel": {"scheduler": "pbs"}}, "'local', 'address' or 'slurm'"),
+        ({"parallel": {"scheduler": "pbs"}}, "'local', 'address', 'slurm' or 'mpi'"),
         ({"parallel": {"scheduler": "address"}}, "parallel.address is empty"),
         ({"species": {"cross_section": {"W": -1}}}, ">= 0"),
         ({"imaging": 3}, "must be a mapping"),

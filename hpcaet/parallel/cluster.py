@@ -8,6 +8,12 @@ and ``mpi`` makes the ranks of an MPI program the cluster, through dask-mpi
 scheduler, rank 1 the program (the client) and ranks 2 to N - 1 one worker each.
 Every stage that spreads work asks this one function for its client.
 
+With ``parallel.adapt: {minimum, maximum}`` a LocalCluster or the SLURM worker jobs
+are adaptive (:meth:`distributed.deploy.Cluster.adapt`): workers (SLURM: jobs) are
+added while a map's tasks wait, up to ``maximum``, and retired when idle, down to
+``minimum``: between a stage's maps (stitching, fitting, figures in the main process)
+a SLURM run holds only ``minimum`` jobs, and a worker job that dies is replaced.
+
 The SLURM jobs are described by ``parallel.slurm``: queue, account, walltime, cores,
 memory, extra ``#SBATCH`` lines and the network interface, and then by a *profile*
 (``parallel.slurm.profile``), a YAML file of any further keyword arguments of
@@ -52,14 +58,17 @@ def dask_client(config: ParallelConfig) -> Iterator[object]:
     from distributed import Client, LocalCluster
 
     cluster = None
+    adapt = config.adapt
     if config.scheduler == "local":
         cluster = LocalCluster(
-            n_workers=config.workers,
+            n_workers=config.workers if adapt is None else adapt.minimum,
             threads_per_worker=config.threads_per_worker,
             memory_limit=config.memory_limit,
             processes=True,
             dashboard_address=":0",
         )
+        if adapt is not None:
+            cluster.adapt(minimum=adapt.minimum, maximum=adapt.maximum)
         client = Client(cluster)
     elif config.scheduler == "address":
         client = Client(config.address, timeout="30s")
@@ -67,8 +76,19 @@ def dask_client(config: ParallelConfig) -> Iterator[object]:
         client = _mpi_client(config)
     else:
         cluster = _slurm_cluster(config)
-        cluster.scale(jobs=config.workers)
+        if adapt is None:
+            cluster.scale(jobs=config.workers)
+        else:
+            cluster.adapt(minimum_jobs=adapt.minimum, maximum_jobs=adapt.maximum)
         client = Client(cluster)
+    if adapt is not None:
+        client.wait_for_workers(1, timeout=600)  # a map's shared inputs need a worker
+        log.info(
+            "adaptive cluster: %d to %d %s",
+            adapt.minimum,
+            adapt.maximum,
+            "worker jobs" if config.scheduler == "slurm" else "workers",
+        )
     log.info("Dask scheduler %s (dashboard %s)", client.scheduler.address, client.dashboard_link)
     try:
         yield client

@@ -26,12 +26,13 @@ PIXEL = 0.32  # [Å]
 OPTIONS = {"iterations": 200}  # GENFIRE: ~0.6 s per 24-voxel window, so a kill lands mid-run
 
 
-def _config(workers: int):
+def _config(workers: int, adapt: dict | None = None):
     return load_config(
         overrides={
             "parallel": {
                 "scheduler": "slurm",
                 "workers": workers,
+                "adapt": adapt,
                 "slurm": {"profile": str(TEST_PROFILE)},
             }
         }
@@ -119,14 +120,14 @@ def test_a_cancelled_worker_job_does_not_change_the_volume(slurm, field, tmp_pat
     monkeypatch.chdir(tmp_path)
     store = tmp_path / "checkpoints"
     killed = {}
-    # A lost worker's job is forgotten after 1 s (default 15 s), so that adapt()
-    # submits a replacement while the windows still run.
+    # Two worker jobs kept by adapt (parallel.adapt); a lost worker's job is forgotten
+    # after 1 s (default 15 s), so that adapt submits a replacement while the windows
+    # still run.
     with (
         dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}),
-        dask_client(_config(workers=2).parallel) as client,
+        dask_client(_config(workers=2, adapt={"minimum": 2, "maximum": 2}).parallel) as client,
     ):
         client.wait_for_workers(2, timeout=60)
-        client.cluster.adapt(minimum=1, maximum=2)
         victim = min(client.run(lambda: os.environ["SLURM_JOB_ID"]).values())
 
         def cancel_when_one_window_is_done():
