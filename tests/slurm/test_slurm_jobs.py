@@ -150,6 +150,46 @@ def test_local_workers_job_runs_a_local_cluster_of_its_cpus(slurm, tmp_path):
     assert (tmp_path / "run" / "tilt_series.nc").exists()
 
 
+def test_dask_mpi_job_runs_the_pipeline_on_its_ranks(slurm, tmp_path):
+    # parallel.scheduler mpi: srun starts 4 ranks, a scheduler, hpcaet run and 2 workers
+    pytest.importorskip("dask_mpi")
+    config = _write_config(
+        tmp_path / "tiny-mpi.yaml", {"scheduler": "mpi", "workers": 2, "memory_limit": "1GB"}
+    )
+    job = slurm.sbatch(
+        JOBS / "dask_mpi.sbatch",
+        str(config),
+        str(tmp_path / "run"),
+        "--stages",
+        "simulate",
+        options=["--mem-per-cpu=500M", "--time=10", f"--chdir={tmp_path}"],
+    )
+    (record,) = slurm.wait(job, timeout=180)
+    log = (tmp_path / f"hpcaet-dask-mpi-{job}.log").read_text()
+    assert record["JobState"] == "COMPLETED", log
+    assert record["NumTasks"] == "4", record  # the template's parallel.workers + 2
+    assert (tmp_path / "run" / "tilt_series.nc").exists()
+    # only the client rank ran the stage
+    assert "rank 1] INFO hpcaet.pipeline: stage simulate: running" in log, log  # [job N rank 1]
+    assert log.count("stage simulate: running") == 1, log
+
+
+def test_dask_mpi_job_refuses_a_config_without_the_mpi_scheduler(slurm, tmp_path):
+    # every rank would run the whole pipeline: the template stops before srun
+    config = _write_config(tmp_path / "tiny.yaml", {"scheduler": "local"})
+    job = slurm.sbatch(
+        JOBS / "dask_mpi.sbatch",
+        str(config),
+        str(tmp_path / "run"),
+        options=["--mem-per-cpu=200M", "--time=5", f"--chdir={tmp_path}"],
+    )
+    (record,) = slurm.wait(job)
+    log = (tmp_path / f"hpcaet-dask-mpi-{job}.log").read_text()
+    assert record["JobState"] == "FAILED", log
+    assert "must set parallel.scheduler: mpi" in log
+    assert not (tmp_path / "run").exists()
+
+
 _MPI_PAYLOAD = """
 import json, sys
 import numpy as np
