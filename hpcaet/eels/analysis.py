@@ -121,6 +121,8 @@ def analyse_spectra(
     weighted: bool = True,
     correct_delocalisation: bool = False,
     second_derivative_start: bool = False,
+    shared_width: bool = False,
+    min_significance: float = 0.0,
     background_estimator: str | None = None,
     scan_shape: tuple[int, ...] | None = None,
     pixel_size: tuple[float, float] | None = None,
@@ -157,6 +159,11 @@ def analyse_spectra(
     n_peaks, fit_range, initial_width, fit_starts, second_derivative_start
         Peak fit settings (:func:`~hpcaet.eels.peaks.fit_gaussians`; ``fit_starts`` is
         its ``starts``).
+    shared_width, min_significance
+        One σ for all peaks of a group (resolution-limited peaks), and the smallest
+        height, in standard errors, of a run's peaks for it to count as plausible
+        (:func:`~hpcaet.eels.peaks.fit_gaussians`); the defaults fit free widths and
+        accept any positive height, as the paper.
     peak_background : {"subtracted", "joint"}
         ``subtracted`` fits the mean background-subtracted spectrum (the paper);
         ``joint`` fits the mean aligned spectrum with a power law and the peaks together.
@@ -277,6 +284,8 @@ def analyse_spectra(
             initial_width=initial_width,
             starts=fit_starts,
             second_derivative_start=second_derivative_start,
+            shared_width=shared_width,
+            min_significance=min_significance,
             power_law=power_law,
             noise=noise if weighted else None,
         )

@@ -17,7 +17,8 @@ from numpy.typing import ArrayLike
 from scipy.ndimage import label
 from scipy.optimize import least_squares
 
-from hpcaet.eels.peaks import GaussianFit, _jacobian, _model
+from hpcaet.eels._search import _jacobian, _model
+from hpcaet.eels.peaks import GaussianFit
 from hpcaet.errors import InputError
 
 __all__ = ["PixelPeaks", "image_regions", "fit_pixel_peaks"]

@@ -7,6 +7,9 @@ Jacobian at the optimum and the residual variance, ``cov = s² (JᵀJ)⁻¹`` wi
 ``s² = RSS / (m - p)``. Optionally a power law ``A · E^-r`` is fitted together with the
 peaks, on the spectrum before background subtraction, which removes the bias that
 phonon signal inside the background windows gives the two-window background.
+Optionally all peaks share one σ (resolution-limited peaks), and arrangements with a
+peak not significantly above zero are set aside. The search lives in ``_search.py``,
+the profile-likelihood errors in ``_profile.py``.
 """
 
 from __future__ import annotations
@@ -16,11 +19,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.ndimage import gaussian_filter1d
-from scipy.optimize import least_squares
-from scipy.stats import qmc
 
 from hpcaet.eels._checks import check_spectra, window_mask
+from hpcaet.eels._profile import _profile_halfwidth
+from hpcaet.eels._search import (
+    _acceptable,
+    _best_run,
+    _greedy_centres,
+    initial_centres,
+    significance,
+    width_tie,
+)
 from hpcaet.errors import ConvergenceError, InputError
 
 __all__ = ["GaussianFit", "gaussian", "initial_centres", "fit_gaussians", "FWHM_PER_SIGMA"]
@@ -84,270 +93,6 @@ def gaussian(energy: ArrayLike, centre: float, width: float, height: float) -> n
     return height * np.exp(-0.5 * ((energy - centre) / width) ** 2)
 
 
-def initial_centres(
-    signal: ArrayLike, energy: ArrayLike, *, n_peaks: int, smooth: float = 1.0
-) -> np.ndarray:
-    """Starting centres: the strongest minima of the smoothed second derivative.
-
-    Peaks and shoulders both make the second derivative negative. Where fewer than
-    ``n_peaks`` minima exist, the remaining centres split the widest gaps.
-
-    Parameters
-    ----------
-    signal : array_like of shape (n_energy,)
-        Background-subtracted spectrum [counts].
-    energy : array_like of shape (n_energy,)
-        Evenly spaced energy axis [meV].
-    n_peaks : int
-        How many centres to return.
-    smooth : float
-        Gaussian smoothing σ before differentiating [meV].
-
-    Returns
-    -------
-    ndarray of shape (n_peaks,)
-        Centres [meV], highest first.
-    """
-    signal = np.asarray(signal, dtype=float)
-    energy = np.asarray(energy, dtype=float)
-    step = float(np.median(np.diff(energy)))
-    d2 = gaussian_filter1d(signal, max(smooth / step, 0.5), order=2)
-    inner = np.arange(2, signal.size - 2)
-    minima = inner[(d2[inner] < d2[inner - 1]) & (d2[inner] <= d2[inner + 1]) & (d2[inner] < 0)]
-    chosen = list(energy[minima[np.argsort(d2[minima])][:n_peaks]])
-    while len(chosen) < n_peaks:
-        edges = np.sort(np.r_[energy[0], chosen, energy[-1]])
-        gap = int(np.argmax(np.diff(edges)))
-        chosen.append(0.5 * (edges[gap] + edges[gap + 1]))
-    return np.sort(np.asarray(chosen))[::-1]
-
-
-def _model(p: np.ndarray, e: np.ndarray, n_peaks: int, joint: bool) -> np.ndarray:
-    q = p[: 3 * n_peaks].reshape(n_peaks, 3)
-    y = np.sum(q[:, 2:3] * np.exp(-0.5 * ((e[None, :] - q[:, 0:1]) / q[:, 1:2]) ** 2), axis=0)
-    if joint:
-        y = y + np.exp(p[-2] - p[-1] * np.log(e))
-    return y
-
-
-def _jacobian(p: np.ndarray, e: np.ndarray, n_peaks: int, joint: bool) -> np.ndarray:
-    """d model / d p, shape (n_energy, n_par)."""
-    q = p[: 3 * n_peaks].reshape(n_peaks, 3)
-    u = (e[None, :] - q[:, 0:1]) / q[:, 1:2]
-    g = np.exp(-0.5 * u**2)
-    hg = q[:, 2:3] * g
-    cols = np.stack([hg * u / q[:, 1:2], hg * u**2 / q[:, 1:2], g], axis=1)
-    jac = cols.reshape(3 * n_peaks, e.size)
-    if joint:
-        b = np.exp(p[-2] - p[-1] * np.log(e))
-        jac = np.vstack([jac, b, -b * np.log(e)])
-    return jac.T
-
-
-def _greedy_centres(e, y, *, n_peaks, width, max_evaluations):
-    """Starting centres by adding one Gaussian at a time where the residual is largest.
-
-    Each step places a new peak at the maximum of the smoothed residual of the peaks
-    so far and refits all of them (Levenberg–Marquardt); shoulders that the second
-    derivative misses show up in the residual of the fewer-peak fit.
-    """
-    step = float(np.median(np.diff(e)))
-    p = np.empty(0)
-    for m in range(1, n_peaks + 1):
-        resid = gaussian_filter1d(y - _model(p, e, m - 1, False), max(0.5 * width / step, 0.5))
-        k = int(np.argmax(resid))
-        p = np.r_[p, e[k], width, max(resid[k], 1e-12)]
-        res = least_squares(
-            lambda q, m=m: _model(q, e, m, False) - y, p, method="lm", max_nfev=max_evaluations
-        )
-        if np.all(np.isfinite(res.x)):
-            p = res.x
-    q = p.reshape(n_peaks, 3)
-    inside = (q[:, 0] > e[0]) & (q[:, 0] < e[-1])
-    centres = np.where(inside, q[:, 0], initial_centres(y, e, n_peaks=n_peaks))
-    return np.sort(centres)[::-1]
-
-
-def _perturbations(n_runs: int, n_peaks: int) -> np.ndarray:
-    """Fixed, space-filling start perturbations in [-1, 1]^(2 n_peaks) (a Halton sequence).
-
-    The same for every call, so the fit uses no random numbers and its result does not
-    depend on a seed.
-    """
-    if n_runs <= 0:
-        return np.zeros((0, 2 * n_peaks))
-    return 2.0 * qmc.Halton(d=2 * n_peaks, scramble=False).random(n_runs + 1)[1:] - 1.0
-
-
-def _lm(e, y, p, *, n_peaks, joint, weight, max_evaluations):
-    def fun(p):
-        return (_model(p, e, n_peaks, joint) - y) * weight
-
-    def jac(p):
-        return _jacobian(p, e, n_peaks, joint) * np.reshape(weight, (-1, 1))
-
-    return least_squares(fun, p, jac=jac, method="lm", max_nfev=max_evaluations)
-
-
-def _swap_moves(
-    e, y, best, *, n_peaks, joint, width, weight, max_evaluations, minima, min_width, rounds=3
-):
-    """Move each peak in turn to the largest residual of the others and refit; keep gains.
-
-    A deterministic local search over arrangements of the peaks: it escapes minima where
-    one Gaussian sits on a spurious feature while a real shoulder is left unfitted. From
-    an implausible ``best`` (a collapsed or negative peak), the first plausible result is
-    kept whatever its χ², and the search goes on from it.
-    """
-    step = float(np.median(np.diff(e)))
-    smooth = max(0.5 * width / step, 0.5)
-    plausible = _acceptable(best[1], e, n_peaks, min_width)
-    for _ in range(rounds):
-        improved = False
-        for k in range(n_peaks):
-            p = best[1].x.copy()
-            q = p[: 3 * n_peaks].reshape(n_peaks, 3)
-            rest = np.delete(np.arange(n_peaks), k)
-            others = np.r_[q[rest].ravel(), p[3 * n_peaks :]]
-            resid = gaussian_filter1d(y - _model(others, e, n_peaks - 1, joint), smooth)
-            j = int(np.argmax(resid))
-            q[k] = (e[j], width, max(resid[j], 1e-12))
-            res = _lm(
-                e,
-                y,
-                p,
-                n_peaks=n_peaks,
-                joint=joint,
-                weight=weight,
-                max_evaluations=max_evaluations,
-            )
-            if not _acceptable(res, e, n_peaks, min_width):
-                continue
-            cost = float(np.sum(res.fun**2))
-            minima.append((cost, _sorted_centres(res.x, n_peaks)))
-            if not plausible or cost < best[0] * (1 - 1e-9):
-                best, plausible, improved = (cost, res), True, True
-        if not improved:
-            break
-    return best, plausible
-
-
-def _sorted_centres(p: np.ndarray, n_peaks: int) -> np.ndarray:
-    return np.sort(p[: 3 * n_peaks : 3])[::-1]
-
-
-def _acceptable(res, e, n_peaks, min_width=0.0) -> bool:
-    if res.status <= 0 or not np.all(np.isfinite(res.x)):
-        return False
-    q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
-    return bool(
-        np.all(q[:, 2] > 0)
-        and np.all((q[:, 0] > e[0]) & (q[:, 0] < e[-1]))
-        and np.all(np.abs(q[:, 1]) >= min_width)
-    )
-
-
-def _best_run(
-    e, y, p0s, *, n_peaks, joint, starts, jitter, max_evaluations, weight=1.0, width, min_width
-):
-    """Run LM from each start of ``p0s``, then from fixed perturbations of them in turn
-    (``starts`` runs in all, at least one per start), then swap moves from the best;
-    keep the best plausible run (positive heights, centres inside the range, widths of
-    at least ``min_width``), else the best with positive heights in range, else the best.
-    Also returns every plausible local minimum as (cost, centres highest first)."""
-    best, best_plausible, positive, minima = None, None, None, []
-    n_runs = max(starts, len(p0s))
-    shifts = _perturbations(n_runs - len(p0s), n_peaks)
-    for run in range(n_runs):
-        # first the given starts; then, in turn, a perturbed given start (global) and a
-        # perturbed best plausible run so far (local: basin hopping)
-        local = run >= len(p0s) and run % 2 == 1 and best_plausible is not None
-        p = (best_plausible[1].x if local else p0s[run % len(p0s)]).copy()
-        if run >= len(p0s):
-            d = shifts[run - len(p0s)]
-            q = p[: 3 * n_peaks].reshape(n_peaks, 3)
-            q[:, 0] += (0.5 if local else 1.0) * jitter * d[:n_peaks]
-            q[:, 1] = np.abs(q[:, 1]) * 1.6 ** d[n_peaks:]
-        res = _lm(
-            e, y, p, n_peaks=n_peaks, joint=joint, weight=weight, max_evaluations=max_evaluations
-        )
-        if res.status < 0 or not np.all(np.isfinite(res.x)):
-            continue
-        cost = float(np.sum(res.fun**2))
-        if best is None or cost < best[0]:
-            best = (cost, res)
-        if _acceptable(res, e, n_peaks) and (positive is None or cost < positive[0]):
-            positive = (cost, res)  # positive peaks in range, whatever their width
-        if not _acceptable(res, e, n_peaks, min_width):
-            continue
-        minima.append((cost, _sorted_centres(res.x, n_peaks)))
-        if best_plausible is None or cost < best_plausible[0]:
-            best_plausible = (cost, res)
-    if best_plausible is not None or best is not None:
-        found, plausible = _swap_moves(
-            e,
-            y,
-            best_plausible or best,
-            n_peaks=n_peaks,
-            joint=joint,
-            width=width,
-            weight=weight,
-            max_evaluations=max_evaluations,
-            minima=minima,
-            min_width=min_width,
-        )
-        if plausible:
-            best_plausible = found
-    chosen = best_plausible or positive or best
-    return (None if chosen is None else chosen[1]), minima
-
-
-def _profile_halfwidth(e, y, p_best, k, *, n_peaks, joint, weight, s2, rss, step, max_evaluations):
-    """Half-width of the Δχ² = 1 (units of s²) profile-likelihood interval of centre k.
-
-    The centre is stepped away from its best value on each side (steps growing by 1.6),
-    every other parameter refitted (LM, warm-started) at each step, until χ² has risen by
-    s²; the crossing is interpolated linearly. Near-degenerate peaks, whose χ² surface is
-    far from quadratic, get the wide interval the Hessian misses.
-    """
-    idx = 3 * k
-    free = np.ones(p_best.size, bool)
-    free[idx] = False
-    w = np.reshape(weight, (-1, 1)) if np.ndim(weight) else weight
-
-    def fit_at(c, start):
-        def full(q):
-            p = np.empty(p_best.size)
-            p[free], p[idx] = q, c
-            return p
-
-        res = least_squares(
-            lambda q: (_model(full(q), e, n_peaks, joint) - y) * weight,
-            start,
-            jac=lambda q: (_jacobian(full(q), e, n_peaks, joint) * w)[:, free],
-            method="lm",
-            max_nfev=max_evaluations,
-        )
-        return float(np.sum(res.fun**2)), res.x
-
-    sides = []
-    for sign in (1.0, -1.0):
-        start, d, prev_d, prev_delta, found = p_best[free].copy(), step, 0.0, 0.0, None
-        for _ in range(14):
-            c = p_best[idx] + sign * d
-            if not e[0] < c < e[-1]:
-                found = abs(c - p_best[idx])
-                break
-            cost, start = fit_at(c, start)
-            delta = max((cost - rss) / s2, 0.0)
-            if delta >= 1.0:
-                found = prev_d + (d - prev_d) * (1.0 - prev_delta) / (delta - prev_delta)
-                break
-            prev_d, prev_delta, d = d, delta, 1.6 * d
-        sides.append(d if found is None else found)
-    return 0.5 * (sides[0] + sides[1])
-
-
 def fit_gaussians(
     signal: ArrayLike,
     energy: ArrayLike,
@@ -364,6 +109,8 @@ def fit_gaussians(
     second_derivative_start: bool = False,
     profile: bool = True,
     min_width: float | None = None,
+    shared_width: bool = False,
+    min_significance: float = 0.0,
 ) -> GaussianFit:
     """Fit a sum of ``n_peaks`` Gaussians (and optionally a power law) by Levenberg–Marquardt.
 
@@ -393,8 +140,9 @@ def fit_gaussians(
         swap moves (each peak in turn moved to the largest residual of the others and
         all refitted, kept when χ² drops). The kept run has the smallest residual among
         those whose peaks all have positive heights, centres inside the fit range and σ
-        of at least ``min_width``, else among those with positive heights and centres in
-        range, else overall. The fit itself stays unbounded.
+        of at least ``min_width`` (and heights of ``min_significance`` errors, see
+        there), else among those with positive heights and centres in range, else
+        overall. The fit itself stays unbounded.
     jitter : float
         Largest move of a starting centre [meV].
     max_evaluations : int
@@ -412,6 +160,18 @@ def fit_gaussians(
         Smallest σ of a plausible peak [meV]; default two channels. A Gaussian narrower
         than that fits noise in a channel or two, not a phonon (whose width is at least
         the energy resolution); runs with one are kept only if no run is plausible.
+    shared_width : bool
+        One σ for all peaks (fitted; every centre and height free). Right where the
+        peaks' widths are the energy resolution's, as for phonon lines far narrower than
+        it; it lifts much of the near-degeneracy of two peaks within one FWHM (their
+        widths no longer trade against their separation). False: every σ free (the paper).
+    min_significance : float
+        A run is kept first only if every height is at least this many standard errors
+        (``s (JᵀJ)⁻¹ᐟ²``) above zero; where no run is, the lowest-χ² run at 3/4, 1/2,
+        1/4 of it, then at any positive height (the most significant arrangement the data
+        offer). 0 accepts any positive height (the paper). A Gaussian that fits a noise
+        feature elsewhere while two true peaks share one has a height within about one
+        error of zero; 2 sets such arrangements aside.
     profile : bool
         Widen each centre's error to the half-width of its profile-likelihood interval
         (Δχ² = 1 in units of ``s²``, every other parameter refitted), which holds its
@@ -444,7 +204,8 @@ def fit_gaussians(
         raise InputError(
             f"a power law needs a fit range at positive energies; got {list(fit_range)} meV."
         )
-    n_par = 3 * n_peaks + 2 * joint
+    tie = width_tie(n_peaks, joint) if shared_width else None
+    n_par = 3 * n_peaks + 2 * joint if tie is None else tie.shape[1]
     if e.size <= n_par:
         raise InputError(
             f"the fit range {list(fit_range)} meV holds {e.size} channels for {n_par} "
@@ -489,6 +250,15 @@ def fit_gaussians(
                 f"got shape {noise.shape}. Pass the square root of the summed counts."
             )
         weight = 1.0 / noise[mask]
+    floor = 2.0 * float(np.median(np.diff(e))) if min_width is None else float(min_width)
+
+    def grade(res):
+        if not _acceptable(res, e, n_peaks, floor):
+            return -1.0
+        if min_significance <= 0:
+            return np.inf
+        return significance(res, n_peaks, tie, dof=e.size - n_par, poisson=noise is not None)
+
     res, minima = _best_run(
         e,
         y,
@@ -500,7 +270,9 @@ def fit_gaussians(
         max_evaluations=max_evaluations,
         weight=weight,
         width=float(initial_width),
-        min_width=2.0 * float(np.median(np.diff(e))) if min_width is None else float(min_width),
+        grade=grade,
+        threshold=float(min_significance),
+        tie=tie,
     )
     if res is None:
         raise ConvergenceError(
@@ -519,9 +291,9 @@ def fit_gaussians(
     jtj = res.jac.T @ res.jac
     try:
         cov = np.linalg.inv(jtj) * s2
-        var = np.diag(cov)
+        var = np.diag(cov if tie is None else tie @ cov @ tie.T)
     except np.linalg.LinAlgError:
-        var = np.full(n_par, np.nan)
+        var = np.full(res.x.size, np.nan)
     err = np.sqrt(np.where(var >= 0, var, np.nan))
     q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
     qe = err[: 3 * n_peaks].reshape(n_peaks, 3)
@@ -541,7 +313,7 @@ def fit_gaussians(
             half = _profile_halfwidth(
                 e,
                 y,
-                res.x,
+                res.x if tie is None else res.theta,
                 int(k),
                 n_peaks=n_peaks,
                 joint=joint,
@@ -550,6 +322,7 @@ def fit_gaussians(
                 rss=rss,
                 step=min(step, 0.25 * float(e[-1] - e[0])),
                 max_evaluations=max_evaluations,
+                tie=tie,
             )
             qe[rank, 0] = np.fmax(qe[rank, 0], half)
     q[:, 1] = np.abs(q[:, 1])
