@@ -45,6 +45,7 @@ class AtomsConfig:
     edge: str
     image_margin: float
     trace_smoothing: float
+    species_margin: float
 
     def __post_init__(self):
         _positive(
@@ -88,6 +89,11 @@ class AtomsConfig:
             raise ConfigError(f"atoms.image_margin must be >= 0 Å; got {self.image_margin!r}.")
         if not self.edge_distance >= 0:
             raise ConfigError(f"atoms.edge_distance must be >= 0 Å; got {self.edge_distance!r}.")
+        if not 0 <= self.species_margin < 1:
+            raise ConfigError(
+                f"atoms.species_margin must be in [0, 1) (a relative rise of R1; 0 flags "
+                f"nothing); got {self.species_margin!r}."
+            )
         if self.edge not in ("flag", "drop"):
             raise ConfigError(
                 f"atoms.edge must be 'flag' (keep edge atoms, flag bit 4) or 'drop' (leave "

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from hpcaet.atoms.assemble import initial_sites, to_model
 from hpcaet.atoms.checkpoints import StepCheckpoints, result_arrays, result_from_arrays
 from hpcaet.atoms.classify import classify_species
 from hpcaet.atoms.flip import flip_pairs
@@ -49,7 +50,7 @@ from hpcaet.atoms.pairs import (
     pair_chalcogens,
     snap_chalcogens,
 )
-from hpcaet.atoms.quality import atom_flags, check_material, edge_flags, field_of_view
+from hpcaet.atoms.quality import check_material, edge_flags, field_of_view
 from hpcaet.atoms.refine import RefineResult, refine_atoms
 from hpcaet.atoms.sites import (
     drop_stray,
@@ -60,8 +61,6 @@ from hpcaet.atoms.sites import (
 )
 from hpcaet.atoms.trace import trace_atoms
 from hpcaet.config import Config
-from hpcaet.errors import InputError
-from hpcaet.io import make_atom_model
 from hpcaet.parallel.tasks import DaskExecutor, TaskMapper
 
 __all__ = ["build_model"]
@@ -115,7 +114,7 @@ def build_model(
     times: dict[str, float] = {}
     start = time.perf_counter()
 
-    sites = store.load("trace") if initial is None else _initial_sites(initial)
+    sites = store.load("trace") if initial is None else initial_sites(initial)
     if sites is None:
         sites = _trace(volume, config)
         store.save("trace", sites)
@@ -191,8 +190,10 @@ def build_model(
         {k: round(v, 5) for k, v in state.weights.items()},
         {k: round(v, 2) for k, v in state.b_factors.items()},
     )
-    model = _to_model(
-        sites, species, refined, state.weights, state.b_factors, series, cfg, materials
+    # How clearly the images tell each chalcogen's species (no sweep: measured only).
+    margin = _flip(fit, state, sites, species, seed=0, sweeps=0).margin
+    model = to_model(
+        sites, species, refined, state.weights, state.b_factors, series, cfg, materials, margin
     )
     model["flag"].values[:] |= edge_flags(
         model["position"].values, volume, distance=cfg.edge_distance
@@ -291,7 +292,7 @@ def _refine(fit: FitInputs, state: FitState, position, species, **changes) -> Re
     )
 
 
-def _flip(fit: FitInputs, state: FitState, sites, species, *, seed):
+def _flip(fit: FitInputs, state: FitState, sites, species, *, seed, sweeps=None):
     refined = state.refined
     return flip_pairs(
         fit.images,
@@ -305,11 +306,12 @@ def _flip(fit: FitInputs, state: FitState, sites, species, *, seed):
         scale=refined.scale,
         offset=refined.offset,
         shifts=refined.shifts,
-        max_sweeps=fit.cfg.flip_sweeps,
+        max_sweeps=fit.cfg.flip_sweeps if sweeps is None else sweeps,
         kernels=fit.kernels,
         footprint=fit.footprint,
         chalcogens=fit.chalcogens,
         rng=np.random.SeedSequence(seed),
+        margins=sweeps == 0,
     )
 
 
@@ -437,60 +439,3 @@ def _trace(volume: xr.Dataset, config: Config) -> dict[str, np.ndarray]:
         pair_radius=cfg.pair_radius,
     )
     return subset_sites({**sites, "pair": pair}, keep)
-
-
-def _initial_sites(model: xr.Dataset) -> dict[str, np.ndarray]:
-    missing = [v for v in ("position", "species", "layer", "region", "pair") if v not in model]
-    if missing:
-        raise InputError(
-            f"the initial model lacks {missing}; it needs an AtomModel with pair, layer and "
-            "region (e.g. the phantom's truth_atoms.nc)."
-        )
-    return {
-        "position": model["position"].values.astype(float),
-        "species": model["species"].values.astype("<U3"),
-        "layer": model["layer"].values.astype(np.int8),
-        "region": model["region"].values.astype(np.int8),
-        "pair": model["pair"].values.astype(int),
-    }
-
-
-def _to_model(sites, species, refined: RefineResult, weights, b_factors, series, cfg, materials):
-    position = sites["position"]
-    flag, layer = atom_flags(
-        position,
-        species,
-        min_distance=cfg.min_distance,
-        off_layer=cfg.off_layer_distance,
-        smoothing=cfg.layer_smoothing,
-    )
-    layer = np.where(layer == -2, sites["layer"], layer).astype(np.int8)
-    # a vacancy site keeps the B-factor of its region's chalcogen (as the phantom's do)
-    host = np.array(materials.chalcogens)[np.clip(sites["region"], 0, len(materials.regions) - 1)]
-    b = np.array([b_factors[h if s == VACANCY else s] for s, h in zip(species, host, strict=True)])
-    # Cross-sections in Å²: the model weights times the fitted counts per unit model,
-    # over the counts per pixel the dose gives (dose per image times the pixel area).
-    n_img = series.sizes["tilt"]
-    pixel = float(series.attrs["pixel_size"])
-    dose = float(series.attrs.get("dose", np.nan))
-    calibration = float(np.mean(refined.scale)) / (dose / n_img * pixel**2)
-    cross = {k: float(v) * calibration for k, v in weights.items() if k != VACANCY}
-    cross[VACANCY] = 0.0
-    return make_atom_model(
-        position=position,
-        species=species,
-        b_factor=b,
-        layer=layer,
-        region=sites["region"],
-        pair=sites["pair"],
-        flag=flag,
-        cross_section=cross if np.isfinite(calibration) else None,
-        R1=float(refined.R1),
-        materials=" ".join(materials.names),
-        R=float(refined.R),
-        image_scale=np.asarray(refined.scale, dtype=float),
-        image_offset=np.asarray(refined.offset, dtype=float),
-        # per-image shift (x, y) [Å] of the projections, flattened: the dynamic stage
-        # puts the crops where the refinement saw the atoms
-        image_shift=np.asarray(refined.shifts, dtype=float).ravel(),
-    )

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from hpcaet.io import FLAG_EDGE
+from hpcaet.io import FLAG_EDGE, FLAG_OFF_LAYER, FLAG_TOO_CLOSE, FLAG_UNCERTAIN
 from hpcaet.plotting import save_figure, scatter_species
 
 __all__ = ["plot_atoms", "plot_refinement"]
@@ -35,11 +35,20 @@ def plot_atoms(model: xr.Dataset, path: str | Path) -> Path:
     top, side = fig.subplots(1, 2)
     scatter_species(top, side, pos, species)
     marks = (
-        ((flag & ~FLAG_EDGE) != 0, "too close or off layer", dict(s=80, edgecolors="magenta")),
+        (
+            (flag & (FLAG_TOO_CLOSE | FLAG_OFF_LAYER)) != 0,
+            "too close or off layer",
+            dict(s=80, edgecolors="magenta"),
+        ),
         (
             (flag & FLAG_EDGE) != 0,
             "at the volume's edge, less sure",
             dict(s=60, marker="s", edgecolors="0.5"),
+        ),
+        (
+            (flag & FLAG_UNCERTAIN) != 0,
+            "species barely told apart",
+            dict(s=110, marker="D", edgecolors="darkorange"),
         ),
     )
     for sel, what, style in marks:

@@ -77,12 +77,18 @@ class FlipResult(NamedTuple):
         Species changes in each sweep; the last is 0 when the sweeps converged.
     r1_before, r1_after : float
         R1 over the whole images before and after flipping.
+    margin : ndarray of float, shape (n,), or None
+        With ``margins=True``: for every paired site, how much the L1 cost over its
+        pair's patch rises, relative to the chosen case's, in the best case that gives
+        the site another species (NaN for unpaired sites and pairs no compared pixel
+        sees). Small values mark species the images barely tell apart.
     """
 
     species: np.ndarray
     changes: np.ndarray
     r1_before: float
     r1_after: float
+    margin: np.ndarray | None = None
 
 
 def flip_pairs(
@@ -103,6 +109,7 @@ def flip_pairs(
     footprint: np.ndarray | None = None,
     chalcogens: Sequence[str] = ("S", "Se"),
     rng: np.random.Generator | int | None = None,
+    margins: bool = False,
 ) -> FlipResult:
     """Choose S, Se or vacancy for every chalcogen pair by the lowest R1.
 
@@ -128,7 +135,8 @@ def flip_pairs(
     shifts : array_like of shape (m, 2), optional
         Per-image shifts ``(x, y)`` [Å].
     max_sweeps : int, default 10
-        Largest number of sweeps over all pairs.
+        Largest number of sweeps over all pairs; 0 changes nothing (with ``margins``,
+        only measures).
     kernels : sequence of m ndarrays of odd shape (k, k) or None, optional
         Blur of each calculated image (:func:`~hpcaet.atoms.blur.blur_images`); the
         patches grow by the kernel's half size.
@@ -139,6 +147,9 @@ def flip_pairs(
         The chalcogens a site may hold (:func:`flip_cases`); the materials' own.
     rng : numpy.random.Generator or int or None
         Order of the pairs in each sweep.
+    margins : bool, default False
+        Also measure every paired site's species margin (:class:`FlipResult`) after
+        the last sweep.
 
     Returns
     -------
@@ -209,7 +220,7 @@ def flip_pairs(
     total = max(float(np.abs(y[seen]).sum()), 1e-300)
     r1_before = float(np.abs(y - calc)[seen].sum()) / total
     if len(first) == 0:
-        return FlipResult(spec, np.zeros(0, dtype=int), r1_before, r1_before)
+        return FlipResult(spec, np.zeros(0, dtype=int), r1_before, r1_before, None)
 
     # Patch size: covers both Gaussians of the widest chalcogen of any pair.
     sigma = np.sqrt(max(table_b[name] for name in chalcogens) / (8 * np.pi**2))
@@ -219,31 +230,16 @@ def flip_pairs(
     if kernels is not None:  # the blur spreads the patch by the kernel's half size
         half += max((max(k.shape) // 2 for k in kernels if k is not None), default=0)
     cases_w = np.array([[table_w[a], table_w[b]] for a, b in cases])
+    context = (angles, t, s, half, pixel_size, table_w, table_b, cases, cases_w, kernels, seen)
     rng = np.random.default_rng(rng)
     changes = []
-    for _ in range(max(1, int(max_sweeps))):
+    for _ in range(max(0, int(max_sweeps))):
         changed = 0
         for k in rng.permutation(len(first)):
             # The cases are all pairs of {S, Se, vac}, so which site is called the top
             # one does not matter.
             i, j = first[k], second[k]
-            case = _best_case(
-                y,
-                calc,
-                r[[i, j]],
-                (spec[i], spec[j]),
-                angles,
-                t,
-                s,
-                half,
-                pixel_size,
-                table_w,
-                table_b,
-                cases,
-                cases_w,
-                kernels,
-                seen,
-            )
+            case = _best_case(y, calc, r[[i, j]], (spec[i], spec[j]), *context)
             if case is not None:
                 spec[i], spec[j] = cases[case]
                 changed += 1
@@ -258,10 +254,41 @@ def flip_pairs(
         r1_before,
         r1_after,
     )
-    return FlipResult(spec, np.asarray(changes), r1_before, r1_after)
+    margin = None
+    if margins:
+        margin = np.full(n, np.nan)
+        for i, j in zip(first, second, strict=True):
+            costs = _case_costs(y, calc, r[[i, j]], (spec[i], spec[j]), *context)
+            if costs is None:
+                continue
+            cost = costs[0]
+            now = cost[cases.index((spec[i], spec[j]))]
+            for a, site in ((0, i), (1, j)):
+                other = [k for k, case in enumerate(cases) if case[a] != spec[site]]
+                margin[site] = (cost[other].min() - now) / max(now, 1e-300)
+    return FlipResult(spec, np.asarray(changes), r1_before, r1_after, margin)
 
 
-def _best_case(
+def _best_case(y, calc, sites, current, *context):
+    """Index of the best case if it beats the current one (updating ``calc``), else None.
+
+    ``calc`` is changed in place on the patch when a better case is found.
+    """
+    costs = _case_costs(y, calc, sites, current, *context)
+    if costs is None:
+        return None  # the pair is seen by no compared pixel: keep it as it is
+    cost, trial, valid, index = costs
+    cases = context[-4]
+    now_case = cases.index(tuple(current))
+    best = int(np.argmin(cost))
+    if cost[best] >= cost[now_case] * (1 - 1e-12) or best == now_case:
+        return None
+    full = np.broadcast_arrays(*index)
+    calc[full[0][valid], full[1][valid], full[2][valid]] = trial[best][valid]
+    return best
+
+
+def _case_costs(
     y,
     calc,
     sites,
@@ -278,10 +305,8 @@ def _best_case(
     kernels,
     seen,
 ):
-    """Index of the best case if it beats the current one (updating ``calc``), else None.
-
-    ``calc`` is changed in place on the patch when a better case is found.
-    """
+    """L1 cost of every case on the pair's patch, the trial patches, the compared
+    pixels and the patch's index into the images; None if no compared pixel sees it."""
     m, ny, nx = y.shape
     centre = project_points(sites.mean(axis=0, keepdims=True), angles)[:, 0] + shifts
     rc = np.rint(position_to_pixel(centre, (ny, nx), pixel_size)).astype(int)  # (m, 2)
@@ -295,7 +320,7 @@ def _best_case(
     meas, cur = y[index], calc[index]
     valid = valid & seen[index]
     if not valid.any():
-        return None  # the pair is seen by no compared pixel: keep it as it is
+        return None
     # Patch pixel (a, b) of image j sits at full-image pixel (rows[j, a], cols[j, b]);
     # shift the projections so project_atoms on a p x p grid lands there.
     origin = np.column_stack(
@@ -329,10 +354,4 @@ def _best_case(
     )
     trial = base[None] + scale[None, :, None, None] * model  # (9, m, p, p)
     cost = np.where(valid[None], np.abs(meas[None] - trial), 0.0).sum(axis=(1, 2, 3))
-    now_case = cases.index(tuple(current))
-    best = int(np.argmin(cost))
-    if cost[best] >= cost[now_case] * (1 - 1e-12) or best == now_case:
-        return None
-    full = np.broadcast_arrays(*index)
-    calc[full[0][valid], full[1][valid], full[2][valid]] = trial[best][valid]
-    return best
+    return cost, trial, valid, index

@@ -49,8 +49,10 @@ SCHEMA_VERSION = 1
 
 #: Quality bits of an AtomModel's ``flag``: nearer than the minimum distance to another
 #: atom, over ``atoms.off_layer_distance`` off its layer, within ``atoms.edge_distance`` of
-#: the reconstructed volume's side faces (placed and labelled without its outer neighbours).
-FLAG_TOO_CLOSE, FLAG_OFF_LAYER, FLAG_EDGE = 1, 2, 4
+#: the reconstructed volume's side faces (placed and labelled without its outer neighbours),
+#: a species the images barely tell from another (``species_margin`` below
+#: ``atoms.species_margin``).
+FLAG_TOO_CLOSE, FLAG_OFF_LAYER, FLAG_EDGE, FLAG_UNCERTAIN = 1, 2, 4, 8
 
 
 @dataclass(frozen=True)
@@ -307,9 +309,13 @@ _ATOM_MODEL = KindSpec(
              "atom_index", storage="int32"),
         _var("flag", ("atom",), "int", None, "quality bits: too_close = nearer than the "
              "minimum distance, off_layer = over 1 Å off its layer, edge = within "
-             "atoms.edge_distance of the volume's side faces", "bits", storage="int8",
-             flag_masks=(FLAG_TOO_CLOSE, FLAG_OFF_LAYER, FLAG_EDGE),
-             flag_meanings="too_close off_layer edge"),
+             "atoms.edge_distance of the volume's side faces, uncertain = species_margin "
+             "under atoms.species_margin", "bits", storage="int8",
+             flag_masks=(FLAG_TOO_CLOSE, FLAG_OFF_LAYER, FLAG_EDGE, FLAG_UNCERTAIN),
+             flag_meanings="too_close off_layer edge uncertain"),
+        _var("species_margin", ("atom",), "float", None, "relative rise of R1 over the "
+             "site's pair patch in the best case that gives the site another species "
+             "(negative: another species fits better); NaN for metals"),
         _var("cross_section", ("element",), "float", "Å²", "integrated height per species",
              "finite", "nonnegative"),
         _var("true_index", ("atom",), "int", None, "index of the matching true atom, -1 none",

@@ -177,3 +177,55 @@ def test_score_of_the_truth_and_of_planted_errors(truth):
     n_s = scores["species"]["S"]["detected"]
     assert scores["species"]["S"]["rmsd_pm"] == pytest.approx(10 / np.sqrt(n_s))
     assert "vacancies: 3/4 found, 1 false" in format_scores(scores)
+
+
+def test_species_margins_measure_without_changing(truth):
+    # With no sweep, flipping only measures: the species stay as given; every correctly
+    # labelled chalcogen site has a positive margin (another species fits worse), a
+    # planted wrong label a negative one, and metals none. At a hundredth of the dose
+    # the images tell the species apart less clearly: the median margin falls.
+    species = truth["species"].values.astype("<U3")
+    pair = truth["pair"].values
+    wrong = int(np.flatnonzero((pair >= 0) & (species == "S"))[3])
+    start = species.copy()
+    start[wrong] = "Se"
+
+    def margins(images, dose, labels):
+        result = flip_pairs(
+            images,
+            EULER,
+            truth["position"].values,
+            labels,
+            pair,
+            pixel_size=PIXEL,
+            weights=CROSS_SECTION,
+            b_factors=B_EFF,
+            scale=np.full(12, dose * PIXEL**2),
+            offset=np.zeros(12),
+            max_sweeps=0,
+            margins=True,
+        )
+        np.testing.assert_array_equal(result.species, labels)
+        return result.margin
+
+    margin = margins(_images(truth, rng=7), DOSE, start)
+    paired = pair >= 0
+    assert np.all(np.isnan(margin[~paired]))
+    assert margin[wrong] < 0
+    others = paired & (np.arange(len(pair)) != wrong) & (pair != wrong)
+    assert np.all(margin[others] > 0), np.sort(margin[others])[:5]
+    low = ideal_images(
+        truth["position"].values,
+        truth["species"].values,
+        EULER,
+        cross_section=CROSS_SECTION,
+        b_factor=B_FACTOR,
+        shape=SHAPE,
+        pixel_size=PIXEL,
+        dose=DOSE / 100,
+        extra_b=PROBE_B,
+        read_noise=1.0,
+        rng=7,
+    )
+    faint = margins(low, DOSE / 100, species)
+    assert np.nanmedian(faint[paired]) < 0.5 * np.nanmedian(margin[others])

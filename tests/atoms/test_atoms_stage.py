@@ -55,7 +55,7 @@ def test_stage_recovers_the_planted_defects(tmp_path, truth, inputs):
     for name, limit in limits.items():
         assert scores["species"][name]["rmsd_pm"] < limit, (name, scores["species"][name])
     assert 0 < model.attrs["R1"] < 1 and 0 < model.attrs["R"] < 1
-    assert model["flag"].attrs["flag_meanings"] == "too_close off_layer edge"
+    assert model["flag"].attrs["flag_meanings"] == "too_close off_layer edge uncertain"
     np.testing.assert_array_equal(model["true_index"].values >= 0, True)
     chal = model["layer"].values != 0
     pair = model["pair"].values

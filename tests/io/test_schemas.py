@@ -144,14 +144,14 @@ def test_atom_model_flags_and_partners():
     old = ds.copy()
     old["region"].attrs["flag_meanings"] = "unknown MoS2 WSe2"
     validate(old, "AtomModel")
-    assert ds["flag"].attrs["flag_meanings"] == "too_close off_layer edge"
+    assert ds["flag"].attrs["flag_meanings"] == "too_close off_layer edge uncertain"
     assert ds["cross_section"].sel(element="Mo") == 0.01
     with pytest.raises(SchemaError, match=r"'pair'.*\(6\).*0 \.\. 5"):
         _atoms(pair=[-1, 2, 1, -1, 6, 4])
     with pytest.raises(SchemaError, match=r"'layer'.*outside the codes \(2\)"):
         _atoms(layer=[0, 1, -1, 0, 2, -1])
-    with pytest.raises(SchemaError, match=r"'flag'.*undocumented bits \(8\)"):
-        _atoms(flag=[0, 8, 0, 0, 0, 0])
+    with pytest.raises(SchemaError, match=r"'flag'.*undocumented bits \(16\)"):
+        _atoms(flag=[0, 16, 0, 0, 0, 0])
 
 
 def test_validate_lists_every_problem_at_once():
