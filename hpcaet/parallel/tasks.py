@@ -220,7 +220,8 @@ class DaskExecutor:
         and stays in one worker's memory while its handle lives. Unlike data scattered
         with ``client.scatter``, which dies with the worker holding it (every task that
         needs it is then cancelled), the scheduler runs that task again on another
-        worker when its worker is lost.
+        worker when its worker is lost (the scheduler keeps the task, and so a copy of
+        the item, while the handle lives).
         """
         return [self.client.submit(_kept, item, pure=False) for item in items]
 
