@@ -491,9 +491,10 @@ class PhononsConfig:
             )
         if self.method not in ("finite", "md"):
             raise ConfigError(f"phonons.method must be 'finite' or 'md'; got {self.method!r}.")
-        if self.calculator not in ("sw", "gpaw"):
+        known = ("sw", "chgnet", "7net-0", "7net-l3i5", "gpaw")
+        if self.calculator not in known:
             raise ConfigError(
-                f"phonons.calculator must be 'sw' or 'gpaw'; got {self.calculator!r}."
+                f"phonons.calculator must be one of {list(known)}; got {self.calculator!r}."
             )
         if min(self.repeat) < 1 or min(self.mesh) < 1:
             raise ConfigError(

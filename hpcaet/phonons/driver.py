@@ -141,7 +141,12 @@ def _spec_key(spec: CalculatorSpec) -> str:
     if spec.factory is not None:
         name = getattr(spec.factory, "__qualname__", repr(spec.factory))
         return f"factory:{name}:{spec.elements}"
-    return f"{spec.name}:{sorted(spec.options.items())}"
+    options = {k: v for k, v in spec.options.items() if k not in _EXECUTION_OPTIONS}
+    return f"{spec.name}:{sorted(options.items())}"
+
+
+#: Calculator options that change how, not what, it computes: left out of the task keys.
+_EXECUTION_OPTIONS = ("threads", "log_file")
 
 
 def _md_replica(
