@@ -10,8 +10,9 @@ For each stage two kills, on small inputs:
   the nanny starts a new one, the lost tasks run again and the outputs are those of a
   serial run.
 
-The preprocess and reconstruct stages have the same two tests in their own folders
-(``tests/preprocess/test_preprocess_stage.py``, ``tests/reconstruct/``).
+The reconstruct stage has the same two tests in ``tests/reconstruct/``, the preprocess
+stage its driver kill in ``tests/preprocess/test_preprocess_stage.py`` and its worker
+kill here.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ run_stages(config, sys.argv[3], stages=(sys.argv[4],))
 """
 
 #: Small runs: 12 tilts of 256 x 256 pixels (about 0.1 s each); the 40 x 40 Å demo
-#: phantom on a 0.5 Å strain grid (4 tiles); a 20 x 20 Å field for the atoms.
+#: phantom on a 0.5 Å strain grid (4 tiles); a 20 x 20 Å field for the atoms, and one
+#: of 96 x 96 pixels with one frame per tilt for the preprocessing.
 SIMULATE = {
     "seed": 3,
     "phantom": {"field": [20.0, 20.0], "vacancies": 2, "substitutions": 0},
@@ -51,6 +53,11 @@ SIMULATE = {
 }
 STRUCTURE = {"structure": {"grid_spacing": 0.5}}
 ATOMS = {"seed": 1, "atoms": {"refine_iterations": 30, "flip_cycles": 2}}
+PREPROCESS = {
+    "seed": 7,
+    "phantom": {"field": [20.0, 20.0], "vacancies": 2, "substitutions": 1},
+    "imaging": {"shape": [96, 96], "frames": 1},
+}
 
 
 def _finished(folder: Path) -> dict[Path, int]:
@@ -280,3 +287,35 @@ def test_killed_atoms_worker_changes_nothing(tmp_path, client, atoms_inputs):
     # the chunked loss is summed in the same order, on one BLAS thread everywhere; the
     # refinement's positions agree to rounding (as in tests/atoms/test_atoms_stage.py)
     np.testing.assert_allclose(a["position"].values, b["position"].values, rtol=0, atol=1e-9)
+
+
+# -- preprocess -----------------------------------------------------------------------
+
+
+@pytest.mark.slow  # 105 s on 2 busy cores: two preprocessing runs of 2 x 12 tilt tasks
+def test_killed_preprocess_worker_changes_nothing(tmp_path, client):
+    # a 20 x 20 Å field, 96 x 96 pixels, one frame per tilt: 2 x 12 tilt tasks
+    from hpcaet.io import make_tilt_series
+    from hpcaet.phantom.stage import make_phantom, simulate_tilt_series
+    from hpcaet.preprocess.stage import preprocess_series
+
+    config = load_config(overrides=PREPROCESS)
+    simulated = simulate_tilt_series(make_phantom(config), config)
+    series = make_tilt_series(
+        frames=simulated["frames"].values,
+        euler=simulated["euler"].values,
+        pixel_size=simulated.attrs["pixel_size"],
+        dose=simulated.attrs["dose"],
+        read_noise=simulated.attrs["read_noise"],
+    )
+    store = tmp_path / "checkpoints"
+    killer = _WorkerKiller(client, "preprocess-", store)
+    killer.start()
+    resumed, _ = preprocess_series(series, config, client=client, checkpoint_dir=store)
+    killer.join()
+    assert killer.victim is not None, "no worker was killed"
+    assert killer.victim not in client.run(os.getpid).values()
+    _unchanged(killer.finished)
+    serial, _ = preprocess_series(series, config)
+    for name in ("images", "euler", "drift"):
+        np.testing.assert_array_equal(resumed[name].values, serial[name].values, err_msg=name)
