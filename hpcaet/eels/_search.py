@@ -270,14 +270,15 @@ def _best_run(
     1/4 of it, then 0 (the most significant arrangement the data offer); else the best
     with positive heights in range; else the best. Also returns every local minimum of
     the level kept as (cost, centres highest first)."""
-    best, best_plausible, positive, graded = None, None, None, []
+    best, best_plausible, best_any, positive, graded = None, None, None, None, []
     n_runs = max(starts, len(p0s))
     shifts = _perturbations(n_runs - len(p0s), n_peaks)
     for run in range(n_runs):
         # first the given starts; then, in turn, a perturbed given start (global) and a
-        # perturbed best plausible run so far (local: basin hopping)
-        local = run >= len(p0s) and run % 2 == 1 and best_plausible is not None
-        p = (best_plausible[1].x if local else p0s[run % len(p0s)]).copy()
+        # perturbed best plausible run so far, significant or not (local: basin hopping;
+        # the significance only ranks the runs found)
+        local = run >= len(p0s) and run % 2 == 1 and best_any is not None
+        p = (best_any[1].x if local else p0s[run % len(p0s)]).copy()
         if run >= len(p0s):
             d = shifts[run - len(p0s)]
             q = p[: 3 * n_peaks].reshape(n_peaks, 3)
@@ -304,8 +305,8 @@ def _best_run(
         if g < 0:
             continue
         graded.append((cost, g, res))
-        if g >= threshold and (best_plausible is None or cost < best_plausible[0]):
-            best_plausible = (cost, res)
+        if best_any is None or cost < best_any[0]:
+            best_any = (cost, res)  # the search hops from here whatever the significance
     level = 0.0
     for level in (threshold, 0.75 * threshold, 0.5 * threshold, 0.25 * threshold, 0.0):
         kept = [(c, r) for c, g, r in graded if g >= level]
