@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted; run the same command again to resume")
         return 130
+    except BrokenPipeError:  # output piped into a reader that closed early (| head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     finally:
         if bar is not None:
             from hpcaet.parallel.progress import remove_display

@@ -222,3 +222,18 @@ def test_info_prints_every_attribute_in_full(tmp_path, capsys):
     for key in ds.attrs:
         assert f"  {key}: " in out, key
     assert "frames -> " in out and "units: " in out  # the variables' attributes too
+    # piped into a reader that closes early (| head; here | true, closed before the
+    # first line): no traceback, exit 0
+    import subprocess
+    import sys
+
+    piped = subprocess.run(
+        f"{sys.executable} -m hpcaet.cli info {tmp_path / 'long.nc'} | true; "
+        "exit ${PIPESTATUS[0]}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr
