@@ -354,7 +354,7 @@ def accuracy(args) -> None:
         )
         print(
             f"{'region':<10}{'truth':>6}{'S3 ±':>10} |{'CRLB':>7}{'mean':>8}{'bias':>7}"
-            f"{'scatter':>8}{'sc/CRLB':>8}{'worst':>7}{'tol':>6}{'in tol':>7}{'±1SE':>6}"
+            f"{'scatter':>8}{'sc/CRLB':>8}{'worst':>7}{'tol':>7}{'in tol':>7}{'±1SE':>6}"
         )
         for g, region in enumerate(truth.regions):
             for k in range(n_p):
@@ -365,7 +365,7 @@ def accuracy(args) -> None:
                     f"{crlb[g, k]:>7.2f}{np.nanmean(centres[:, g, k]):>8.2f}"
                     f"{np.nanmean(e):>7.2f}{scatter[g, k]:>8.2f}"
                     f"{scatter[g, k] / crlb[g, k]:>8.2f}{np.nanmax(np.abs(e)):>7.2f}"
-                    f"{tol[g, k]:>6.2f}{int(inside[:, g, k].sum()):>4}/{args.seeds:<2}"
+                    f"{tol[g, k]:>7.2f}{int(inside[:, g, k].sum()):>4}/{args.seeds:<2}"
                     f"{100 * np.mean(covered[:, g, k]):>5.0f}%"
                 )
         print(
