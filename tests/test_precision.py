@@ -52,6 +52,32 @@ def test_the_precision_run_records_what_the_run_recorded(recorded):
     assert sub.seed == 9 and sub.name.endswith("-precision")
 
 
+def test_an_imported_run_is_recorded_as_measured(recorded, tmp_path):
+    # The same frames written as a detector's files (gain 2.5, dark level 10) and read
+    # back through hpcaet's import, truth variables gone: the precision run takes its
+    # shape, frames, pixel size, optics, dose and detector noise from what was imported,
+    # the noise in detected electrons (6 simulated at gain 1).
+    from hpcaet.io.export import export_frames
+    from hpcaet.io.importer import import_tilt_series, read_angle_table
+
+    config, series, processed = recorded
+    files, table = export_frames(series, tmp_path, gain=2.5, offset=10.0)
+    settings = dict(
+        voltage=60, convergence_angle=38, detector_inner_angle=50, detector_outer_angle=210
+    )
+    imported, _ = import_tilt_series(
+        files, read_angle_table(table), settings=settings, dose=5e4, offset=10.0
+    )
+    assert not [v for v in imported.data_vars if v.startswith("true_")]
+    sub = precision_config(config, imported, processed)
+    im = sub.imaging
+    assert tuple(im.shape) == (64, 48) and im.frames == 3
+    assert im.pixel_size == pytest.approx(config.imaging.pixel_size, rel=1e-6)
+    assert im.dose == 5e4 and im.voltage == 60 and im.detector_inner_angle == 50
+    assert im.read_noise == pytest.approx(6.0, rel=0.2)
+    np.testing.assert_allclose(np.array(im.angles), series["true_euler"].values)
+
+
 def test_a_run_without_a_model_is_refused_naming_the_command(tmp_path):
     (tmp_path / "config.yaml").write_text("name: x\n")
     with pytest.raises(InputError, match=r"tilt_series.nc.*hpcaet simulate or hpcaet import"):
