@@ -244,12 +244,19 @@ class EelsConfig:
     fit_starts: int
     weighted: bool
     correct_delocalisation: bool
+    shared_width: bool
+    min_significance: float
     synthetic: EelsSyntheticConfig
 
     def __post_init__(self):
         _positive(
             self, "clusters", "restarts", "max_iterations", "peaks", "initial_width", "fit_starts"
         )
+        if not self.min_significance >= 0:
+            raise ConfigError(
+                "eels.min_significance must be >= 0 (peak heights in standard errors; 0 "
+                f"lets the lowest chi-square win); got {self.min_significance!r}."
+            )
         choices = {
             "zero_loss": ("fit", "centroid", "max", "none"),
             "peak_background": ("subtracted", "joint"),

@@ -186,6 +186,8 @@ def analyse_eels(
         fit_starts=s.fit_starts,
         weighted=s.weighted,
         correct_delocalisation=s.correct_delocalisation,
+        shared_width=s.shared_width,
+        min_significance=s.min_significance,
         rng=rng,
     )
     out = _to_dataset(ds, result, s)
