@@ -2,15 +2,17 @@
 
 Both are graph networks trained on the Materials Project trajectories (PBE, MPtrj) and
 run offline on CPU; ``pip install 'hpcaet[ml]'`` installs them (install the CPU build of
-torch first, or pip fetches the CUDA one). Each process builds its own model; torch
-uses the process's share of the cores (all of them serially, cores ÷ ranks under MPI).
+torch first, or pip fetches the CUDA one). Each process builds its own model with one
+torch thread (or ``threads``, or ``OMP_NUM_THREADS``): the work is spread over
+snapshots, one MPI rank per core. Two torch threads per process on a shared 2-core
+machine made a CHGNet call 20 times slower than one.
 
 ``"chgnet"``
     CHGNet 0.3.0 (B. Deng et al., Nat. Mach. Intell. 5, 1031 (2023)), ``pip install
-    chgnet``: about 0.2 s per force call on 144 atoms on one core.
+    chgnet``: about 0.3 s per force call on 143 atoms on one core.
 ``"7net-0"``, ``"7net-l3i5"``
     SevenNet-0 and its larger l3i5 variant (Y. Park et al., J. Chem. Theory Comput.
-    20, 4857 (2024)), ``pip install sevenn``: about 0.8 and 1.9 s per call.
+    20, 4857 (2024)), ``pip install sevenn``: about 1.1 and 2.7 s per call.
 """
 
 from __future__ import annotations
@@ -38,20 +40,10 @@ ML_MODELS: dict[str, tuple[str, str]] = {
 }
 
 
-def _ranks() -> int:
-    """Processes sharing this machine's cores: the MPI world's size, 1 without MPI."""
-    try:
-        from mpi4py import MPI
-    except ImportError:
-        return 1
-    return MPI.COMM_WORLD.Get_size() if MPI.Is_initialized() else 1
-
-
 def _set_threads(threads: int | None) -> int:
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    n = threads or max(1, (cores or 1) // _ranks())
+    n = threads or int(os.environ.get("OMP_NUM_THREADS") or 1)
     torch.set_num_threads(n)
     return n
 
@@ -66,7 +58,7 @@ def ml_calculator(name: str, *, device: str = "cpu", threads: int | None = None)
     device : str, default "cpu"
         Torch device (``"cuda"`` where a GPU is).
     threads : int, optional
-        Torch threads; default the cores ÷ MPI ranks.
+        Torch threads; default ``OMP_NUM_THREADS``, else 1.
 
     Returns
     -------

@@ -12,7 +12,7 @@ builds its own calculator from it with :func:`make_calculator`. Two are known:
     0.25 0.35``. Offline, CPU, about a millisecond per force call on 144 atoms.
 ``"chgnet"``, ``"7net-0"``, ``"7net-l3i5"``
     Machine-learned universal potentials whose weights ship inside their wheels
-    (:mod:`hpcaet.phonons._ml`; ``pip install 'hpcaet[ml]'``): offline, CPU, 0.2–2 s
+    (:mod:`hpcaet.phonons._ml`; ``pip install 'hpcaet[ml]'``): offline, CPU, 0.3–3 s
     per force call on 144 atoms.
 ``"gpaw"``
     GPAW (LCAO, PBE) for users who have it and its PAW setups: a reference for bulk
