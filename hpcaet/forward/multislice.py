@@ -40,6 +40,10 @@ def _abtem():
         raise ImportError(
             'ADF cross-sections need abTEM; install it with: pip install "hpcaet[multislice]"'
         ) from err
+    # FFTW's default "measure" planning times candidate algorithms and keeps the fastest,
+    # which differs from run to run: the same image then differs in the last bits (1e-7).
+    # Estimated plans are chosen without timing, so every run gives the same bits.
+    abtem.config.set({"fftw.planning_effort": "FFTW_ESTIMATE"})
     return abtem
 
 
