@@ -30,13 +30,13 @@ from hpcaet.config_analysis import (
     DynamicConfig,
     EelsConfig,
     EelsSyntheticConfig,
+    PhononsConfig,
     StructureConfig,
 )
 from hpcaet.config_sections import (
     ImagingConfig,
     ParallelConfig,
     PhantomConfig,
-    PhononsConfig,
     PreprocessConfig,
     ReconstructConfig,
     SlurmConfig,

@@ -1,4 +1,4 @@
-"""The configuration sections of the analysis stages: atoms, structure and EELS.
+"""The configuration sections of the analysis stages: atoms, structure, EELS, phonons.
 
 Types and range checks only, like :mod:`hpcaet.config_sections`; every default lives in
 ``hpcaet/defaults.yaml`` and :mod:`hpcaet.config` re-exports these classes.
@@ -285,4 +285,79 @@ class EelsConfig:
             raise ConfigError(
                 f"eels.region_names names {len(self.region_names)} regions for clusters = "
                 f"{self.clusters}; give one name per cluster, or [] for numbered groups."
+            )
+
+
+@dataclass(frozen=True)
+class PhononsMDConfig:
+    replicas: int
+    temperature: float
+    steps: int
+    interval: int
+    equilibrate: int
+    timestep: float
+
+    def __post_init__(self):
+        _positive(self, "replicas", "temperature", "steps", "interval", "timestep")
+        _nonnegative(self, "equilibrate")
+
+
+@dataclass(frozen=True)
+class PhononsConfig:
+    """Phonons of a stitched interface cell (hpcaet.phonons)."""
+
+    calculator: str
+    rows: int
+    width: int
+    min_distance: float
+    method: str
+    distance: float
+    repeat: tuple[int, int, int]
+    cutoff: float | None
+    md: PhononsMDConfig
+    energy: tuple[float, float, float]
+    sigma: float
+    mesh: tuple[int, int, int]
+    path_points: int
+    interface_width: float
+    bulk_supercell: int
+    bulk_mesh: int
+    reference: bool
+    batch: int
+
+    def __post_init__(self):
+        _positive(
+            self,
+            "width",
+            "min_distance",
+            "distance",
+            "sigma",
+            "path_points",
+            "interface_width",
+            "bulk_supercell",
+            "bulk_mesh",
+            "batch",
+        )
+        if self.rows < 2 or self.rows % 2:
+            raise ConfigError(
+                f"phonons.rows must be an even number >= 2 (the zigzag rows alternate across "
+                f"the periodic seam); got {self.rows}."
+            )
+        if self.method not in ("finite", "md"):
+            raise ConfigError(f"phonons.method must be 'finite' or 'md'; got {self.method!r}.")
+        known = ("sw", "chgnet", "7net-0", "7net-l3i5", "gpaw")
+        if self.calculator not in known:
+            raise ConfigError(
+                f"phonons.calculator must be one of {list(known)}; got {self.calculator!r}."
+            )
+        if min(self.repeat) < 1 or min(self.mesh) < 1:
+            raise ConfigError(
+                f"phonons.repeat and phonons.mesh need positive integers; got "
+                f"{list(self.repeat)} and {list(self.mesh)}."
+            )
+        lo, hi, step = self.energy
+        if not (hi > lo and step > 0):
+            raise ConfigError(
+                f"phonons.energy is [first, last, step] with last > first and step > 0 [meV]; "
+                f"got {list(self.energy)}."
             )
