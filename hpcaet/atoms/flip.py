@@ -261,8 +261,7 @@ def flip_pairs(
             costs = _case_costs(y, calc, r[[i, j]], (spec[i], spec[j]), *context)
             if costs is None:
                 continue
-            cost = costs[0]
-            now = cost[cases.index((spec[i], spec[j]))]
+            cost, now = costs[0], costs[0][costs[-1]]
             for a, site in ((0, i), (1, j)):
                 other = [k for k, case in enumerate(cases) if case[a] != spec[site]]
                 margin[site] = (cost[other].min() - now) / max(now, 1e-300)
@@ -277,9 +276,7 @@ def _best_case(y, calc, sites, current, *context):
     costs = _case_costs(y, calc, sites, current, *context)
     if costs is None:
         return None  # the pair is seen by no compared pixel: keep it as it is
-    cost, trial, valid, index = costs
-    cases = context[-4]
-    now_case = cases.index(tuple(current))
+    cost, trial, valid, index, now_case = costs
     best = int(np.argmin(cost))
     if cost[best] >= cost[now_case] * (1 - 1e-12) or best == now_case:
         return None
@@ -306,7 +303,8 @@ def _case_costs(
     seen,
 ):
     """L1 cost of every case on the pair's patch, the trial patches, the compared
-    pixels and the patch's index into the images; None if no compared pixel sees it."""
+    pixels, the patch's index into the images and the current case's index; None if no
+    compared pixel sees the pair."""
     m, ny, nx = y.shape
     centre = project_points(sites.mean(axis=0, keepdims=True), angles)[:, 0] + shifts
     rc = np.rint(position_to_pixel(centre, (ny, nx), pixel_size)).astype(int)  # (m, 2)
@@ -354,4 +352,4 @@ def _case_costs(
     )
     trial = base[None] + scale[None, :, None, None] * model  # (9, m, p, p)
     cost = np.where(valid[None], np.abs(meas[None] - trial), 0.0).sum(axis=(1, 2, 3))
-    return cost, trial, valid, index
+    return cost, trial, valid, index, cases.index(tuple(current))

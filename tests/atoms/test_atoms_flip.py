@@ -17,7 +17,7 @@ SHAPE = (88, 88)
 B_EFF = {k: v + PROBE_B for k, v in B_FACTOR.items()}
 
 
-def _images(truth, rng):
+def _images(truth, rng, dose=DOSE):
     return ideal_images(
         truth["position"].values,
         truth["species"].values,
@@ -26,7 +26,7 @@ def _images(truth, rng):
         b_factor=B_FACTOR,
         shape=SHAPE,
         pixel_size=PIXEL,
-        dose=DOSE,
+        dose=dose,
         extra_b=PROBE_B,
         read_noise=1.0,
         rng=rng,
@@ -214,18 +214,5 @@ def test_species_margins_measure_without_changing(truth):
     assert margin[wrong] < 0
     others = paired & (np.arange(len(pair)) != wrong) & (pair != wrong)
     assert np.all(margin[others] > 0), np.sort(margin[others])[:5]
-    low = ideal_images(
-        truth["position"].values,
-        truth["species"].values,
-        EULER,
-        cross_section=CROSS_SECTION,
-        b_factor=B_FACTOR,
-        shape=SHAPE,
-        pixel_size=PIXEL,
-        dose=DOSE / 100,
-        extra_b=PROBE_B,
-        read_noise=1.0,
-        rng=7,
-    )
-    faint = margins(low, DOSE / 100, species)
+    faint = margins(_images(truth, rng=7, dose=DOSE / 100), DOSE / 100, species)
     assert np.nanmedian(faint[paired]) < 0.5 * np.nanmedian(margin[others])
