@@ -113,6 +113,7 @@ class DynamicConfig:
     enabled: bool
     species: tuple[str, ...]
     atoms: tuple[int, ...]
+    skip_edge: bool
     half_width: tuple[float, float, float]
     step: tuple[float, float, float]
     crop: int

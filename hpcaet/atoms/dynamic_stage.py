@@ -5,7 +5,8 @@ processed series (``processed.nc``: the ``linear_images`` with the vibration ker
 each tilt, its Euler angles, voltage, convergence and detector angles), selects the
 outlier atoms of ``dynamic.species`` (:func:`~hpcaet.atoms.dynamic_grid.select_outliers`
 with ``atoms.min_distance``, ``atoms.off_layer_distance`` and ``atoms.layer_smoothing``),
-scans each on the ``dynamic`` grid by multislice with the numerics of
+leaves out those the model flags in the field's edge band (``dynamic.skip_edge``, unless
+``dynamic.atoms`` names them), scans each on the ``dynamic`` grid by multislice with the numerics of
 ``imaging.multislice`` (:func:`~hpcaet.atoms.dynamic.refine_outliers`) and writes
 ``atoms_dynamic.nc``: the AtomModel with the scanned atoms moved, and the R1 of every
 grid point of every scanned atom (``dynamic_r1``). Every task is checkpointed under
@@ -27,7 +28,7 @@ from hpcaet.atoms.stage import read_input
 from hpcaet.config import Config
 from hpcaet.errors import InputError
 from hpcaet.forward.adf import ADFOptics, check_adf
-from hpcaet.io import read_dataset
+from hpcaet.io import FLAG_EDGE, read_dataset
 from hpcaet.parallel.tasks import executor_for
 
 __all__ = ["run_dynamic", "dynamic_inputs"]
@@ -42,7 +43,9 @@ def dynamic_inputs(config: Config, model: xr.Dataset, series: xr.Dataset) -> dic
     -------
     dict
         Keyword arguments of :func:`~hpcaet.atoms.dynamic.refine_outliers` (and
-        ``outliers``, every flagged site).
+        ``outliers``, every flagged site, and ``skipped``, the flagged sites left out
+        because the atom model's ``flag`` marks them in the field's edge band, with
+        ``dynamic.skip_edge`` and no ``dynamic.atoms`` list).
 
     Raises
     ------
@@ -61,7 +64,15 @@ def dynamic_inputs(config: Config, model: xr.Dataset, series: xr.Dataset) -> dic
         off_layer=acfg.off_layer_distance,
         smoothing=acfg.layer_smoothing,
     )
-    atoms = check_atom_indices(cfg.atoms, outliers, len(position)) if cfg.atoms else outliers
+    edge = np.zeros(len(position), bool)
+    if "flag" in model:
+        edge = (model["flag"].values.astype(int) & FLAG_EDGE) != 0
+    skipped = outliers[edge[outliers]] if cfg.skip_edge else np.zeros(0, int)
+    if cfg.atoms:  # an explicit list wins over dynamic.skip_edge
+        atoms = check_atom_indices(cfg.atoms, outliers, len(position))
+        skipped = np.zeros(0, int)
+    else:
+        atoms = np.setdiff1d(outliers, skipped)
     pixel = float(series.attrs["pixel_size"])
     if "images" not in series:
         raise InputError("processed.nc has no 'images'; run 'hpcaet preprocess' first.")
@@ -95,6 +106,7 @@ def dynamic_inputs(config: Config, model: xr.Dataset, series: xr.Dataset) -> dic
         "species": species,
         "atoms": atoms,
         "outliers": outliers,
+        "skipped": skipped,
         "pixel_size": pixel,
         "optics": optics,
         "settings": settings,
@@ -143,10 +155,14 @@ def run_dynamic(config: Config, run, client=None) -> dict[str, xr.Dataset]:
     series = read_input(run, "processed.nc", "TiltSeries", "preprocess", reader="dynamic")
     inputs = dynamic_inputs(config, model, series)
     outliers = inputs.pop("outliers")
+    skipped = inputs.pop("skipped")
     log.info(
-        "dynamic: %d flagged outliers of %s; scanning %s on a %s grid",
+        "dynamic: %d flagged outliers of %s, %d skipped in the edge band %s "
+        "(dynamic.skip_edge); scanning %s on a %s grid",
         len(outliers),
         "/".join(config.dynamic.species),
+        len(skipped),
+        skipped.tolist(),
         inputs["atoms"].tolist(),
         "x".join(str(n) for n in inputs["grid"].shape),
     )

@@ -334,3 +334,31 @@ def test_a_dask_cluster_gives_the_serial_result(scene, tmp_path):
         )
     assert len(list(tmp_path.glob("dynamic-scan-*.npz"))) == 9  # 3 x 1 x 3 points
     np.testing.assert_array_equal(spread.r1, serial.r1)
+
+
+def test_an_outlier_in_the_edge_band_is_skipped_unless_asked_for(run_dir):
+    from hpcaet.atoms.dynamic_stage import dynamic_inputs
+    from hpcaet.errors import ConfigError
+    from hpcaet.io import FLAG_EDGE, read_dataset
+
+    root, atom, _, overrides = run_dir
+    model = read_dataset(root / "atoms.nc", kind="AtomModel")
+    series = read_dataset(root / "processed.nc", kind="TiltSeries")
+    model["flag"] = ("atom", np.zeros(model.sizes["atom"], np.int8))
+    model["flag"].values[atom] = FLAG_EDGE
+
+    def inputs(**dynamic):
+        cfg = load_config(overrides={**overrides, "dynamic": {**overrides["dynamic"], **dynamic}})
+        return dynamic_inputs(cfg, model, series)
+
+    default = inputs()  # dynamic.skip_edge: true
+    assert default["outliers"].tolist() == [atom]  # still flagged ...
+    assert default["atoms"].tolist() == [] and default["skipped"].tolist() == [atom]  # not scanned
+    kept = inputs(skip_edge=False)
+    assert kept["atoms"].tolist() == [atom] and kept["skipped"].size == 0
+    named = inputs(atoms=[atom])  # an explicit list wins
+    assert named["atoms"].tolist() == [atom] and named["skipped"].size == 0
+    with pytest.raises(InputError, match=f"atom {atom + 1} is not a flagged outlier"):
+        inputs(atoms=[atom + 1])
+    with pytest.raises(ConfigError, match="skip_edge.*true or false"):
+        inputs(skip_edge="no")
