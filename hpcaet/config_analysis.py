@@ -247,11 +247,19 @@ class EelsConfig:
     correct_delocalisation: bool
     shared_width: bool
     min_significance: float
+    fit_rounds: int
     synthetic: EelsSyntheticConfig
 
     def __post_init__(self):
         _positive(
-            self, "clusters", "restarts", "max_iterations", "peaks", "initial_width", "fit_starts"
+            self,
+            "clusters",
+            "restarts",
+            "max_iterations",
+            "peaks",
+            "initial_width",
+            "fit_starts",
+            "fit_rounds",
         )
         if not self.min_significance >= 0:
             raise ConfigError(

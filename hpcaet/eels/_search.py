@@ -260,9 +260,14 @@ def _best_run(
     grade,
     threshold=0.0,
     tie=None,
+    rounds=1,
 ):
     """Run LM from each start of ``p0s``, then from fixed perturbations of them in turn
     (``starts`` runs in all, at least one per start), then swap moves from the best.
+
+    With ``rounds`` > 1 the search goes on by another ``starts`` runs (the same Halton
+    sequence, continued) while a round still lowers the best plausible χ² by more than
+    one ``s²`` (χ²/dof), or none is plausible yet, up to ``rounds`` × ``starts`` runs.
 
     ``grade(res)`` is -1 for an implausible run (a peak not positive, outside the range
     or narrower than the width floor), else the smallest height over its error. Kept:
@@ -272,8 +277,17 @@ def _best_run(
     the level kept as (cost, centres highest first)."""
     best, best_plausible, best_any, positive, graded = None, None, None, None, []
     n_runs = max(starts, len(p0s))
-    shifts = _perturbations(n_runs - len(p0s), n_peaks)
-    for run in range(n_runs):
+    limit = n_runs + max(int(rounds) - 1, 0) * starts
+    shifts = _perturbations(limit - len(p0s), n_peaks)
+    dof = max(np.size(y) - (len(p0s[0]) if tie is None else tie.shape[1]), 1)
+    round_start = None
+    for run in range(limit):
+        if run >= n_runs and (run - n_runs) % starts == 0:
+            # a round ends: go on only while it still lowered the best plausible χ²
+            now = None if best_any is None else best_any[0]
+            if now is not None and round_start is not None and round_start - now <= now / dof:
+                break
+            round_start = now
         # first the given starts; then, in turn, a perturbed given start (global) and a
         # perturbed best plausible run so far, significant or not (local: basin hopping;
         # the significance only ranks the runs found)

@@ -123,6 +123,7 @@ def analyse_spectra(
     second_derivative_start: bool = False,
     shared_width: bool = False,
     min_significance: float = 0.0,
+    fit_rounds: int = 1,
     background_estimator: str | None = None,
     scan_shape: tuple[int, ...] | None = None,
     pixel_size: tuple[float, float] | None = None,
@@ -156,9 +157,9 @@ def analyse_spectra(
         those (the paper: #1–16, #17–26, #27–40); False averages the clusters themselves.
         Spectrum images always average the clusters; their regions are the connected
         components of the cluster map.
-    n_peaks, fit_range, initial_width, fit_starts, second_derivative_start
-        Peak fit settings (:func:`~hpcaet.eels.peaks.fit_gaussians`; ``fit_starts`` is
-        its ``starts``).
+    n_peaks, fit_range, initial_width, fit_starts, fit_rounds, second_derivative_start
+        Peak fit settings (:func:`~hpcaet.eels.peaks.fit_gaussians`; ``fit_starts`` and
+        ``fit_rounds`` are its ``starts`` and ``rounds``).
     shared_width, min_significance
         One σ for all peaks of a group (resolution-limited peaks), and the smallest
         height, in standard errors, of a run's peaks for it to count as plausible
@@ -286,6 +287,7 @@ def analyse_spectra(
             second_derivative_start=second_derivative_start,
             shared_width=shared_width,
             min_significance=min_significance,
+            rounds=fit_rounds,
             power_law=power_law,
             noise=noise if weighted else None,
         )

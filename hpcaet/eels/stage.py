@@ -188,6 +188,7 @@ def analyse_eels(
         correct_delocalisation=s.correct_delocalisation,
         shared_width=s.shared_width,
         min_significance=s.min_significance,
+        fit_rounds=s.fit_rounds,
         rng=rng,
     )
     out = _to_dataset(ds, result, s)

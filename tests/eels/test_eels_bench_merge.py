@@ -36,6 +36,7 @@ def fake_run(seeds, rng):
         delocalisation=1.6,
         peak_fwhm=5.7,
         starts=160,
+        rounds=4,
         free_widths=False,
         min_significance=2.0,
     )
