@@ -5,8 +5,8 @@ Table S3 peaks of 5.7 meV FWHM, 1.6-nm delocalisation) at SNR 7 per spectrum (th
 paper's, derived in docs/eels.md) and 30, analysed with joint power law + five Gaussians
 of one shared σ (``--free-widths``: every σ free, the paper's model), runs whose peaks
 are not all 2 standard errors high set aside (``--min-significance``), delocalisation
-corrected, 160 deterministic starts a round for up to 4 rounds (``--rounds``: the search
-goes on while a round still lowers χ² by more than χ²/dof). Per true peak it
+corrected, 160 deterministic starts (``--rounds N``: up to N rounds of them while a round
+still lowers χ² by more than χ²/dof). Per true peak it
 prints Table S3's value and error bar, ``CRLB`` (Cramér–Rao bound of the centre for the
 Poisson counts of the group sum, every peak parameter and a power law free), the mean
 fitted centre, its bias and scatter (standard deviation over the seeds), scatter/CRLB,
@@ -451,7 +451,7 @@ def main() -> None:
     p.add_argument("--delocalisation", type=float, default=1.6, help="[nm]")
     p.add_argument("--peak-fwhm", type=float, default=5.7, help="phonon peak FWHM [meV]")
     p.add_argument("--starts", type=int, default=160, help="LM starts per group (per round)")
-    p.add_argument("--rounds", type=int, default=4, help="search rounds while χ² still drops")
+    p.add_argument("--rounds", type=int, default=1, help="search rounds while χ² still drops")
     p.add_argument("--free-widths", action="store_true", help="every σ free (the paper's model)")
     p.add_argument(
         "--min-significance",
