@@ -145,7 +145,8 @@ def _parser() -> argparse.ArgumentParser:
                 "--atoms",
                 default=None,
                 help="comma-separated sites to scan, each a flagged outlier (sets "
-                "dynamic.atoms; default: every flagged outlier)",
+                "dynamic.atoms; default: every flagged outlier off the edge band, "
+                "dynamic.skip_edge)",
             )
         sp.set_defaults(func=_cmd_stage, stage=name)
 
