@@ -67,11 +67,10 @@ def dynamic_inputs(config: Config, model: xr.Dataset, series: xr.Dataset) -> dic
     edge = np.zeros(len(position), bool)
     if "flag" in model:
         edge = (model["flag"].values.astype(int) & FLAG_EDGE) != 0
-    skipped = outliers[edge[outliers]] if cfg.skip_edge else np.zeros(0, int)
     if cfg.atoms:  # an explicit list wins over dynamic.skip_edge
-        atoms = check_atom_indices(cfg.atoms, outliers, len(position))
-        skipped = np.zeros(0, int)
+        atoms, skipped = check_atom_indices(cfg.atoms, outliers, len(position)), np.zeros(0, int)
     else:
+        skipped = outliers[edge[outliers]] if cfg.skip_edge else np.zeros(0, int)
         atoms = np.setdiff1d(outliers, skipped)
     pixel = float(series.attrs["pixel_size"])
     if "images" not in series:

@@ -176,9 +176,9 @@ def fit_gaussians(
     rounds : int
         Go on searching, ``starts`` runs at a time (the Halton sequence continued), while
         a round still lowers the best plausible χ² by more than one ``s²``, up to
-        ``rounds`` × ``starts`` runs; 1 stops after ``starts``. Where a group's peaks lie
-        within one FWHM of each other at low SNR, 160 runs can miss the lowest minimum
-        by tens of χ² units (docs/eels.md).
+        ``rounds`` × ``starts`` runs; 1 stops after ``starts``. It finds lower minima
+        on single spectra (tests), but did not mend the benchmark's failed interface
+        fits at SNR 7, where the power law's start mattered more (docs/eels.md).
     profile : bool
         Widen each centre's error to the half-width of its profile-likelihood interval
         (Δχ² = 1 in units of ``s²``, every other parameter refitted), which holds its
