@@ -15,7 +15,7 @@ within it, and how often the truth lies inside the reported ±1 standard error. 
 peaks are matched to the true ones by optimal assignment (statistical distance).
 
     python benchmarks/bench_eels.py [--seeds 20] [--snr 7 30] [--starts 160] [--save P]
-        [--first-seed 0]                   # --save P: P_snr7.npz, rewritten after each seed
+        [--first-seed 0] [--fit-range 16 70]   # --save P: P_snr7.npz, rewritten per seed
     python benchmarks/bench_eels.py --merge P1_snr7.npz P2_snr7.npz   # table of the pieces
     python benchmarks/bench_eels.py --background ../shared/data/real/vEELS_BTO_SI.dm4 \
         [--figure background.png]          # estimators on the real file, HyperSpy beside
@@ -319,6 +319,7 @@ def sd_interval(scatter, n, level: float = 0.9):
 
 #: Settings saved with the centres (``--save``) and checked by ``--merge``.
 SETTINGS = tuple("snr delocalisation peak_fwhm starts rounds free_widths min_significance".split())
+SETTINGS += ("fit_range",)  # files saved before it: the 16–70 meV used then
 PER_SEED = ("seeds", "centres", "errors", "times", "bounds")
 
 
@@ -330,7 +331,7 @@ def accuracy(args) -> None:
     """
     options = dict(
         peak_background="joint",
-        fit_range=(16.0, 70.0),
+        fit_range=tuple(args.fit_range),
         initial_width=2.4,
         fit_starts=args.starts,
         fit_rounds=args.rounds,
@@ -375,7 +376,8 @@ def merge(paths) -> None:
             run = {k: f[k] for k in f.files}
         if "seeds" not in run:
             raise SystemExit(f"{path}: saved without seeds (before --merge existed)")
-        key = tuple(run[k].item() for k in SETTINGS)
+        run.setdefault("fit_range", np.array([16.0, 70.0]))
+        key = tuple(str(run[k].tolist()) for k in SETTINGS)
         if key not in runs:
             runs[key] = run
             continue
@@ -408,7 +410,8 @@ def report(run) -> None:
         f"\n== SNR {run['snr']:g} per spectrum, {n_s} seeds ({ranges}), peak FWHM "
         f"{run['peak_fwhm']} meV, delocalisation {run['delocalisation']} nm, {run['starts']} "
         f"starts × {run['rounds']} rounds, {'free σ' if run['free_widths'] else 'one shared σ'}, "
-        f"peaks of at least {run['min_significance']:g} errors; "
+        f"peaks of at least {run['min_significance']:g} errors, fit range "
+        f"{'–'.join(f'{v:g}' for v in np.ravel(run.get('fit_range', (16, 70))))} meV; "
         "centres [meV], fitted peaks matched to the truth by optimal assignment =="
     )
     print(
@@ -453,12 +456,8 @@ def main() -> None:
     p.add_argument("--starts", type=int, default=160, help="LM starts per group (per round)")
     p.add_argument("--rounds", type=int, default=1, help="search rounds while χ² still drops")
     p.add_argument("--free-widths", action="store_true", help="every σ free (the paper's model)")
-    p.add_argument(
-        "--min-significance",
-        type=float,
-        default=2.0,
-        help="smallest height of a plausible peak in standard errors (0: any positive)",
-    )
+    p.add_argument("--min-significance", type=float, default=2.0, help="peak height [errors]")
+    p.add_argument("--fit-range", type=float, nargs=2, default=[16.0, 70.0], help="[meV]")
     p.add_argument("--save", metavar="PREFIX", help="also save the fitted centres (.npz)")
     p.add_argument("--misassignment", action="store_true", help="only count wrong k-means labels")
     p.add_argument("--real-noise", metavar="FOLDER", help="only the gain of the real DM files")

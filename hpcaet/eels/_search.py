@@ -54,6 +54,25 @@ def initial_centres(
     return np.sort(np.asarray(chosen))[::-1]
 
 
+def quantile_centres(signal: ArrayLike, energy: ArrayLike, *, n_peaks: int) -> np.ndarray:
+    """Starting centres that split the signal into ``n_peaks`` equal shares: the
+    (k + ½)/n quantiles of its positive part's cumulative sum, highest first.
+
+    Where the greedy start puts every centre on the strongest features (and two close
+    peaks share one), these spread over the whole signal. On the benchmark's interface
+    spectra at SNR 7 (docs/eels.md) they start the one arrangement within each peak's
+    tolerance that the greedy start and its perturbations missed. A signal with nothing
+    positive gives evenly spaced centres.
+    """
+    signal = np.clip(np.asarray(signal, dtype=float), 0.0, None)
+    energy = np.asarray(energy, dtype=float)
+    share = np.cumsum(signal)
+    if not share[-1] > 0:
+        share = np.arange(1.0, energy.size + 1.0)
+    share = share / share[-1]
+    return np.interp((np.arange(n_peaks)[::-1] + 0.5) / n_peaks, share, energy)
+
+
 def _model(p: np.ndarray, e: np.ndarray, n_peaks: int, joint: bool) -> np.ndarray:
     q = p[: 3 * n_peaks].reshape(n_peaks, 3)
     y = np.sum(q[:, 2:3] * np.exp(-0.5 * ((e[None, :] - q[:, 0:1]) / q[:, 1:2]) ** 2), axis=0)

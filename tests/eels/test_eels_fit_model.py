@@ -1,6 +1,7 @@
 """The resolution-limited peak model (one shared σ) and the significance of fitted peaks."""
 
 import numpy as np
+import pytest
 from scipy.optimize import linear_sum_assignment
 
 from hpcaet.eels import centre_crlb, fit_gaussians, gaussian
@@ -88,17 +89,21 @@ def test_shared_width_errors_are_calibrated_and_efficient():
     assert np.all(fitted.std(0, ddof=1) <= 1.3 * crlb), fitted.std(0, ddof=1) / crlb
 
 
-def test_significance_sets_aside_a_gaussian_on_noise():
+@pytest.mark.parametrize("seed", [15, 24])
+def test_significance_sets_aside_a_gaussian_on_noise(seed):
     """Seed 15 of the benchmark's SNR-7 scans: with one shared σ and any positive height
     accepted, the interface fit's lowest χ² puts a 10-count Gaussian at 56 meV and
     shares 22.9 meV with the power law, 10.7 meV from 45.5 (benchmark matching). With
     peaks of at least 2 errors every interface centre lies within max(0.5 meV, 2 CRLB)
-    of the truth (the CRLBs of the benchmark's table: 3.49, 1.10, 4.09, 1.54, 3.25 meV)."""
+    of the truth (the CRLBs of the benchmark's table: 3.49, 1.10, 4.09, 1.54, 3.25 meV).
+    Seed 24: the greedy start merged 45.5 and 41.1 and the search ended with two
+    Gaussians on 17.4 meV (χ² 100.6); the start that spreads the centres over the signal
+    reaches every centre within 0.9 meV (χ² 78.6)."""
     import warnings
 
     from hpcaet.eels import EelsWarning, analyse_spectra, synthetic_line_scan
 
-    scan = synthetic_line_scan(snr=7.0, rng=15)
+    scan = synthetic_line_scan(snr=7.0, rng=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EelsWarning)
         result = analyse_spectra(
@@ -112,7 +117,7 @@ def test_significance_sets_aside_a_gaussian_on_noise():
             pixel_maps=False,
             shared_width=True,
             min_significance=2.0,
-            rng=15,
+            rng=seed,
         )
     fit = result.fits[1]
     truth = scan.peak_centre[1]
