@@ -15,7 +15,7 @@ within it, and how often the truth lies inside the reported ±1 standard error. 
 peaks are matched to the true ones by optimal assignment (statistical distance).
 
     python benchmarks/bench_eels.py [--seeds 20] [--snr 7 30] [--starts 160] [--save P]
-        [--first-seed 0] [--fit-range 16 70]   # --save P: P_snr7.npz, rewritten per seed
+        [--first-seed 0] [--fit-range 17 70]   # --save P: P_snr7.npz, rewritten per seed
     python benchmarks/bench_eels.py --merge P1_snr7.npz P2_snr7.npz   # table of the pieces
     python benchmarks/bench_eels.py --background ../shared/data/real/vEELS_BTO_SI.dm4 \
         [--figure background.png]          # estimators on the real file, HyperSpy beside
@@ -457,7 +457,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="search rounds while χ² still drops")
     p.add_argument("--free-widths", action="store_true", help="every σ free (the paper's model)")
     p.add_argument("--min-significance", type=float, default=2.0, help="peak height [errors]")
-    p.add_argument("--fit-range", type=float, nargs=2, default=[16.0, 70.0], help="[meV]")
+    p.add_argument("--fit-range", type=float, nargs=2, default=[17.0, 70.0], help="[meV]")
     p.add_argument("--save", metavar="PREFIX", help="also save the fitted centres (.npz)")
     p.add_argument("--misassignment", action="store_true", help="only count wrong k-means labels")
     p.add_argument("--real-noise", metavar="FOLDER", help="only the gain of the real DM files")

@@ -114,7 +114,7 @@ def analyse_spectra(
     max_iterations: int = 100,
     contiguous: bool = True,
     n_peaks: int = 5,
-    fit_range: tuple[float, float] = (16.0, 70.0),
+    fit_range: tuple[float, float] = (17.0, 70.0),
     peak_background: str = "subtracted",
     initial_width: float = 3.0,
     fit_starts: int = 20,

@@ -28,7 +28,7 @@ def centre_crlb(
     height: ArrayLike,
     *,
     power_law: tuple[float, float] | None = None,
-    fit_range: tuple[float, float] = (16.0, 70.0),
+    fit_range: tuple[float, float] = (17.0, 70.0),
 ) -> np.ndarray:
     """Cramér–Rao bound of the peak centres of a Poisson spectrum, every parameter free.
 

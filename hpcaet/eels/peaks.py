@@ -99,7 +99,7 @@ def fit_gaussians(
     energy: ArrayLike,
     *,
     n_peaks: int = 5,
-    fit_range: tuple[float, float] = (16.0, 70.0),
+    fit_range: tuple[float, float] = (17.0, 70.0),
     initial: ArrayLike | None = None,
     initial_width: float = 3.0,
     power_law: tuple[float, float] | None = None,

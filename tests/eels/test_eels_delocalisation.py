@@ -1,9 +1,12 @@
 """Delocalised signal of neighbouring regions: decay length, own spectra, peak bias."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from hpcaet.eels import (
+    EelsWarning,
     analyse_spectra,
     estimate_delocalisation,
     region_weights,
@@ -57,15 +60,20 @@ def test_correction_removes_the_bias_of_the_interface_peaks():
     expected = scan.background + scan.signal
     err = {}
     for correct in (False, True):
-        result = analyse_spectra(
-            expected,
-            scan.energy,
-            peak_background="joint",
-            fit_starts=1,
-            initial_width=2.4,
-            correct_delocalisation=correct,
-            rng=0,
-        )
+        # uncorrected, the MoS2 mean holds the interface's signal too, and a fit from a
+        # single start may leave one of its five peaks undetermined (EelsWarning): only
+        # the interface centres count here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore" if not correct else "error", EelsWarning)
+            result = analyse_spectra(
+                expected,
+                scan.energy,
+                peak_background="joint",
+                fit_starts=1,
+                initial_width=2.4,
+                correct_delocalisation=correct,
+                rng=0,
+            )
         err[correct] = result.fits[1].centre[:3] - scan.peak_centre[1, :3]
     assert abs(err[False][0]) > 1.0
     assert np.all(np.abs(err[True]) < 0.3), err[True]
