@@ -251,17 +251,37 @@ def _acceptable(res, e, n_peaks, min_width=0.0) -> bool:
 def significance(res, n_peaks, tie, *, dof, poisson) -> float:
     """The smallest height over its standard error ``s (JᵀJ)⁻¹ᐟ²`` (``s² = χ²/dof``, at
     least 1 with Poisson weights); 0 where the covariance is singular. A Gaussian that
-    the noise alone could make has a height within about one error of zero."""
+    the noise alone could make has a height within about one error of zero.
+
+    Gaussians whose centres lie within half the smaller σ of each other count as one
+    feature, judged by their summed height and its error: two Gaussians on one centre
+    are one Gaussian of the summed height (where the data cannot place a fifth peak the
+    fit may put it there), and each height alone is undetermined while the sum is not.
+    """
     s2 = float(np.sum(res.fun**2)) / dof
     s2 = max(s2, 1.0) if poisson else s2
-    try:
-        cov = np.linalg.inv(res.jac.T @ res.jac) * s2
-    except np.linalg.LinAlgError:
-        return 0.0
-    var = np.diag(cov if tie is None else tie @ cov @ tie.T)[2 : 3 * n_peaks : 3]
-    if not np.all(var > 0):
-        return 0.0
-    return float(np.min(res.x[2 : 3 * n_peaks : 3] / np.sqrt(var)))
+    full = np.eye(res.x.size) if tie is None else tie
+    cov = np.linalg.pinv(res.jac.T @ res.jac) * s2
+    q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
+    order = np.argsort(q[:, 0])
+    groups, current = [], [order[0]]
+    for a, b in zip(order[:-1], order[1:], strict=True):
+        if q[b, 0] - q[a, 0] < 0.5 * min(abs(q[a, 1]), abs(q[b, 1])):
+            current.append(b)
+        else:
+            groups.append(current)
+            current = [b]
+    groups.append(current)
+    smallest = np.inf
+    for members in groups:
+        pick = np.zeros(res.x.size)
+        pick[3 * np.asarray(members) + 2] = 1.0  # the group's summed height
+        grad = pick @ full  # d(sum of heights) / d(fitted parameters)
+        var = float(grad @ cov @ grad)
+        if not var > 0:
+            return 0.0
+        smallest = min(smallest, float(pick @ res.x) / np.sqrt(var))
+    return smallest
 
 
 def _best_run(

@@ -125,3 +125,36 @@ def test_significance_sets_aside_a_gaussian_on_noise(seed):
     order = _matched(fit.centre, truth, tolerance)
     assert np.all(np.abs(fit.centre[order] - truth) <= tolerance), fit.centre
     assert np.all(fit.height >= 2 * fit.height_error), fit.height / fit.height_error
+
+
+def test_two_gaussians_on_one_centre_count_as_one_feature():
+    """Where the data cannot place a fifth peak the fit may put two Gaussians on one
+    centre: each height alone is then undetermined, their sum is not. The significance
+    of such a pair is that of one Gaussian with the summed height; well-separated peaks
+    are judged one by one, as before."""
+    from types import SimpleNamespace
+
+    from hpcaet.eels._search import _jacobian, _lm, significance
+
+    e = np.arange(10.0, 70.0, 0.44)
+    mean = gaussian(e, 40.0, 2.4, 100.0) + gaussian(e, 55.0, 2.4, 40.0) + 30.0
+    y = np.random.default_rng(3).poisson(mean) - 30.0
+    weight = 1.0 / np.sqrt(mean)
+    run = dict(joint=False, weight=weight, max_evaluations=2000)
+    one = _lm(e, y, np.array([40.0, 2.4, 90.0, 55.0, 2.4, 30.0]), n_peaks=2, **run)
+    # the same optimum with its 40-meV peak as two Gaussians of half the height each on
+    # one centre: the same model, residuals and fit quality
+    c, s, h = one.x[:3]
+    split = np.r_[c, s, 0.5 * h, c, s, 0.5 * h, one.x[3:]]
+    pair = SimpleNamespace(
+        x=split, fun=one.fun, jac=_jacobian(split, e, 3, False) * weight[:, None]
+    )
+    dof = e.size - 6
+    as_one = significance(one, 2, None, dof=dof, poisson=True)
+    as_pair = significance(pair, 3, None, dof=dof, poisson=True)
+    assert as_pair == pytest.approx(as_one, rel=1e-6), (as_pair, as_one)
+    # separated peaks: the smaller height over its own error (the 55-meV peak)
+    cov = np.linalg.inv(one.jac.T @ one.jac) * max(np.sum(one.fun**2) / dof, 1.0)
+    weakest = min(one.x[2] / np.sqrt(cov[2, 2]), one.x[5] / np.sqrt(cov[5, 5]))
+    assert as_one == pytest.approx(weakest, rel=1e-6)
+    assert 5.0 < as_one < 20.0  # the 40-count peak over a 30-count floor: well above 2
