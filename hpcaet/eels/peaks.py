@@ -228,40 +228,34 @@ def fit_gaussians(
         )
     if not initial_width > 0:
         raise InputError(f"initial_width must be positive; got {initial_width} meV.")
-
-    def starts_from(law):
-        """The LM starting points: peaks on the spectrum less the power law ``law``."""
-        base = law[0] * e ** -law[1] if joint else np.zeros_like(e)
-        if initial is None:
-            candidates = [
-                _greedy_centres(
-                    e,
-                    y - base,
-                    n_peaks=n_peaks,
-                    width=float(initial_width),
-                    max_evaluations=max_evaluations,
-                )
-            ]
-            if second_derivative_start:
-                candidates.append(
-                    initial_centres(y - base, e, n_peaks=n_peaks, smooth=0.5 * initial_width)
-                )
-            if spread_start:
-                candidates.append(quantile_centres(y - base, e, n_peaks=n_peaks))
-        else:
-            candidates = [np.asarray(initial, dtype=float).ravel()]
-        p0s = []
-        for centres in candidates:
-            heights = np.maximum(np.interp(centres, e, y - base), 0.05 * np.ptp(y - base) + 1e-12)
-            p0 = np.column_stack([centres, np.full(n_peaks, float(initial_width)), heights]).ravel()
-            p0s.append(np.r_[p0, np.log(law[0]), law[1]] if joint else p0)
-        return p0s
-
-    if initial is not None and np.asarray(initial).size != n_peaks:
-        raise InputError(
-            f"initial has {np.asarray(initial).size} centres for n_peaks = {n_peaks}; "
-            "give one each."
-        )
+    base = power_law[0] * e ** -power_law[1] if joint else np.zeros_like(e)
+    if initial is None:
+        candidates = [
+            _greedy_centres(
+                e,
+                y - base,
+                n_peaks=n_peaks,
+                width=float(initial_width),
+                max_evaluations=max_evaluations,
+            )
+        ]
+        if second_derivative_start:
+            candidates.append(
+                initial_centres(y - base, e, n_peaks=n_peaks, smooth=0.5 * initial_width)
+            )
+        if spread_start:
+            candidates.append(quantile_centres(y - base, e, n_peaks=n_peaks))
+    else:
+        candidates = [np.asarray(initial, dtype=float).ravel()]
+        if candidates[0].size != n_peaks:
+            raise InputError(
+                f"initial has {candidates[0].size} centres for n_peaks = {n_peaks}; give one each."
+            )
+    p0s = []
+    for centres in candidates:
+        heights = np.maximum(np.interp(centres, e, y - base), 0.05 * np.ptp(y - base) + 1e-12)
+        p0 = np.column_stack([centres, np.full(n_peaks, float(initial_width)), heights]).ravel()
+        p0s.append(np.r_[p0, np.log(power_law[0]), power_law[1]] if joint else p0)
     if starts < 1:
         raise InputError(f"starts must be >= 1; got {starts}.")
     if not (isinstance(rounds, (int, np.integer)) and rounds >= 1):
@@ -284,7 +278,10 @@ def fit_gaussians(
             return np.inf
         return significance(res, n_peaks, tie, dof=e.size - n_par, poisson=noise is not None)
 
-    search = dict(
+    res, minima = _best_run(
+        e,
+        y,
+        p0s,
         n_peaks=n_peaks,
         joint=joint,
         starts=starts,
@@ -297,7 +294,6 @@ def fit_gaussians(
         tie=tie,
         rounds=int(rounds),
     )
-    res, minima = _best_run(e, y, starts_from(power_law), **search)
     if res is None:
         raise ConvergenceError(
             f"the {n_peaks}-Gaussian fit over {list(fit_range)} meV did not converge in "
