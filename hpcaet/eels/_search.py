@@ -249,9 +249,10 @@ def _acceptable(res, e, n_peaks, min_width=0.0) -> bool:
 
 
 def significance(res, n_peaks, tie, *, dof, poisson) -> float:
-    """The smallest height over its standard error ``s (JᵀJ)⁻¹ᐟ²`` (``s² = χ²/dof``, at
-    least 1 with Poisson weights); 0 where the covariance is singular. A Gaussian that
-    the noise alone could make has a height within about one error of zero.
+    """The smallest height over its standard error ``s (JᵀJ)⁺ᐟ²`` (``s² = χ²/dof``, at
+    least 1 with Poisson weights; ``⁺`` the pseudo-inverse); 0 where a height's variance
+    is not positive. A Gaussian that the noise alone could make has a height within
+    about one error of zero.
 
     Gaussians whose centres lie within half the smaller σ of each other count as one
     feature, judged by their summed height and its error: two Gaussians on one centre
@@ -264,18 +265,12 @@ def significance(res, n_peaks, tie, *, dof, poisson) -> float:
     cov = np.linalg.pinv(res.jac.T @ res.jac) * s2
     q = res.x[: 3 * n_peaks].reshape(n_peaks, 3)
     order = np.argsort(q[:, 0])
-    groups, current = [], [order[0]]
-    for a, b in zip(order[:-1], order[1:], strict=True):
-        if q[b, 0] - q[a, 0] < 0.5 * min(abs(q[a, 1]), abs(q[b, 1])):
-            current.append(b)
-        else:
-            groups.append(current)
-            current = [b]
-    groups.append(current)
+    c, w = q[order, 0], np.abs(q[order, 1])
+    apart = np.diff(c) >= 0.5 * np.minimum(w[:-1], w[1:])  # neighbours in centre order
     smallest = np.inf
-    for members in groups:
+    for members in np.split(order, np.flatnonzero(apart) + 1):
         pick = np.zeros(res.x.size)
-        pick[3 * np.asarray(members) + 2] = 1.0  # the group's summed height
+        pick[3 * members + 2] = 1.0  # the group's summed height
         grad = pick @ full  # d(sum of heights) / d(fitted parameters)
         var = float(grad @ cov @ grad)
         if not var > 0:
